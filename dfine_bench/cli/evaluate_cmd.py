@@ -1,0 +1,10 @@
+"""`dfine-bench evaluate` (being written: see the module's owner)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="(not yet available)")
+    p.set_defaults(func=lambda args: print("dfine-bench evaluate: not yet available") or 2)

@@ -1,0 +1,202 @@
+"""Hydra structured configs: one dataclass per config group, the schema of every suite.
+
+Every YAML file under ``suites/<group>/`` is validated against the dataclass of its
+group, so a misspelled key or a value of the wrong type fails at start-up. Choices
+with a fixed set of values are ``Enum``s, so OmegaConf names the allowed values.
+
+Groups: model, weights, dataset, evaluation, profiling, backend, protocol, suite, output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from omegaconf import MISSING
+
+
+class WeightsSource(str, Enum):
+    auto = "auto"  # the HF cache if it holds the model's hub weights, else random-init (labelled)
+    random_init = "random-init"
+    hub = "hub"
+    local = "local"
+    official = "official"
+
+
+class DatasetKind(str, Enum):
+    auto = "auto"  # COCO val2017 if DFINE_BENCH_COCO (or root) points at one, else generated
+    coco = "coco"
+    generated = "generated"
+
+
+class Engine(str, Enum):
+    faster_coco_eval = "faster_coco_eval"
+    pycocotools = "pycocotools"
+
+
+class BackendName(str, Enum):
+    eager = "eager"
+    compile = "compile"
+    onnxruntime = "onnxruntime"
+    tensorrt = "tensorrt"
+
+
+class DType(str, Enum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
+class Timed(str, Enum):
+    model = "model"
+    model_postprocess = "model+postprocess"
+    end_to_end = "end-to-end"  # preprocess + model + postprocess
+
+
+class ProfileInput(str, Enum):
+    fixed = "fixed"  # one fixed random tensor
+    dataset = "dataset"  # real dataset images, as in the paper
+
+
+@dataclass
+class ModelConfig:
+    """One model from the registry; ``model=<name>`` picks it (every registered name is an option)."""
+
+    name: str = MISSING
+    num_classes: int | None = None  # None: the model's default head (COCO: 80)
+    input_size: list[int] | None = None  # [h, w]; None: the model's own (640x640 for D-FINE)
+
+
+@dataclass
+class WeightsConfig:
+    source: WeightsSource = WeightsSource.auto
+    path: str | None = None  # hub id, local directory or checkpoint file (hub/local/official)
+    revision: str | None = None
+    seed: int = 0  # random-init
+    trust_remote_code: bool = False  # never run code from a checkpoint unless the user opts in
+
+
+@dataclass
+class DatasetConfig:
+    kind: DatasetKind = DatasetKind.auto
+    name: str = "auto"
+    root: str | None = None  # COCO root; None: $DFINE_BENCH_COCO
+    images: str = "val2017"  # relative to root, or absolute
+    annotations: str = "annotations/instances_val2017.json"  # relative to root, or absolute
+    subset: int | None = None  # first N image ids in sorted order
+    # generated dataset
+    num_images: int = 24
+    image_size: list[int] = field(default_factory=lambda: [480, 640])  # [h, w]
+    seed: int = 0
+    cache_dir: str | None = None  # where generated data is written; None: <results>/_generated
+
+
+@dataclass
+class EvaluationConfig:
+    enabled: bool = True
+    engine: Engine = Engine.faster_coco_eval
+    batch_size: int = 1
+    num_workers: int = 2
+    resume: bool = True  # reuse predictions already streamed to disk
+    per_category: bool = True
+    pr_curves: bool = True
+    max_failed_fraction: float = 0.01  # more unreadable images than this fails the evaluation
+
+
+@dataclass
+class ProfilingConfig:
+    enabled: bool = True
+    complexity: bool = True  # params and GFLOPs
+    latency: bool = True
+    throughput: bool = True
+    trace: bool = False
+    timed: Timed = Timed.model
+    input: ProfileInput = ProfileInput.fixed
+    warmup: int = 10
+    iters: int = 50  # timed iterations (at least), stops early past max_time_s
+    min_iters: int = 10
+    max_time_s: float = 20.0
+    batch_sizes: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    max_batch_size: int = 64
+    throughput_iters: int = 10
+    threads: int | None = None  # CPU threads; None: torch's default (recorded either way)
+    cv_warn: float = 0.10  # warn when the coefficient of variation is above this
+    flops_input_size: list[int] = field(default_factory=lambda: [640, 640])
+    trace_steps: int = 5
+
+
+@dataclass
+class BackendConfig:
+    name: BackendName = BackendName.eager
+    dtype: DType = DType.fp32
+    compile_mode: str = "default"  # torch.compile mode
+    onnx_opset: int = 17
+    ort_providers: list[str] = field(default_factory=list)  # empty: best available
+    trt_workspace_gb: float = 4.0
+    atol: float = 1e-2  # max |backend - eager| above which the backend's timing is not trusted
+
+
+@dataclass
+class ProtocolConfig:
+    """A named measurement protocol; ``paper_t4`` is the paper's (TensorRT FP16, bs 1, 640, model only)."""
+
+    name: str = "custom"
+    description: str = ""
+    reference_device: str | None = None  # latency claims compare only on this device (e.g. "T4")
+
+
+@dataclass
+class SuiteConfig:
+    name: str = "default"
+    description: str = ""
+    models: list[str] = field(default_factory=list)
+    backends: list[str] = field(default_factory=list)  # empty: just ${backend.name}
+    claims: str | None = "dfine_paper"  # claims file under suites/claims/ to check against
+    baseline: str | None = None  # baseline file for `check`
+    # per-metric tolerances for `check` (metric -> tolerance; latency ones are relative)
+    tolerances: dict[str, float] = field(default_factory=dict)
+    report: bool = True
+
+
+@dataclass
+class OutputConfig:
+    results_dir: str = "results"
+    reports_dir: str = "reports"
+    run_id: str | None = None  # None: resume the last unfinished run of the same config, or start anew
+    resume: bool = True
+    report_name: str | None = None  # None: reports/<run-id>
+    progress: str = "auto"  # auto (only on a terminal) | on | off
+    log_level: str = "INFO"
+
+
+@dataclass
+class RunConfig:
+    """The root config of ``dfine-bench run`` / ``profile``."""
+
+    suite: SuiteConfig = field(default_factory=SuiteConfig)
+    model: ModelConfig | None = None  # set: run just this model instead of the suite's list
+    weights: WeightsConfig = field(default_factory=WeightsConfig)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    profiling: ProfilingConfig = field(default_factory=ProfilingConfig)
+    backend: BackendConfig = field(default_factory=BackendConfig)
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    device: str = "cpu"  # cpu | cuda | cuda:N
+    seed: int = 0
+    defaults: list[Any] = field(default_factory=list)
+
+
+#: group name -> schema dataclass, for validating group files and for `list`.
+GROUP_SCHEMAS: dict[str, type] = {
+    "suite": SuiteConfig,
+    "model": ModelConfig,
+    "weights": WeightsConfig,
+    "dataset": DatasetConfig,
+    "evaluation": EvaluationConfig,
+    "profiling": ProfilingConfig,
+    "backend": BackendConfig,
+    "protocol": ProtocolConfig,
+    "output": OutputConfig,
+}

@@ -1,0 +1,127 @@
+"""Provenance of the machine and software a run used: versions, devices, git revision.
+
+Everything is optional: a missing tool (no GPU, no TensorRT, not a git checkout) is
+recorded as ``None`` rather than failing the run.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import dfine_bench
+
+_OPTIONAL_PACKAGES = (
+    "transformers",
+    "onnxruntime",
+    "onnx",
+    "tensorrt",
+    "faster-coco-eval",
+    "pycocotools",
+    "hydra-core",
+    "calflops",
+    "ultralytics",
+    "numpy",
+    "pandas",
+)
+
+
+def _version(pkg: str) -> str | None:
+    try:
+        return importlib.metadata.version(pkg)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _git(*args: str, cwd: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def git_state() -> dict[str, Any]:
+    """The project's revision and whether the tree was dirty (None outside a checkout)."""
+    root = Path(dfine_bench.__file__).resolve().parents[1]
+    rev = _git("rev-parse", "HEAD", cwd=root)
+    if rev is None:
+        return {"git_revision": None, "git_dirty": None}
+    status = _git("status", "--porcelain", "--untracked-files=no", cwd=root)
+    return {"git_revision": rev, "git_dirty": bool(status)}
+
+
+def gpu_info() -> list[dict[str, Any]]:
+    """Name, driver and clocks of each NVIDIA GPU via nvidia-smi; [] where there is none."""
+    if not torch.cuda.is_available():
+        return []
+    fields = "name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,memory.total"
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader,nounits"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout
+        rows = [[c.strip() for c in line.split(",")] for line in out.strip().splitlines()]
+        keys = ["name", "driver", "sm_clock_mhz", "max_sm_clock_mhz", "mem_clock_mhz", "memory_total_mib"]
+        return [dict(zip(keys, r)) for r in rows]
+    except (OSError, subprocess.SubprocessError):
+        return [{"name": torch.cuda.get_device_name(i)} for i in range(torch.cuda.device_count())]
+
+
+def device_name(device: str) -> str:
+    """What actually runs a 'cpu' or 'cuda:N' device, for labels ("NVIDIA H100 80GB HBM3")."""
+    if device.startswith("cuda") and torch.cuda.is_available():
+        index = torch.device(device).index or 0
+        return torch.cuda.get_device_name(index)
+    return cpu_model()
+
+
+@functools.lru_cache(maxsize=1)
+def _static_environment() -> dict[str, Any]:
+    cuda = torch.version.cuda if torch.cuda.is_available() else None
+    cudnn = torch.backends.cudnn.version() if torch.cuda.is_available() else None
+    env: dict[str, Any] = {
+        "python": platform.python_version(),
+        "python_executable": sys.executable,
+        "torch": torch.__version__,
+        "cuda": cuda,
+        "cudnn": cudnn,
+        "dfine_bench": dfine_bench.__version__,
+        "os": platform.platform(),
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "gpus": gpu_info(),
+    }
+    env.update({pkg.replace("-", "_"): _version(pkg) for pkg in _OPTIONAL_PACKAGES})
+    env.update(git_state())
+    return env
+
+
+def capture_environment() -> dict[str, Any]:
+    """Environment block for a record (static facts cached; thread count read now)."""
+    env = dict(_static_environment())
+    env["torch_threads"] = torch.get_num_threads()
+    env["hostname"] = platform.node()
+    return env

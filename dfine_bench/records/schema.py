@@ -1,0 +1,216 @@
+"""The result record: one versioned schema for everything a run measures.
+
+A record is one task's outcome (an evaluation, a latency measurement, a parameter
+count, ...) for one model under one setup, with full provenance. Records are JSON
+files under ``results/<run-id>/records/``; ``dfine_bench.records.store`` reads and
+writes them. Bump ``SCHEMA_VERSION`` on any incompatible change: loaders refuse
+records of another version with a message rather than misreading them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+#: The tasks a run performs; each writes records with this ``task`` value.
+TASKS = ("evaluation", "complexity", "latency", "throughput", "trace")
+
+#: Record outcome: ``ok``; ``skipped`` (not possible here, with the reason); ``failed`` (an error, kept).
+STATUSES = ("ok", "skipped", "failed")
+
+
+@dataclass
+class Metric:
+    """One number with its unit. ``higher_is_better`` drives regression checks and Pareto plots."""
+
+    value: float | None
+    unit: str
+    higher_is_better: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        v = self.value
+        if isinstance(v, float) and not math.isfinite(v):
+            v = None  # JSON has no NaN/inf; absent is the honest value
+        return {"value": v, "unit": self.unit, "higher_is_better": self.higher_is_better}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Metric:
+        return cls(value=d.get("value"), unit=d.get("unit", ""), higher_is_better=d.get("higher_is_better"))
+
+
+@dataclass
+class ModelInfo:
+    """What model, with which weights. ``random_init`` marks numbers that are no model's accuracy."""
+
+    name: str
+    family: str = ""
+    weights_source: str = "random-init"  # random-init | hub | local | official
+    weights_id: str | None = None
+    weights_sha256: str | None = None
+    weights_seed: int | None = None
+    random_init: bool = True
+    num_classes: int | None = None
+    input_size: list[int] | None = None
+    fdr: bool = False
+    fdr_bins: int | None = None
+    go_lsd: bool = False
+    num_parameters: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DatasetInfo:
+    """Which data. ``generated`` marks the project's synthetic stand-in, never COCO."""
+
+    name: str
+    kind: str = "coco"  # coco | generated | predictions-only
+    generated: bool = False
+    annotations: str | None = None
+    annotations_sha256: str | None = None
+    images_root: str | None = None
+    num_images: int | None = None
+    subset: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Setup:
+    """How it was measured. ``protocol`` names a preset (``paper_t4``) or ``custom``;
+    ``deviations`` lists, in words, where this differs from the paper's protocol."""
+
+    device: str = "cpu"
+    device_name: str | None = None  # e.g. "NVIDIA T4", "Intel Xeon ..." — what really ran
+    dtype: str = "fp32"
+    backend: str = "eager"
+    batch_size: int = 1
+    input_size: list[int] | None = None
+    threads: int | None = None
+    protocol: str = "custom"
+    timed: str | None = None  # model | model+postprocess | end-to-end
+    detections_per_image: int | None = None
+    score_threshold: float | None = None
+    engine: str | None = None  # COCO engine
+    deviations: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ResultRecord:
+    run_id: str
+    record_id: str
+    task: str
+    model: ModelInfo
+    setup: Setup
+    environment: dict[str, Any]
+    metrics: dict[str, Metric] = field(default_factory=dict)
+    dataset: DatasetInfo | None = None
+    status: str = "ok"
+    reason: str | None = None
+    notes: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"record task {self.task!r} is not one of {TASKS}")
+        if self.status not in STATUSES:
+            raise ValueError(f"record status {self.status!r} is not one of {STATUSES}")
+
+    def value(self, metric: str) -> float | None:
+        m = self.metrics.get(metric)
+        return None if m is None else m.value
+
+    @property
+    def is_stand_in(self) -> bool:
+        """True when the numbers come from random weights or generated data."""
+        return self.model.random_init or bool(self.dataset and self.dataset.generated)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {
+            "schema_version": self.schema_version,
+            "run_id": self.run_id,
+            "record_id": self.record_id,
+            "task": self.task,
+            "status": self.status,
+            "reason": self.reason,
+            "created_at": self.created_at,
+            "model": dataclasses.asdict(self.model),
+            "dataset": dataclasses.asdict(self.dataset) if self.dataset else None,
+            "setup": dataclasses.asdict(self.setup),
+            "environment": self.environment,
+            "metrics": {k: m.to_dict() for k, m in self.metrics.items()},
+            "notes": list(self.notes),
+            "details": self.details,
+        }
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ResultRecord:
+        version = d.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise SchemaVersionError(version)
+        try:
+            return cls(
+                run_id=d["run_id"],
+                record_id=d["record_id"],
+                task=d["task"],
+                status=d.get("status", "ok"),
+                reason=d.get("reason"),
+                created_at=d["created_at"],
+                model=_build(ModelInfo, d["model"]),
+                dataset=_build(DatasetInfo, d["dataset"]) if d.get("dataset") else None,
+                setup=_build(Setup, d["setup"]),
+                environment=d.get("environment", {}),
+                metrics={k: Metric.from_dict(v) for k, v in d.get("metrics", {}).items()},
+                notes=list(d.get("notes", [])),
+                details=d.get("details", {}),
+                schema_version=version,
+            )
+        except KeyError as exc:
+            raise ValueError(f"record is missing the field {exc.args[0]!r}") from None
+
+
+class SchemaVersionError(ValueError):
+    def __init__(self, found: Any) -> None:
+        self.found = found
+        super().__init__(
+            f"record schema version {found!r} is not the supported version {SCHEMA_VERSION}; "
+            "re-run with this version of dfine-bench or load it with the version that wrote it"
+        )
+
+
+def _build(cls: type, data: dict[str, Any]) -> Any:
+    """Build a dataclass from a dict; unknown keys go into ``extra`` so nothing is lost."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    known = {k: v for k, v in data.items() if k in names}
+    unknown = {k: v for k, v in data.items() if k not in names}
+    obj = cls(**known)
+    if unknown:
+        obj.extra.update(unknown)
+    return obj
+
+
+@dataclass
+class TaskOutcome:
+    """What a task (evaluation, profiling step) returns; the runner turns it into a ``ResultRecord``.
+
+    ``key`` makes the record id unique within the run for this model and task (for example
+    ``"onnxruntime-fp32-bs1"``); ``setup`` overrides ``Setup`` fields (backend, dtype, batch_size,
+    timed, threads, engine, detections_per_image, deviations, ...).
+    """
+
+    task: str
+    key: str = ""
+    metrics: dict[str, Metric] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    setup: dict[str, Any] = field(default_factory=dict)
+    dataset: DatasetInfo | None = None
+    status: str = "ok"
+    reason: str | None = None
+    notes: list[str] = field(default_factory=list)
