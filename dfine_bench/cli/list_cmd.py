@@ -1,10 +1,147 @@
-"""`dfine-bench list` (being written: see the module's owner)."""
+"""``dfine-bench list``: what is registered — models, suites, datasets, backends, protocols, claims."""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
+from pathlib import Path
+
+import pandas as pd
+import torch
+import yaml
+
+from dfine_bench.adapters.registry import get_registered, list_models, load_errors
+from dfine_bench.config.loading import group_options, suites_dir
+
+KINDS = ("models", "suites", "datasets", "backends", "protocols", "weights", "claims")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("list", help="(not yet available)")
-    p.set_defaults(func=lambda args: print("dfine-bench list: not yet available") or 2)
+    p = sub.add_parser(
+        "list",
+        help="list registered models, suites, datasets, backends, protocols, claims",
+        description="List what dfine-bench knows. With no argument, everything.",
+    )
+    p.add_argument("what", nargs="?", choices=[*KINDS, "all"], default="all")
+    p.add_argument("--family", help="models: only this family (e.g. d-fine, rt-detr)")
+    p.add_argument("--no-params", action="store_true", help="models: skip computing parameter counts")
+    p.add_argument("--suites-dir", action="append", default=[], metavar="DIR", help="extra suites folder")
+    p.set_defaults(func=main)
+
+
+def _first_comment(path: Path) -> str:
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line.startswith("#") and "@package" not in line:
+            return line.lstrip("# ").strip()
+    return ""
+
+
+def models_frame(family: str | None = None, compute_params: bool = True) -> pd.DataFrame:
+    try:
+        from dfine_bench.adapters.catalog import models_table
+
+        df = models_table(compute_params=compute_params)
+    except ImportError:
+        rows = []
+        for name in list_models():
+            s = get_registered(name).spec
+            rows.append(
+                {
+                    "name": name,
+                    "family": s.family,
+                    "input_size": "x".join(map(str, s.input_size)),
+                    "fdr": s.fdr,
+                    "go_lsd": s.go_lsd,
+                    "weights": ", ".join(s.hub_ids),
+                }
+            )
+        df = pd.DataFrame(rows)
+    if family is not None and not df.empty:
+        df = df[df["family"] == family]
+    return df
+
+
+def suites_frame(extra_dirs: list[str]) -> pd.DataFrame:
+    rows = []
+    for name in group_options("suite", extra_dirs):
+        path = next(
+            (
+                d / "suite" / f"{name}.yaml"
+                for d in (suites_dir(), *map(Path, extra_dirs))
+                if (d / "suite" / f"{name}.yaml").is_file()
+            ),
+            None,
+        )
+        data = yaml.safe_load(path.read_text()) if path else {}
+        suite = (data or {}).get("suite", {})
+        rows.append(
+            {
+                "suite": name,
+                "models": ", ".join(suite.get("models", [])),
+                "description": " ".join(str(suite.get("description", "")).split()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def group_frame(group: str, extra_dirs: list[str]) -> pd.DataFrame:
+    rows = []
+    for name in group_options(group, extra_dirs):
+        path = suites_dir() / group / f"{name}.yaml"
+        rows.append({group: name, "description": _first_comment(path) if path.is_file() else ""})
+    return pd.DataFrame(rows)
+
+
+def backends_frame() -> pd.DataFrame:
+    cuda = torch.cuda.is_available()
+    has = {m: importlib.util.find_spec(m) is not None for m in ("onnxruntime", "tensorrt")}
+    rows = [
+        {"backend": "eager", "available here": "yes", "dtypes": "fp32" + (", fp16, bf16" if cuda else "")},
+        {"backend": "compile", "available here": "yes", "dtypes": "fp32" + (", fp16, bf16" if cuda else "")},
+        {
+            "backend": "onnxruntime",
+            "available here": "yes" if has["onnxruntime"] else "no (pip install onnxruntime)",
+            "dtypes": "fp32",
+        },
+        {
+            "backend": "tensorrt",
+            "available here": "yes"
+            if has["tensorrt"] and cuda
+            else "no (needs an NVIDIA GPU and `pip install dfine-bench[tensorrt]`)",
+            "dtypes": "fp16, fp32",
+        },
+    ]
+    return pd.DataFrame(rows)
+
+
+def main(args: argparse.Namespace) -> int:
+    kinds = KINDS if args.what == "all" else (args.what,)
+    for kind in kinds:
+        if kind == "models":
+            df = models_frame(args.family, compute_params=not args.no_params)
+        elif kind == "suites":
+            df = suites_frame(args.suites_dir)
+        elif kind == "datasets":
+            df = group_frame("dataset", args.suites_dir)
+            coco = os.environ.get("DFINE_BENCH_COCO")
+            print(f"DFINE_BENCH_COCO = {coco or '(not set: dataset=auto uses the generated dataset)'}")
+        elif kind == "backends":
+            df = backends_frame()
+        elif kind == "protocols":
+            df = group_frame("protocol", args.suites_dir)
+        elif kind == "weights":
+            df = group_frame("weights", args.suites_dir)
+        else:
+            claims = sorted(p.stem for p in (suites_dir() / "claims").glob("*.yaml"))
+            df = pd.DataFrame({"claims": claims})
+        print(f"== {kind} ==")
+        print(df.to_string(index=False) if not df.empty else "(none)")
+        print()
+    errors = load_errors()
+    if errors and "models" in kinds:
+        print("adapters that failed to load:")
+        for where, why in errors.items():
+            print(f"  {where}: {why}")
+    return 0

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
 
 from omegaconf import MISSING
 
@@ -152,6 +151,7 @@ class SuiteConfig:
     description: str = ""
     models: list[str] = field(default_factory=list)
     backends: list[str] = field(default_factory=list)  # empty: just ${backend.name}
+    input_size: list[int] | None = None  # [h, w] for every model (e.g. small inputs in suite=ci)
     claims: str | None = "dfine_paper"  # claims file under suites/claims/ to check against
     baseline: str | None = None  # baseline file for `check`
     # per-metric tolerances for `check` (metric -> tolerance; latency ones are relative)
@@ -185,7 +185,6 @@ class RunConfig:
     output: OutputConfig = field(default_factory=OutputConfig)
     device: str = "cpu"  # cpu | cuda | cuda:N
     seed: int = 0
-    defaults: list[Any] = field(default_factory=list)
 
 
 #: group name -> schema dataclass, for validating group files and for `list`.

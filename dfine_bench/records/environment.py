@@ -54,9 +54,7 @@ def cpu_model() -> str:
 
 def _git(*args: str, cwd: Path) -> str | None:
     try:
-        out = subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
-        )
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=True)
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
@@ -81,7 +79,10 @@ def gpu_info() -> list[dict[str, Any]]:
     try:
         out = subprocess.run(
             ["nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=10, check=True,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         ).stdout
         rows = [[c.strip() for c in line.split(",")] for line in out.strip().splitlines()]
         keys = ["name", "driver", "sm_clock_mhz", "max_sm_clock_mhz", "mem_clock_mhz", "memory_total_mib"]

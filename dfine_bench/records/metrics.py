@@ -56,4 +56,8 @@ def metric(name: str, value: float | int | None, unit: str | None = None) -> Met
     d = METRICS.get(name)
     if d is None:
         return Metric(value=None if value is None else float(value), unit=unit or "")
-    return Metric(value=None if value is None else float(value), unit=unit or d.unit, higher_is_better=d.higher_is_better)
+    return Metric(
+        value=None if value is None else float(value),
+        unit=unit or d.unit,
+        higher_is_better=d.higher_is_better,
+    )

@@ -163,9 +163,9 @@ class ResultRecord:
                 status=d.get("status", "ok"),
                 reason=d.get("reason"),
                 created_at=d["created_at"],
-                model=_build(ModelInfo, d["model"]),
-                dataset=_build(DatasetInfo, d["dataset"]) if d.get("dataset") else None,
-                setup=_build(Setup, d["setup"]),
+                model=build_dataclass(ModelInfo, d["model"]),
+                dataset=build_dataclass(DatasetInfo, d["dataset"]) if d.get("dataset") else None,
+                setup=build_dataclass(Setup, d["setup"]),
                 environment=d.get("environment", {}),
                 metrics={k: Metric.from_dict(v) for k, v in d.get("metrics", {}).items()},
                 notes=list(d.get("notes", [])),
@@ -185,7 +185,7 @@ class SchemaVersionError(ValueError):
         )
 
 
-def _build(cls: type, data: dict[str, Any]) -> Any:
+def build_dataclass(cls: type, data: dict[str, Any]) -> Any:
     """Build a dataclass from a dict; unknown keys go into ``extra`` so nothing is lost."""
     names = {f.name for f in dataclasses.fields(cls)}
     known = {k: v for k, v in data.items() if k in names}

@@ -144,9 +144,7 @@ def _record_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return files
 
 
-def load_records(
-    paths: Iterable[str | os.PathLike[str]], *, strict: bool = False
-) -> list[ResultRecord]:
+def load_records(paths: Iterable[str | os.PathLike[str]], *, strict: bool = False) -> list[ResultRecord]:
     """Load records from run folders, record files or a results root.
 
     A corrupt or foreign file is skipped with a warning naming it (``strict=True`` raises).

@@ -1,0 +1,153 @@
+"""Finding the suites, registering the schema with Hydra, composing configs with clear errors.
+
+The suites ship inside the wheel as ``dfine_bench/suites`` (a source checkout reads the
+top-level ``suites/``). Users add their own folders with ``--suites-dir``; Hydra's search
+path then finds their files beside the built-in ones.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+import dfine_bench
+from dfine_bench.config.schema import GROUP_SCHEMAS, ModelConfig, RunConfig
+from dfine_bench.errors import ConfigError
+
+PRIMARY_CONFIG = "run"
+
+
+def suites_dir() -> Path:
+    """The built-in suites folder: inside the installed package, else the checkout's ``suites/``."""
+    pkg = Path(dfine_bench.__file__).resolve().parent
+    for candidate in (pkg / "suites", pkg.parent / "suites"):
+        if (candidate / f"{PRIMARY_CONFIG}.yaml").is_file():
+            return candidate
+    raise ConfigError(
+        f"the built-in suites are missing (looked in {pkg / 'suites'} and {pkg.parent / 'suites'})"
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def register_configs() -> None:
+    """Store the schema and one ``model`` option per registered model in Hydra's ConfigStore."""
+    from dfine_bench.adapters.registry import list_models
+
+    cs = ConfigStore.instance()
+    cs.store(name="base_run", node=RunConfig)
+    for name in list_models():
+        cs.store(group="model", name=name, node=ModelConfig(name=name))
+
+
+def search_path_override(extra_dirs: Sequence[str | Path]) -> list[str]:
+    """The Hydra override that adds user suite folders to the search path."""
+    dirs = []
+    for d in extra_dirs:
+        path = Path(d).expanduser().resolve()
+        if not path.is_dir():
+            raise ConfigError(f"--suites-dir {d}: no such folder")
+        dirs.append(f"file://{path}")
+    return [f"hydra.searchpath=[{','.join(dirs)}]"] if dirs else []
+
+
+def group_options(group: str, extra_dirs: Sequence[str | Path] = ()) -> list[str]:
+    """The names a config group offers (files in every suites folder, plus stored nodes)."""
+    names: set[str] = set()
+    for root in (suites_dir(), *map(Path, extra_dirs)):
+        folder = root / group
+        if folder.is_dir():
+            names.update(p.stem for p in folder.glob("*.yaml"))
+    if group == "model":
+        from dfine_bench.adapters.registry import list_models
+
+        names.update(list_models())
+    return sorted(names)
+
+
+def compose_config(overrides: Sequence[str] = (), extra_dirs: Sequence[str | Path] = ()) -> DictConfig:
+    """Compose the run config for ``overrides`` or raise a one-line ``ConfigError``."""
+    register_configs()
+    overrides = [*overrides, *search_path_override(extra_dirs)]
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(suites_dir()), version_base="1.3"):
+            cfg = compose(config_name=PRIMARY_CONFIG, overrides=list(overrides))
+            OmegaConf.to_object(cfg)  # type-checks every value against the schema
+            return cfg
+    except (
+        ConfigCompositionException,
+        MissingConfigException,
+        OverrideParseException,
+        OmegaConfBaseException,
+        ValueError,
+    ) as exc:
+        raise ConfigError(friendly_error(exc, extra_dirs)) from None
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def to_run_config(cfg: DictConfig) -> RunConfig:
+    obj = OmegaConf.to_object(cfg)
+    assert isinstance(obj, RunConfig)
+    return obj
+
+
+def friendly_error(exc: BaseException, extra_dirs: Sequence[str | Path] = ()) -> str:
+    """Turn Hydra/OmegaConf's multi-line errors into one line naming the key and the allowed values."""
+    cause: BaseException = exc
+    while cause.__cause__ is not None and not isinstance(cause, OmegaConfBaseException):
+        cause = cause.__cause__
+    text = str(cause).strip()
+    first = text.splitlines()[0] if text else type(cause).__name__
+
+    missing = re.search(r"Could not find '([^/']+)/([^']+)'", text)
+    if missing:
+        group, name = missing.groups()
+        options = group_options(group, extra_dirs)
+        close = difflib.get_close_matches(name, options, n=3, cutoff=0.5)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        return f"unknown {group} {name!r}.{hint} Available: {', '.join(options)}"
+
+    full_key = getattr(cause, "full_key", None)
+    key_match = re.search(r"Key '([^']+)' not in '(\w+)'", text)
+    if key_match:
+        key, schema = key_match.groups()
+        where = full_key or key
+        fields = _schema_fields(schema)
+        close = difflib.get_close_matches(key, fields, n=3, cutoff=0.5)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        return f"unknown config key {where!r}.{hint} Valid keys of {schema}: {', '.join(fields)}"
+
+    enum_match = re.search(r"Invalid value '([^']*)', expected one of \[([^\]]*)\]", text)
+    if enum_match:
+        value, allowed = enum_match.groups()
+        return f"bad value {value!r} for {full_key or 'a config key'}: allowed values are {allowed}"
+
+    if full_key:
+        return f"bad value for {full_key}: {first}"
+    return first
+
+
+def _schema_fields(schema_name: str) -> list[str]:
+    for cls in (RunConfig, *GROUP_SCHEMAS.values()):
+        if cls.__name__ == schema_name:
+            return [f for f in cls.__dataclass_fields__]
+    return []
+
+
+def describe_config(cfg: DictConfig) -> dict[str, Any]:
+    """A plain dict of the resolved config, for run.json."""
+    container = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    assert isinstance(container, dict)
+    return container
