@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -134,14 +135,16 @@ def run_once(cfg: object, overrides: Sequence[str]) -> int:
     from dfine_bench.runner import run_suite
 
     assert isinstance(cfg, DictConfig)
-    _setup_console_logging(str(cfg.output.log_level))
+    rank = int(os.environ.get("RANK", "0"))  # under torchrun only rank 0 talks
+    _setup_console_logging(str(cfg.output.log_level) if rank == 0 else "WARNING")
     outcome = run_suite(
         to_run_config(cfg),
         resolved_config=describe_config(cfg),
         explicit_groups=explicit_groups(overrides),
         command=["dfine-bench", *sys.argv[1:]],
     )
-    print_summary(outcome)
+    if rank == 0:
+        print_summary(outcome)
     return outcome.exit_code
 
 

@@ -8,7 +8,6 @@ path then finds their files beside the built-in ones.
 from __future__ import annotations
 
 import difflib
-import functools
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,7 +38,6 @@ def suites_dir() -> Path:
     )
 
 
-@functools.lru_cache(maxsize=1)
 def register_configs() -> None:
     """Store the schema and one ``model`` option per registered model in Hydra's ConfigStore."""
     from dfine_bench.adapters.registry import list_models
@@ -120,6 +118,9 @@ def friendly_error(exc: BaseException, extra_dirs: Sequence[str | Path] = ()) ->
         return f"unknown {group} {name!r}.{hint} Available: {', '.join(options)}"
 
     full_key = getattr(cause, "full_key", None)
+    if not full_key:
+        key_line = re.search(r"full_key: (\S+)", text)
+        full_key = key_line.group(1) if key_line else None
     key_match = re.search(r"Key '([^']+)' not in '(\w+)'", text)
     if key_match:
         key, schema = key_match.groups()

@@ -66,7 +66,9 @@ def test_user_suite_folder_adds_a_suite(tmp_path) -> None:
 def test_cli_prints_one_line_error_and_exits_2() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "dfine_bench", "run", "profiling.warmpu=3"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.strip().splitlines() if line]

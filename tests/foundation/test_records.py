@@ -48,8 +48,18 @@ def test_record_round_trips_through_json(tmp_path: Path) -> None:
 
 def test_environment_has_provenance() -> None:
     env = capture_environment()
-    for key in ("python", "torch", "transformers", "cpu_model", "cpu_count", "os", "dfine_bench",
-                "git_revision", "git_dirty", "torch_threads"):
+    for key in (
+        "python",
+        "torch",
+        "transformers",
+        "cpu_model",
+        "cpu_count",
+        "os",
+        "dfine_bench",
+        "git_revision",
+        "git_dirty",
+        "torch_threads",
+    ):
         assert key in env, key
     assert env["torch"]
 

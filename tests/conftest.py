@@ -1,0 +1,41 @@
+"""Fixtures shared by every test folder."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PLUGIN_SITE = FIXTURES / "plugin_site"
+
+
+@pytest.fixture
+def plugin_site(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Put the toy third-party adapter package on the path (this process and subprocesses).
+
+    Its ``dfine_bench.adapters`` entry point registers ``toy_det``, ``toy_det_b`` and
+    ``toy_det_slow``; the registry is reloaded so the entry point is discovered.
+    """
+    from dfine_bench.adapters import registry
+
+    monkeypatch.syspath_prepend(str(PLUGIN_SITE))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(PLUGIN_SITE), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setattr(registry, "_loaded", False)
+    registry._ensure_loaded()
+    yield PLUGIN_SITE
+    for name in ("toy_det", "toy_det_b", "toy_det_slow"):
+        registry.unregister_model(name)
+    sys.modules.pop("toy_detectors", None)
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run CLI commands inside a temporary working directory (results/, reports/ land there)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("DFINE_BENCH_COCO", raising=False)
+    return tmp_path
