@@ -1,8 +1,8 @@
 """Model adapters: one interface (``DetectorAdapter``), a registry and ``create_model``."""
 
 from dfine_bench.adapters.base import (
-    DetectorAdapter,
     Detections,
+    DetectorAdapter,
     ModelSpec,
     PreprocessedBatch,
     Preprocessor,
@@ -17,8 +17,8 @@ from dfine_bench.adapters.registry import (
 )
 
 __all__ = [
-    "DetectorAdapter",
     "Detections",
+    "DetectorAdapter",
     "ModelSpec",
     "PreprocessedBatch",
     "Preprocessor",
