@@ -1,0 +1,206 @@
+"""The generated stand-in dataset: COCO format, made here, deterministic from a seed.
+
+Used for offline runs and tests when COCO val2017 is not on disk. Each image shows
+flat-coloured rectangles on a dark background; every rectangle is one annotation of a
+known box and category (each category has its own colour). Sizes cover COCO's
+small (< 32^2), medium (< 96^2) and large areas; some images hold an ``iscrowd`` region
+(hatched, annotated with an RLE mask) and some hold no objects at all. Its AP measures
+nothing about any model: records mark it ``generated``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+from pycocotools import mask as mask_utils
+
+from dfine_bench.adapters.labels import COCO80_CATEGORY_IDS, COCO80_NAMES
+from dfine_bench.utils.files import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+GENERATOR_VERSION = 1
+MANIFEST = "manifest.json"
+ANNOTATIONS = "annotations.json"
+IMAGES = "images"
+
+#: Object categories drawn (the first 12 COCO-80 classes); all 80 are declared in the file.
+DRAWN_CATEGORIES: tuple[int, ...] = COCO80_CATEGORY_IDS[:12]
+
+#: One saturated colour per drawn category, far apart so a colour names its category.
+PALETTE: tuple[tuple[int, int, int], ...] = (
+    (230, 25, 75),
+    (60, 180, 75),
+    (255, 225, 25),
+    (0, 130, 200),
+    (245, 130, 48),
+    (145, 30, 180),
+    (70, 240, 240),
+    (240, 50, 230),
+    (210, 245, 60),
+    (250, 190, 212),
+    (0, 128, 128),
+    (170, 110, 40),
+)
+BACKGROUND = (24, 24, 24)
+
+# Side-length ranges (pixels) per COCO area class: small < 32^2, medium < 96^2, large above.
+_SIDES = {"small": (8, 30), "medium": (36, 92), "large": (100, 260)}
+
+
+@dataclass(frozen=True)
+class GeneratedParams:
+    num_images: int = 24
+    image_size: tuple[int, int] = (480, 640)  # (height, width)
+    seed: int = 0
+
+    def key(self) -> str:
+        blob = json.dumps([GENERATOR_VERSION, self.num_images, list(self.image_size), self.seed])
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "generator_version": GENERATOR_VERSION,
+            "num_images": self.num_images,
+            "image_size": list(self.image_size),
+            "seed": self.seed,
+        }
+
+
+def image_id_for(index: int) -> int:
+    """Sparse, non-contiguous ids (like COCO's) so code never assumes ids are positions."""
+    return 1000 + 7 * index
+
+
+def _place(
+    rng: np.random.Generator, h: int, w: int, area_class: str, taken: list[tuple[int, ...]]
+) -> tuple[int, ...] | None:
+    lo, hi = _SIDES[area_class]
+    hi = min(hi, int(min(h, w) * 0.6))
+    if hi < lo:
+        return None  # image too small for this area class
+    for _ in range(30):  # objects do not overlap: every drawn box is fully visible
+        bw, bh = int(rng.integers(lo, hi + 1)), int(rng.integers(lo, hi + 1))
+        x, y = int(rng.integers(0, w - bw + 1)), int(rng.integers(0, h - bh + 1))
+        box = (x, y, x + bw, y + bh)
+        if all(box[2] <= t[0] or t[2] <= box[0] or box[3] <= t[1] or t[3] <= box[1] for t in taken):
+            return box
+    return None
+
+
+def _crowd_rle(h: int, w: int, box: tuple[int, ...]) -> dict[str, Any]:
+    m = np.zeros((h, w), dtype=np.uint8)
+    m[box[1] : box[3], box[0] : box[2]] = 1
+    rle = mask_utils.encode(np.asfortranarray(m))
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def _make_image(
+    index: int, params: GeneratedParams, rng: np.random.Generator
+) -> tuple[Image.Image, list[dict[str, Any]]]:
+    h, w = params.image_size
+    img = Image.new("RGB", (w, h), BACKGROUND)
+    draw = ImageDraw.Draw(img)
+    anns: list[dict[str, Any]] = []
+    if index % 6 == 5:  # every sixth image is empty
+        return img, anns
+    taken: list[tuple[int, ...]] = []
+    if index % 4 == 1:  # a hatched crowd region
+        box = _place(rng, h, w, "large", taken)
+        if box is not None:
+            taken.append(box)
+            k = int(rng.integers(len(DRAWN_CATEGORIES)))
+            for x in range(box[0], box[2], 6):
+                draw.rectangle((x, box[1], min(x + 2, box[2] - 1), box[3] - 1), fill=PALETTE[k])
+            anns.append(
+                {
+                    "category_id": DRAWN_CATEGORIES[k],
+                    "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]],
+                    "area": float((box[2] - box[0]) * (box[3] - box[1])),
+                    "iscrowd": 1,
+                    "segmentation": _crowd_rle(h, w, box),
+                }
+            )
+    n_objects = int(rng.integers(1, 7))
+    classes = ("small", "medium", "large")
+    for j in range(n_objects):
+        area_class = classes[(index + j) % 3]  # every image mixes sizes; all three appear often
+        box = _place(rng, h, w, area_class, taken)
+        if box is None:
+            continue
+        taken.append(box)
+        k = int(rng.integers(len(DRAWN_CATEGORIES)))
+        draw.rectangle((box[0], box[1], box[2] - 1, box[3] - 1), fill=PALETTE[k])
+        x0, y0, x1, y1 = box
+        anns.append(
+            {
+                "category_id": DRAWN_CATEGORIES[k],
+                "bbox": [x0, y0, x1 - x0, y1 - y0],
+                "area": float((x1 - x0) * (y1 - y0)),
+                "iscrowd": 0,
+                "segmentation": [[x0, y0, x1, y0, x1, y1, x0, y1]],
+            }
+        )
+    return img, anns
+
+
+def generate_dataset(out_dir: Path, params: GeneratedParams) -> tuple[Path, Path]:
+    """Write (or reuse) the dataset under ``out_dir``; returns (images_dir, annotations file).
+
+    A manifest written last marks the folder complete, so an interrupted generation is
+    redone rather than reused half-written.
+    """
+    out_dir = Path(out_dir)
+    images_dir, ann_path, manifest = out_dir / IMAGES, out_dir / ANNOTATIONS, out_dir / MANIFEST
+    if manifest.is_file() and ann_path.is_file():
+        try:
+            if json.loads(manifest.read_text()) == params.as_dict():
+                return images_dir, ann_path
+        except ValueError:
+            pass
+    if params.num_images < 1:
+        raise ValueError("a generated dataset needs at least one image")
+    # Remove only what a previous (interrupted or other-parameter) generation wrote here.
+    manifest.unlink(missing_ok=True)
+    ann_path.unlink(missing_ok=True)
+    if images_dir.exists():
+        shutil.rmtree(images_dir)
+    images_dir.mkdir(parents=True)
+    log.info(
+        "generating a stand-in COCO dataset: %d images of %s under %s",
+        params.num_images,
+        params.image_size,
+        out_dir,
+    )
+    rng = np.random.default_rng(params.seed)
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
+    h, w = params.image_size
+    for index in range(params.num_images):
+        image_id = image_id_for(index)
+        img, anns = _make_image(index, params, rng)
+        file_name = f"{image_id:012d}.png"  # lossless: drawn boxes stay exact
+        img.save(images_dir / file_name)
+        images.append({"id": image_id, "file_name": file_name, "height": h, "width": w})
+        for ann in anns:
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, **ann})
+    categories = [
+        {"id": cid, "name": name, "supercategory": ""} for cid, name in zip(COCO80_CATEGORY_IDS, COCO80_NAMES)
+    ]
+    coco = {
+        "info": {"description": "dfine-bench generated stand-in dataset (not COCO)", **params.as_dict()},
+        "images": images,
+        "annotations": annotations,
+        "categories": categories,
+    }
+    atomic_write_json(ann_path, coco)
+    atomic_write_json(manifest, params.as_dict())
+    return images_dir, ann_path

@@ -1,0 +1,413 @@
+"""``profile_model``: every profiling task for one model and one backend, as ``TaskOutcome``s.
+
+Order: complexity (params, GFLOPs) -> backend build (ONNX export, engine) -> output check
+against eager -> latency (with memory, harness overhead, optional trace) -> throughput sweep.
+A backend this machine cannot run gives ``skipped`` outcomes with the reason; a failed ONNX
+export or a backend whose outputs disagree with eager gives ``failed`` outcomes; the other
+tasks still run and are returned.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dfine_bench.adapters.base import DetectorAdapter
+from dfine_bench.errors import BackendUnavailable, DfineBenchError
+from dfine_bench.profiling import _config as C
+from dfine_bench.profiling.backends import BackendRunner, build_backend, check_backend, validate
+from dfine_bench.profiling.complexity import complexity
+from dfine_bench.profiling.memory import MemoryWatch
+from dfine_bench.profiling.onnx_export import OnnxExportError
+from dfine_bench.profiling.protocols import PAPER_PROTOCOL, deviations_from_paper, on_reference_device
+from dfine_bench.profiling.throughput import run_sweep, sweep_sizes
+from dfine_bench.profiling.timing import harness_overhead, time_callable
+from dfine_bench.profiling.trace import record_trace, trace_dir
+from dfine_bench.records.environment import device_name as _device_name
+from dfine_bench.records.metrics import metric
+from dfine_bench.records.schema import TaskOutcome
+from dfine_bench.utils.progress import Progress
+
+log = logging.getLogger(__name__)
+
+TIMED_MODES = ("model", "model+postprocess", "end-to-end")
+
+
+def max_abs_diff(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> float:
+    """Largest |a - b| over matching outputs (inf when shapes differ or values are not finite)."""
+    if len(a) != len(b):
+        return float("inf")
+    worst = 0.0
+    for x, y in zip(a, b):
+        x, y = x.detach().float().cpu(), y.detach().float().cpu()
+        if x.shape != y.shape:
+            return float("inf")
+        d = (x - y).abs()
+        if d.numel() == 0:
+            continue
+        if not torch.isfinite(d).all():
+            return float("inf")
+        worst = max(worst, float(d.max()))
+    return worst
+
+
+class _Inputs:
+    """The inputs a timed call sees: a fixed random tensor, or real images (cycled, as the paper)."""
+
+    def __init__(
+        self,
+        adapter: DetectorAdapter,
+        input_size: tuple[int, int],
+        images: list[np.ndarray] | None,
+    ) -> None:
+        self.adapter = adapter
+        self.input_size = input_size
+        self.images = list(images) if images else None
+        self.kind = "dataset" if self.images else "fixed"
+        if self.images is None:
+            # end-to-end timing needs an image to preprocess: a fixed, seeded random one
+            rng = np.random.default_rng(0)
+            self._fixed_image = rng.integers(0, 256, (*input_size, 3), dtype=np.uint8)
+
+    def image_batches(self, batch_size: int) -> list[list[np.ndarray]]:
+        pool = self.images or [self._fixed_image]
+        n = max(1, len(pool) // batch_size) if len(pool) >= batch_size else 1
+        cyc = itertools.cycle(pool)
+        return [[next(cyc) for _ in range(batch_size)] for _ in range(n)]
+
+    def tensors(self, batch_size: int) -> list[tuple[torch.Tensor, list[tuple[int, int]]]]:
+        """Model-ready batches with the original sizes postprocessing maps boxes back to."""
+        if self.images is None:
+            x = self.adapter.example_input(batch_size, self.input_size).to("cpu", torch.float32)
+            return [(x, [tuple(self.input_size)] * batch_size)]
+        out = []
+        for batch in self.image_batches(batch_size):
+            pre = self.adapter.preprocess(batch)
+            out.append((pre.pixel_values.float(), pre.original_sizes))
+        return out
+
+
+def _timed_fn(
+    runner: BackendRunner, adapter: DetectorAdapter, inputs: _Inputs, timed: str, batch_size: int
+) -> Callable[[], Any]:
+    """The zero-argument callable whose latency is measured, per ``timed`` mode."""
+    if timed == "end-to-end":
+        batches = itertools.cycle(inputs.image_batches(batch_size))
+
+        def end_to_end() -> Any:
+            images = next(batches)
+            pre = adapter.preprocess(images)
+            out = runner.to_torch(runner.call(runner.prepare(pre.pixel_values)))
+            return adapter.postprocess(adapter.outputs_from_tuple(out), pre.original_sizes)
+
+        return end_to_end
+    prepared = [(runner.prepare(x), sizes) for x, sizes in inputs.tensors(batch_size)]
+    items = itertools.cycle(prepared)
+    if timed == "model":
+        if len(prepared) == 1:
+            native = prepared[0][0]
+            return lambda: runner.call(native)
+        return lambda: runner.call(next(items)[0])
+
+    def model_postprocess() -> Any:
+        native, sizes = next(items)
+        out = runner.to_torch(runner.call(native))
+        return adapter.postprocess(adapter.outputs_from_tuple(out), sizes)
+
+    return model_postprocess
+
+
+def _reference_check(runner: BackendRunner, adapter: DetectorAdapter, inputs: _Inputs) -> float:
+    """Max |backend - eager fp32| on the first input batch (0.0 for eager fp32 itself)."""
+    x, _ = inputs.tensors(1)[0]
+    if runner.name == "eager" and runner.dtype == "fp32":
+        return 0.0
+    with torch.inference_mode():
+        ref = tuple(adapter.export_module().eval()(x.to(adapter.device, torch.float32)))
+    got = runner(x)
+    return max_abs_diff(ref, got)
+
+
+def profile_model(
+    adapter: DetectorAdapter,
+    cfg: Any,
+    backend: Any,
+    *,
+    device: str,
+    work_dir: Path,
+    images: list[np.ndarray] | None = None,
+    protocol: Any = None,
+    include_complexity: bool = True,
+    progress: str | bool = "auto",
+) -> list[TaskOutcome]:
+    """Profile one model on one backend; returns complexity, latency, throughput and trace outcomes.
+
+    ``cfg`` is a ``ProfilingConfig``, ``backend`` a ``BackendConfig``, ``protocol`` a
+    ``ProtocolConfig`` (dataclasses or DictConfigs). Unknown backend/dtype/device names raise a
+    ``DfineBenchError``; what this machine cannot run gives ``skipped`` outcomes.
+    """
+    work_dir = Path(work_dir)
+    name = str(C.get(backend, "name", "eager"))
+    dtype = str(C.get(backend, "dtype", "fp32"))
+    timed = str(C.get(cfg, "timed", "model"))
+    if timed not in TIMED_MODES:
+        raise DfineBenchError(f"profiling.timed={timed!r} is not one of {', '.join(TIMED_MODES)}")
+    validate(name, dtype, device)
+    protocol_name = str(C.get(protocol, "name", "custom"))
+    key_base = f"{name}-{dtype}"
+    input_size = tuple(int(s) for s in adapter.spec.input_size)
+    flops_size = tuple(int(s) for s in C.get_list(cfg, "flops_input_size", list(input_size)))
+    if len(flops_size) != 2:
+        raise DfineBenchError(f"profiling.flops_input_size must be [height, width] (got {list(flops_size)})")
+
+    threads_requested = C.get(cfg, "threads", None)
+    old_threads = torch.get_num_threads()
+    if threads_requested:
+        if int(threads_requested) < 1:
+            raise DfineBenchError(f"profiling.threads must be >= 1 (got {threads_requested})")
+        torch.set_num_threads(int(threads_requested))
+    threads = torch.get_num_threads()
+    dev_name = (
+        _device_name(device) if torch.device(device).type == "cpu" or torch.cuda.is_available() else device
+    )
+    inputs = _Inputs(adapter, input_size, images)
+
+    def setup(batch_size: int, **extra: Any) -> dict[str, Any]:
+        s: dict[str, Any] = {
+            "device": device,
+            "device_name": dev_name,
+            "backend": name,
+            "dtype": dtype,
+            "batch_size": batch_size,
+            "input_size": list(input_size),
+            "timed": timed,
+            "threads": threads if torch.device(device).type == "cpu" else None,
+            "protocol": protocol_name,
+            "deviations": deviations_from_paper(
+                dev_name, name, dtype, batch_size, input_size, timed, inputs.kind
+            ),
+        }
+        s.update(extra)
+        return s
+
+    outcomes: list[TaskOutcome] = []
+    progress_bar = Progress(None, f"profile {adapter.spec.name} {key_base}", unit="task", enabled=progress)
+    try:
+        with progress_bar:
+            if include_complexity and C.get(cfg, "complexity", True):
+                adapter.to(device, torch.float32)
+                log.info("%s: counting params and GFLOPs at %s", adapter.spec.name, flops_size)
+                c = complexity(adapter, flops_size)  # type: ignore[arg-type]
+                c.setup.update({"device": device, "device_name": dev_name, "protocol": protocol_name})
+                outcomes.append(c)
+                progress_bar.update()
+            outcomes.extend(
+                _profile_backend(adapter, cfg, backend, name, dtype, timed, device, work_dir, inputs, setup)
+            )
+            progress_bar.update()
+    finally:
+        torch.set_num_threads(old_threads)
+    if protocol_name == PAPER_PROTOCOL and not on_reference_device(dev_name):
+        for o in outcomes:
+            if o.task == "latency":
+                o.notes.append(
+                    f"protocol {PAPER_PROTOCOL} ran on {dev_name}: "
+                    "not comparable with the paper's T4 latencies"
+                )
+    return outcomes
+
+
+def _profile_backend(
+    adapter: DetectorAdapter,
+    cfg: Any,
+    backend: Any,
+    name: str,
+    dtype: str,
+    timed: str,
+    device: str,
+    work_dir: Path,
+    inputs: _Inputs,
+    setup: Callable[..., dict[str, Any]],
+) -> list[TaskOutcome]:
+    key_base = f"{name}-{dtype}"
+    want_latency = bool(C.get(cfg, "latency", True))
+    want_throughput = bool(C.get(cfg, "throughput", True))
+    want_trace = bool(C.get(cfg, "trace", False))
+    if not (want_latency or want_throughput or want_trace):
+        return []
+    batch_sizes = [int(b) for b in C.get_list(cfg, "batch_sizes", [1])]
+    max_bs = int(C.get(cfg, "max_batch_size", 64))
+    cuda = torch.device(device).type == "cuda"
+    sizes = sweep_sizes(batch_sizes, max_bs, extend=cuda and len(batch_sizes) > 1)
+
+    def not_run(status: str, reason: str, details: dict[str, Any] | None = None) -> list[TaskOutcome]:
+        tasks = [("latency", f"{key_base}-bs1")] if want_latency else []
+        if want_throughput:
+            tasks.append(("throughput", key_base))
+        if want_trace:
+            tasks.append(("trace", key_base))
+        return [
+            TaskOutcome(
+                task=t, key=k, status=status, reason=reason, details=dict(details or {}), setup=setup(1)
+            )
+            for t, k in tasks
+        ]
+
+    try:
+        check_backend(name, dtype, device)
+        log.info("%s: building backend %s", adapter.spec.name, key_base)
+        runner = build_backend(
+            adapter,
+            backend,
+            device=device,
+            work_dir=work_dir,
+            input_size=inputs.input_size,
+            max_batch_size=max(sizes or [1]),
+            threads=torch.get_num_threads() if not cuda else None,
+        )
+    except BackendUnavailable as exc:
+        log.warning("%s %s skipped: %s", adapter.spec.name, key_base, exc)
+        return not_run("skipped", str(exc))
+    except OnnxExportError as exc:
+        log.error("%s %s: %s", adapter.spec.name, key_base, exc)
+        return not_run("failed", str(exc), {"onnx_failed_op": exc.op, "onnx_errors": exc.errors})
+
+    diff = _reference_check(runner, adapter, inputs)
+    atol = float(C.get(backend, "atol", 1e-2))
+    check = {"output_max_abs_diff": diff, "atol": atol, "reference": "eager fp32, same input"}
+    if not diff <= atol:
+        reason = (
+            f"{key_base} outputs differ from eager fp32 by {diff:.4g} > backend.atol={atol:g} "
+            "on the same input; "
+            "timings of a backend that computes something else do not count (raise backend.atol if expected)"
+        )
+        out = not_run("failed", reason, {"output_check": check, "backend_info": runner.info})
+        for o in out:
+            o.metrics["output_max_abs_diff"] = metric("output_max_abs_diff", diff)
+        return out
+
+    outcomes: list[TaskOutcome] = []
+    warmup, iters = int(C.get(cfg, "warmup", 10)), int(C.get(cfg, "iters", 50))
+    min_iters = min(int(C.get(cfg, "min_iters", 10)), iters)
+    max_time_s = float(C.get(cfg, "max_time_s", 20.0))
+    overhead = harness_overhead(device)
+    top: list[dict[str, Any]] | None = None
+
+    if want_trace:
+        tdir = trace_dir(work_dir, adapter.spec.name, key_base)
+        try:
+            fn = _timed_fn(runner, adapter, inputs, timed, 1)
+            path, top = record_trace(
+                fn,
+                tdir,
+                worker=f"{adapter.spec.name}.{key_base}",
+                device=device,
+                steps=int(C.get(cfg, "trace_steps", 5)),
+            )
+            outcomes.append(
+                TaskOutcome(
+                    task="trace",
+                    key=key_base,
+                    details={
+                        "trace_dir": str(path),
+                        "files": sorted(p.name for p in path.glob("*.pt.trace.json*")),
+                        "top_ops": top,
+                        "open_with": f"tensorboard --logdir {Path(work_dir) / 'traces'}",
+                    },
+                    setup=setup(1),
+                )
+            )
+        except Exception as exc:  # a profiler failure must not lose the timings
+            log.exception("trace of %s %s failed", adapter.spec.name, key_base)
+            outcomes.append(
+                TaskOutcome(
+                    task="trace", key=key_base, status="failed", reason=f"{type(exc).__name__}: {exc}"
+                )
+            )
+
+    if want_latency:
+        fn = _timed_fn(runner, adapter, inputs, timed, 1)
+        with MemoryWatch(device) as mw:
+            m = time_callable(
+                fn, warmup=warmup, iters=iters, min_iters=min_iters, max_time_s=max_time_s, device=device
+            )
+        metrics = m.to_metrics()
+        metrics["harness_overhead"] = metric("harness_overhead", overhead.median)
+        metrics.update(mw.metrics())
+        metrics["output_max_abs_diff"] = metric("output_max_abs_diff", diff)
+        notes = list(mw.notes)
+        cv_warn = float(C.get(cfg, "cv_warn", 0.10))
+        if m.cv > cv_warn:
+            msg = (
+                f"latency coefficient of variation {m.cv:.2f} is above {cv_warn:.2f}: a noisy machine "
+                "(other load, frequency scaling); compare medians with care"
+            )
+            log.warning("%s %s: %s", adapter.spec.name, key_base, msg)
+            notes.append(msg)
+        details: dict[str, Any] = {
+            "samples_ms": m.samples_ms,
+            "summary": m.summary(),
+            "timer": m.timer,
+            "warmup": warmup,
+            "harness_overhead": overhead.summary(),
+            "input": inputs.kind,
+            "output_check": check,
+            "backend_info": runner.info,
+            "peak_rss_per_step": mw.per_step,
+        }
+        if top is not None:
+            details["top_ops"] = top
+        outcomes.append(
+            TaskOutcome(
+                task="latency",
+                key=f"{key_base}-bs1",
+                metrics=metrics,
+                details=details,
+                setup=setup(1),
+                notes=notes,
+            )
+        )
+
+    if want_throughput and sizes:
+        results = run_sweep(
+            lambda bs: _timed_fn(runner, adapter, inputs, timed, bs),
+            sizes,
+            device=device,
+            warmup=min(warmup, 2),
+            iters=max(1, int(C.get(cfg, "throughput_iters", 10))),
+            max_time_s=max_time_s,
+        )
+        ok = [r for r in results if r.status == "ok"]
+        best = max(ok, key=lambda r: r.throughput or 0.0) if ok else None
+        metrics = {}
+        if best is not None:
+            metrics["throughput"] = metric("throughput", best.throughput)
+            metrics["max_batch_size"] = metric("max_batch_size", max(r.batch_size for r in ok))
+        limit = next((r for r in results if r.status == "oom"), None)
+        details = {
+            "by_batch_size": [r.to_dict() for r in results],
+            "best_batch_size": best.batch_size if best else None,
+            "memory_limit": limit.to_dict() if limit else None,
+            "sweep_rule": "listed batch sizes" + (", then doubling up to max_batch_size" if cuda else ""),
+            "input": inputs.kind,
+            "backend_info": runner.info,
+        }
+        failed = [r for r in results if r.status == "failed"]
+        outcomes.append(
+            TaskOutcome(
+                task="throughput",
+                key=key_base,
+                metrics=metrics,
+                details=details,
+                setup=setup(best.batch_size if best else sizes[0], batch_sizes=sizes),
+                status="ok" if ok else "failed",
+                reason=None if ok else (failed[0].reason if failed else "no batch size fit in memory"),
+            )
+        )
+    return outcomes

@@ -1,0 +1,34 @@
+"""The paper's protocol preset and the deviation sentences every latency record carries."""
+
+from __future__ import annotations
+
+from dfine_bench.profiling.protocols import PAPER_T4, deviations_from_paper, on_reference_device
+
+
+def test_paper_setup_on_a_t4_has_no_deviations() -> None:
+    assert deviations_from_paper("Tesla T4", "tensorrt", "fp16", 1, (640, 640), "model", "dataset") == []
+    assert PAPER_T4.batch_size == 1 and PAPER_T4.input_size == (640, 640)
+    assert (PAPER_T4.backend, PAPER_T4.dtype, PAPER_T4.timed) == ("tensorrt", "fp16", "model")
+
+
+def test_other_gpus_are_never_called_t4() -> None:
+    assert on_reference_device("NVIDIA T4")
+    assert on_reference_device("Tesla T4")
+    for name in ("NVIDIA H100 80GB HBM3", "NVIDIA RTX T400", "T40 accelerator", "Intel Xeon", None):
+        assert not on_reference_device(name)
+    devs = deviations_from_paper(
+        "NVIDIA H100 80GB HBM3", "tensorrt", "fp16", 1, (640, 640), "model", "dataset"
+    )
+    assert devs == ["ran on NVIDIA H100 80GB HBM3, not an NVIDIA T4"]
+
+
+def test_every_difference_is_listed() -> None:
+    devs = deviations_from_paper("AMD EPYC 7B13", "onnxruntime", "fp32", 4, (320, 320), "end-to-end", "fixed")
+    text = " | ".join(devs)
+    assert "ran on AMD EPYC 7B13, not an NVIDIA T4" in devs
+    assert "onnxruntime fp32, not TensorRT FP16" in devs
+    assert "batch size 4, not 1" in devs
+    assert "input 320x320, not 640x640" in devs
+    assert "end-to-end" in text
+    assert "fixed random input, not COCO images" in devs
+    assert len(devs) == 6
