@@ -270,15 +270,17 @@ class FamilyBuilder:
 
 
 def reinit_convolutions(model: torch.nn.Module) -> None:
-    """Re-draw every convolution with PyTorch's default (Kaiming-uniform) initialisation.
+    """Re-draw convolutions and BatchNorm affine terms with PyTorch's defaults (Kaiming-uniform; 1 and 0).
 
-    Why: transformers initialises D-FINE's convolutions with std 0.01; with eval-mode BatchNorm
-    (running stats 0/1) activations shrink ~10x per layer and vanish (~1e-12) by the end of the
-    backbone, so every query of a random-init model ties and its outputs carry no signal. The
-    official code keeps PyTorch's default init, whose activations stay O(1).
+    Why: transformers initialises D-FINE's convolutions with std 0.01 and RT-DETR's BatchNorm
+    weights with N(0, 0.01); with eval-mode BatchNorm (running stats 0/1) activations then shrink
+    ~10-100x per layer and vanish (~1e-12) before the heads, so every query of a random-init model
+    ties (RT-DETR-R18: all 2100 encoder scores equal) and top-k query selection is decided by
+    tie-breaking, which differs between PyTorch and ONNX Runtime. The official code keeps
+    PyTorch's default init, whose activations stay O(1). Frozen BatchNorms (buffers) are left alone.
     """
     for module in model.modules():
-        if isinstance(module, torch.nn.Conv2d):
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.BatchNorm2d)):
             module.reset_parameters()
 
 

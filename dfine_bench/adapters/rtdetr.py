@@ -77,6 +77,7 @@ def _family(depth: str, v2: bool) -> FamilyBuilder:
         model_class=model_class,
         adapter_cls=RTDetrAdapter,
         num_classes_of=_num_classes_of,
+        reinit_convs=True,
     )
 
 

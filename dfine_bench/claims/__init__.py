@@ -1,1 +1,42 @@
-"""claims."""
+"""The paper's claims as data, and how each is checked against result records.
+
+* ``load_claims(name_or_path) -> ClaimSet``: ``name`` is a file under ``suites/claims/<name>.yaml``
+  (shipped with the package), or a path to such a YAML file.
+* ``check_claims(claims, records) -> list[ClaimResult]``: ``claims`` is a ``ClaimSet`` or a name;
+  ``records`` any sequence of ``ResultRecord``.
+* ``claims_frame(results) -> pandas.DataFrame`` with the columns ``CLAIM_COLUMNS``.
+* Verdicts (``VERDICTS``): ``pass``, ``fail``, ``not comparable`` (measured, but not under the
+  claim's conditions: random-init weights, generated data, another device than the claim's,
+  ...), ``not measured`` (no record for it in the given records).
+* Kinds (``KINDS``): ``exact`` (params, GFLOPs after the paper's rounding), ``tolerance`` (AP
+  within a tolerance, released weights on full COCO val2017 only), ``hardware`` (latency on the
+  claim's device and backend only), ``relative`` (an ordering or gain between models measured
+  in the same run, device and backend).
+"""
+
+from dfine_bench.claims.check import (
+    CLAIM_COLUMNS,
+    VERDICTS,
+    ClaimResult,
+    check_claims,
+    claims_frame,
+    verdict_counts,
+    weights_release,
+)
+from dfine_bench.claims.model import KINDS, Claim, ClaimSet, Protocol, available_claims, load_claims
+
+__all__ = [
+    "CLAIM_COLUMNS",
+    "KINDS",
+    "VERDICTS",
+    "Claim",
+    "ClaimResult",
+    "ClaimSet",
+    "Protocol",
+    "available_claims",
+    "check_claims",
+    "claims_frame",
+    "load_claims",
+    "verdict_counts",
+    "weights_release",
+]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from dfine_bench.profiling.backends import BackendRunner, build_backend, check_b
 from dfine_bench.profiling.complexity import complexity
 from dfine_bench.profiling.memory import MemoryWatch
 from dfine_bench.profiling.onnx_export import OnnxExportError
+from dfine_bench.profiling.output_check import OutputDifference, compare_outputs
 from dfine_bench.profiling.protocols import PAPER_PROTOCOL, deviations_from_paper, on_reference_device
 from dfine_bench.profiling.throughput import run_sweep, sweep_sizes
 from dfine_bench.profiling.timing import harness_overhead, time_callable
@@ -37,24 +38,6 @@ from dfine_bench.utils.progress import Progress
 log = logging.getLogger(__name__)
 
 TIMED_MODES = ("model", "model+postprocess", "end-to-end")
-
-
-def max_abs_diff(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> float:
-    """Largest |a - b| over matching outputs (inf when shapes differ or values are not finite)."""
-    if len(a) != len(b):
-        return float("inf")
-    worst = 0.0
-    for x, y in zip(a, b):
-        x, y = x.detach().float().cpu(), y.detach().float().cpu()
-        if x.shape != y.shape:
-            return float("inf")
-        d = (x - y).abs()
-        if d.numel() == 0:
-            continue
-        if not torch.isfinite(d).all():
-            return float("inf")
-        worst = max(worst, float(d.max()))
-    return worst
 
 
 class _Inputs:
@@ -123,15 +106,15 @@ def _timed_fn(
     return model_postprocess
 
 
-def _reference_check(runner: BackendRunner, adapter: DetectorAdapter, inputs: _Inputs) -> float:
-    """Max |backend - eager fp32| on the first input batch (0.0 for eager fp32 itself)."""
+def _reference_check(runner: BackendRunner, adapter: DetectorAdapter, inputs: _Inputs) -> OutputDifference:
+    """Backend vs eager fp32 on the first input batch (zero for eager fp32 itself)."""
     x, _ = inputs.tensors(1)[0]
     if runner.name == "eager" and runner.dtype == "fp32":
-        return 0.0
+        return OutputDifference(0.0, 0.0, 0)
     with torch.inference_mode():
         ref = tuple(adapter.export_module().eval()(x.to(adapter.device, torch.float32)))
     got = runner(x)
-    return max_abs_diff(ref, got)
+    return compare_outputs(ref, got)
 
 
 def profile_model(
@@ -278,13 +261,19 @@ def _profile_backend(
         log.error("%s %s: %s", adapter.spec.name, key_base, exc)
         return not_run("failed", str(exc), {"onnx_failed_op": exc.op, "onnx_errors": exc.errors})
 
-    diff = _reference_check(runner, adapter, inputs)
+    difference = _reference_check(runner, adapter, inputs)
+    diff = difference.matched_max_abs_diff
     atol = float(C.get(backend, "atol", 1e-2))
-    check = {"output_max_abs_diff": diff, "atol": atol, "reference": "eager fp32, same input"}
+    check = {
+        "output_max_abs_diff": diff,
+        **difference.to_dict(),
+        "atol": atol,
+        "reference": "eager fp32, same input; queries matched one-to-one (top-k near-ties may reorder them)",
+    }
     if not diff <= atol:
         reason = (
             f"{key_base} outputs differ from eager fp32 by {diff:.4g} > backend.atol={atol:g} "
-            "on the same input; "
+            "on the same input (after matching queries); "
             "timings of a backend that computes something else do not count (raise backend.atol if expected)"
         )
         out = not_run("failed", reason, {"output_check": check, "backend_info": runner.info})

@@ -47,13 +47,18 @@ PAPER_T4 = Protocol(
 PROTOCOLS: dict[str, Protocol] = {PAPER_T4.name: PAPER_T4}
 
 
-def on_reference_device(device_name: str | None, protocol: Protocol = PAPER_T4) -> bool:
-    """Whether ``device_name`` (e.g. "Tesla T4") is the protocol's reference device."""
-    if not device_name or not protocol.reference_device:
+def device_matches(device_name: str | None, reference: str | None) -> bool:
+    """Whether ``device_name`` (e.g. "Tesla T4") names the ``reference`` device ("T4") as a whole word."""
+    if not device_name or not reference:
         return False
     # a whole word: "Tesla T4" and "NVIDIA T4" match, "T40" or "RTX 4090" do not
-    pattern = rf"(?<![A-Za-z0-9]){re.escape(protocol.reference_device)}(?![A-Za-z0-9])"
+    pattern = rf"(?<![A-Za-z0-9]){re.escape(reference)}(?![A-Za-z0-9])"
     return re.search(pattern, device_name, flags=re.IGNORECASE) is not None
+
+
+def on_reference_device(device_name: str | None, protocol: Protocol = PAPER_T4) -> bool:
+    """Whether ``device_name`` (e.g. "Tesla T4") is the protocol's reference device."""
+    return device_matches(device_name, protocol.reference_device)
 
 
 def _size(input_size: Sequence[int]) -> str:
