@@ -263,6 +263,15 @@ class SuiteRunner:
             raise ConfigError(f"suite {cfg.suite.name!r} lists no models: set suite.models or model=<name>")
         for name in self.models:
             get_spec(name)  # unknown names fail before any work, with close matches
+        if cfg.suite.claims:
+            from dfine_bench.claims import load_claims
+
+            load_claims(cfg.suite.claims)  # a bad claims name or file fails now, not after the run
+        if cfg.suite.tolerances:
+            from dfine_bench.checks.gate import resolve_tolerances
+
+            # a misspelled tolerance fails at `run`, not later at `check`
+            resolve_tolerances([("suite.tolerances", dict(cfg.suite.tolerances))])
         self.backends = backend_configs(self.cfg, self.explicit_groups)
         self._dataset: Any = None
         self.run_id = ""

@@ -17,8 +17,8 @@ PLUGIN_SITE = FIXTURES / "plugin_site"
 def plugin_site(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Put the toy third-party adapter package on the path (this process and subprocesses).
 
-    Its ``dfine_bench.adapters`` entry point registers ``toy_det``, ``toy_det_b`` and
-    ``toy_det_slow``; the registry is reloaded so the entry point is discovered.
+    Its ``dfine_bench.adapters`` entry point registers ``toy_det``, ``toy_det_b``,
+    ``toy_det_slow`` and ``toy_det_color``; the registry is reloaded so the entry point is discovered.
     """
     from dfine_bench.adapters import registry
 
@@ -27,7 +27,7 @@ def plugin_site(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setattr(registry, "_loaded", False)
     registry._ensure_loaded()
     yield PLUGIN_SITE
-    for name in ("toy_det", "toy_det_b", "toy_det_slow"):
+    for name in ("toy_det", "toy_det_b", "toy_det_slow", "toy_det_color"):
         registry.unregister_model(name)
     sys.modules.pop("toy_detectors", None)
 

@@ -1,10 +1,138 @@
-"""`dfine-bench compare` (being written: see the module's owner)."""
+"""``dfine-bench compare``: comparison tables of result records, and the paper claims table."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from dfine_bench.records.schema import TASKS
+
+EXAMPLES = """\
+examples:
+  dfine-bench compare                                # the newest run under results/
+  dfine-bench compare results/<run-id> results/<other-run-id>
+  dfine-bench compare --family d-fine --backend eager
+  dfine-bench compare --device cuda --task latency --task throughput
+  dfine-bench compare results/ --no-claims --markdown compare.md --csv compare.csv
+
+Numbers from different devices, backends or precisions are never merged into one column: each
+(device name, backend, dtype) gets its own table. Rows marked "stand-in" come from random-init
+weights or generated data and are no model's accuracy. In tables, "—" means not measured under
+that column's conditions; failed / skipped means the task ran and gave no number.
+"""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("compare", help="(not yet available)")
-    p.set_defaults(func=lambda args: print("dfine-bench compare: not yet available") or 2)
+    p = sub.add_parser(
+        "compare",
+        help="comparison tables of result records, and measured vs claimed (delta, verdict)",
+        description=(
+            "Print comparison tables of result records (models as rows; accuracy, params/GFLOPs, "
+            "latency/FPS/throughput per device, backend and precision as columns) and the paper "
+            "claims table (claimed, measured, delta, verdict)."
+        ),
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "paths",
+        nargs="*",
+        metavar="RUN_OR_RESULTS_DIR",
+        help="run folders, results folders or record files (default: the newest run under --results-dir)",
+    )
+    p.add_argument(
+        "--results-dir", default="results", metavar="DIR", help="where runs live (default: results)"
+    )
+    p.add_argument("--device", help="only this device: cpu, cuda, cuda:0, or part of its name (T4, EPYC)")
+    p.add_argument("--backend", help="only this backend: eager, compile, onnxruntime, tensorrt")
+    p.add_argument("--family", help="only this model family (case and dashes ignored: d-fine = dfine)")
+    p.add_argument(
+        "--task",
+        action="append",
+        choices=TASKS,
+        metavar="TASK",
+        help=f"only these tasks; repeatable ({', '.join(TASKS)})",
+    )
+    claims = p.add_mutually_exclusive_group()
+    claims.add_argument(
+        "--claims",
+        default="dfine_paper",
+        metavar="NAME",
+        help="claim set under suites/claims/ or a YAML path to check against (default: dfine_paper)",
+    )
+    claims.add_argument("--no-claims", action="store_true", help="do not check any claims")
+    p.add_argument("--markdown", metavar="FILE", help="also write the tables as markdown to FILE")
+    p.add_argument("--csv", metavar="FILE", help="also write every table's values as one wide CSV to FILE")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace, stream: TextIO | None = None) -> int:
+    from dfine_bench.errors import DfineBenchError
+    from dfine_bench.reporting.claims_table import check_claims_table
+    from dfine_bench.reporting.formatting import (
+        LEGEND,
+        format_claims,
+        formatted_frame,
+        markdown_table,
+        text_table,
+    )
+    from dfine_bench.reporting.provenance import stand_in_statement
+    from dfine_bench.reporting.runs import load_run_records, resolve_paths
+    from dfine_bench.reporting.tables import build_comparison
+    from dfine_bench.utils.files import atomic_write_text
+
+    out = stream or sys.stdout
+    paths = resolve_paths(args.paths, args.results_dir)
+    records = load_run_records(paths)
+    cmp = build_comparison(
+        records, device=args.device, backend=args.backend, family=args.family, tasks=args.task
+    )
+    claims = None if args.no_claims else check_claims_table(cmp.records, args.claims)
+
+    runs = sorted({r.run_id for r in cmp.records})
+    print(
+        f"{len(cmp.records)} record(s) from {', '.join(str(p) for p in paths)} (run(s) {', '.join(runs)})",
+        file=out,
+    )
+    statement = stand_in_statement(cmp.records)
+    if statement:
+        print("\nSTAND-INS AND DEVIATIONS:", file=out)
+        for line in statement:
+            print(f"  - {line}", file=out)
+    md: list[str] = []
+    for t in cmp.tables:
+        print(f"\n== {t.title} ==", file=out)
+        for n in t.notes:
+            print(f"   {n}", file=out)
+        print(text_table(formatted_frame(t)), file=out)
+        md += [f"## {t.title}", "", *(f"- {n}" for n in t.notes), "", markdown_table(formatted_frame(t)), ""]
+    if not cmp.tables:
+        print("\n(no evaluation, complexity, latency or throughput records among these)", file=out)
+    print(f"\n{LEGEND}", file=out)
+    if claims is not None:
+        print(f"\n== {claims.summary()} ==", file=out)
+        md += ["## Paper claims", "", claims.summary(), ""]
+        if claims.frame is not None and not claims.frame.empty:
+            shown = format_claims(claims.display_frame())
+            print(text_table(shown), file=out)
+            md += [markdown_table(shown), ""]
+    if args.markdown:
+        head = [f"# dfine-bench compare: {', '.join(runs)}", ""]
+        if statement:
+            head += [
+                "> [!WARNING]",
+                "> **Stand-ins and deviations:**",
+                ">",
+                *(f"> - {s}" for s in statement),
+                "",
+            ]
+        atomic_write_text(Path(args.markdown), "\n".join([*head, *md, LEGEND, ""]))
+        print(f"\nmarkdown: {args.markdown}", file=out)
+    if args.csv:
+        if not cmp.tables:
+            raise DfineBenchError(f"--csv {args.csv}: these records hold no table values to write")
+        atomic_write_text(Path(args.csv), cmp.flat_frame().to_csv(index=False))
+        print(f"csv: {args.csv}", file=out)
+    return 0

@@ -154,7 +154,8 @@ class SuiteConfig:
     input_size: list[int] | None = None  # [h, w] for every model (e.g. small inputs in suite=ci)
     claims: str | None = "dfine_paper"  # claims file under suites/claims/ to check against
     baseline: str | None = None  # baseline file for `check`
-    # per-metric tolerances for `check` (metric -> tolerance; latency ones are relative)
+    # per-metric tolerances for `check` (metric -> tolerance; latency ones are relative; also the
+    # timing rule's settings timing_alpha and timing_min_delta_ms): dfine_bench/checks/gate.py
     tolerances: dict[str, float] = field(default_factory=dict)
     report: bool = True
 

@@ -9,6 +9,30 @@ modules ran, and the paper-style parameter count is the (deduplicated) parameter
 those modules. Weights the forward never touches (training-only heads, the duplicated
 top-level heads of the Hugging Face port) are listed in the details instead.
 
+calflops counts only the functions it patches (``COUNTER_NOTES``), so the same network counts
+differently depending on which functions its code calls. To get the official number from the
+Hugging Face ports (measured module by module against Peterande/D-FINE's model and get_info.py,
+calflops 0.3.2; D-FINE-S numbers):
+
+* attention runs as ``nn.MultiheadAttention`` runs it (``_mha_attention``). The official models
+  call ``nn.MultiheadAttention``, whose weights-returning path (the one they take) computes QK^T
+  with ``torch.bmm`` (``torch.baddbmm`` when a mask is passed) and AV with ``torch.bmm``;
+  calflops does not patch ``bmm`` (nor ``scaled_dot_product_attention``), so without a mask those
+  products are not in the paper's GFLOPs. The HF eager attention uses ``torch.matmul``, which
+  calflops counts: +0.164 GFLOPs in AIFI and +0.277 in the decoder self-attention (+1.7 %).
+  That code path is the same from torch 2.0 (the paper's ``torch>=2.0.1``) to 2.13 (measured);
+* the encoder's conv+BN layers are folded as D-FINE's ``deploy()`` folds them (``deploy_view``):
+  a bias costs calflops 1 FLOP per element where a batch norm costs 2 (0.015 GFLOPs);
+* the box head the HF port runs on all encoder tokens is counted on the top ``num_queries``
+  tokens only, as the official code runs it (2.144 GFLOPs);
+* functionals that transformers' activations captured at construction (``GELUActivation``
+  holds ``nn.functional.gelu``) are looked up at call time, so calflops' patch sees them as it
+  sees the official ``nn.GELU`` (``_late_bound_functionals``; 0.4 MFLOPs).
+
+What is left is the port's pixel-mask ``interpolate`` to each feature level (8,400 FLOPs at
+640x640; the official model has no pixel mask): D-FINE N/S/M/L/X count 7.165 / 25.171 / 56.684
+/ 91.034 / 202.486 GFLOPs, as get_info.py prints for the official models.
+
 Beside calflops, ``torch.utils.flop_counter`` counts the same forward; the two differ by
 what each can see (``COUNTER_NOTES``).
 """
@@ -16,15 +40,17 @@ what each can see (``COUNTER_NOTES``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from dfine_bench.adapters.base import DetectorAdapter
-from dfine_bench.profiling.deploy_view import deploy_copy, find_topk_heads, num_queries
+from dfine_bench.profiling.deploy_view import FusedRepVgg, deploy_copy, find_topk_heads, num_queries
 from dfine_bench.records.metrics import metric
 from dfine_bench.records.schema import TaskOutcome
 
@@ -32,17 +58,22 @@ log = logging.getLogger(__name__)
 
 COUNTER_NOTES = {
     "calflops": (
-        "patches torch.nn.functional and a few torch/Tensor functions: counts conv, linear, matmul/bmm "
-        "(function forms), norms, activations, softmax, interpolate and Tensor.add/mul; misses "
-        "grid_sample (deformable-attention sampling), scaled_dot_product_attention, the @ / + / * "
-        "operators, sigmoid/exp/topk/gather"
+        "patches torch.nn.functional and a few torch/Tensor functions: counts conv, linear, torch.matmul, "
+        "addmm, torch.baddbmm, einsum, norms, activations, pooling, softmax, interpolate and "
+        "torch.add/mul / Tensor.add/mul; misses torch.bmm (nn.MultiheadAttention's QK^T without a mask "
+        "and its AV, so the paper's GFLOPs leave them out and we run attention through the same ops), "
+        "scaled_dot_product_attention, grid_sample (deformable-attention sampling), the @ / + / * "
+        "operators, sigmoid/exp/topk/gather, and functionals a module captured before the patch"
     ),
     "torch.utils.flop_counter": (
         "counts aten matmul-like ops (mm, addmm, bmm, baddbmm, convolution, scaled_dot_product_attention) "
-        "at 2 FLOPs per multiply-add; misses every elementwise op, normalisation, activation, softmax, "
-        "interpolation and grid_sample"
+        "at 2 FLOPs per multiply-add, attention products included; misses every elementwise op, "
+        "normalisation, activation, softmax, interpolation and grid_sample"
     ),
 }
+
+#: The name under which ``_nn_mha_attention`` is registered with transformers' attention interface.
+MHA_ATTENTION = "dfine_bench_nn_mha"
 
 
 @contextlib.contextmanager
@@ -84,30 +115,155 @@ def unique_parameters(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in {id(p): p for p in module.parameters()}.values())
 
 
+def _nn_mha_attention(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float | None = None,
+    dropout: float = 0.0,
+    **_kwargs: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention computed with the ops ``nn.MultiheadAttention`` uses when it returns weights.
+
+    A transformers attention function (query/key/value ``[batch, heads, tokens, head_dim]``):
+    scaled QK^T by ``torch.bmm`` (``torch.baddbmm`` onto the mask when there is one), softmax,
+    AV by ``torch.bmm``, as ``F.multi_head_attention_forward`` does (torch 2.x). Same result as
+    the eager attention; it exists so calflops sees exactly what it sees in the official models.
+    """
+    b, h, lq, d = query.shape
+    lk = key.shape[-2]
+    q = (query * (d**-0.5 if scaling is None else scaling)).reshape(b * h, lq, d)
+    k = key.reshape(b * h, lk, d)
+    v = value.reshape(b * h, lk, value.shape[-1])
+    if attention_mask is None:
+        weights = torch.bmm(q, k.transpose(1, 2))
+    else:
+        mask = attention_mask
+        if mask.dtype == torch.bool:  # True = attend (transformers' convention)
+            mask = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill(
+                ~mask, torch.finfo(q.dtype).min
+            )
+        mask = torch.broadcast_to(mask.to(q.dtype), (b, h, mask.shape[-2], lk)).reshape(b * h, -1, lk)
+        weights = torch.baddbmm(mask, q, k.transpose(1, 2))
+    weights = F.softmax(weights, dim=-1)
+    weights = F.dropout(weights, p=dropout, training=module.training)
+    out = torch.bmm(weights, v).reshape(b, h, lq, -1).transpose(1, 2).contiguous()
+    return out, weights.reshape(b, h, lq, lk)
+
+
+def _register_mha_attention() -> str:
+    """Register ``_nn_mha_attention`` (and the eager mask format) with transformers; its name, or
+    ``"eager"`` where this transformers has no attention registry."""
+    try:
+        from transformers import AttentionInterface, AttentionMaskInterface
+        from transformers.masking_utils import eager_mask
+    except ImportError:
+        return "eager"
+    AttentionInterface.register(MHA_ATTENTION, _nn_mha_attention)
+    AttentionMaskInterface.register(MHA_ATTENTION, eager_mask)
+    return MHA_ATTENTION
+
+
 @contextlib.contextmanager
-def _eager_attention(model: torch.nn.Module) -> Iterator[None]:
-    """Hugging Face models: count with the eager attention (explicit matmuls calflops can see, as
-    in the official models' ``nn.MultiheadAttention``), restoring each config's choice afterwards."""
+def _mha_attention(model: torch.nn.Module) -> Iterator[str | None]:
+    """Hugging Face models: count with ``_nn_mha_attention`` (the ops of the official models'
+    ``nn.MultiheadAttention``), restoring each config's attention choice afterwards.
+
+    Yields the implementation set, or None for a model without a transformers config (left as it
+    is). Models that do not dispatch through transformers' attention interface are unaffected."""
     configs = {}
     for m in model.modules():
         config = getattr(m, "config", None)
         if config is not None and hasattr(config, "_attn_implementation_internal"):
             configs[id(config)] = config
+    if not configs:
+        yield None
+        return
+    implementation = _register_mha_attention()
     saved = {k: c._attn_implementation_internal for k, c in configs.items()}
     try:
         for c in configs.values():
-            c._attn_implementation_internal = "eager"
-        yield
+            c._attn_implementation_internal = implementation
+        yield implementation
     finally:
         for k, c in configs.items():
             c._attn_implementation_internal = saved[k]
+
+
+def _call_functional(name: str, *args: Any, **kwargs: Any) -> Any:
+    return getattr(F, name)(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def _late_bound_functionals(model: torch.nn.Module) -> Iterator[None]:
+    """Make modules that stored a ``torch.nn.functional`` function look it up at call time.
+
+    calflops replaces ``F.gelu`` and friends in the ``torch.nn.functional`` namespace; a reference
+    taken earlier (transformers' ``GELUActivation`` keeps ``self.act = nn.functional.gelu``) calls
+    the original and is not counted, while the official ``nn.GELU`` module is."""
+    saved: list[tuple[torch.nn.Module, str, Any]] = []
+    for m in model.modules():
+        for attr, value in list(vars(m).items()):
+            name = getattr(value, "__name__", None)
+            if isinstance(name, str) and callable(value) and getattr(F, name, None) is value:
+                saved.append((m, attr, value))
+                setattr(m, attr, functools.partial(_call_functional, name))
+    try:
+        yield
+    finally:
+        for m, attr, value in saved:
+            setattr(m, attr, value)
+
+
+#: What calflops replaces while it counts (``calflops.pytorch_ops``): functionals and a few torch /
+#: Tensor functions. ``_calflops_guard`` puts back any it leaves behind.
+_CALFLOPS_TORCH_NAMES = ("matmul", "addmm", "mul", "add", "einsum", "baddbmm", "bmm", "mm")
+_CALFLOPS_MODULE_ATTRS = (
+    "__pre_hook_handle__",
+    "__post_hook_handle__",
+    "__flops_handle__",
+    "__flops__",
+    "__macs__",
+    "__params__",
+)
+
+
+@contextlib.contextmanager
+def _calflops_guard(module: torch.nn.Module) -> Iterator[None]:
+    """Undo whatever calflops leaves patched or hooked when its forward raises.
+
+    ``calculate_flops`` restores torch only when it finishes: an exception in the counted forward
+    would leave ``F.linear``, ``torch.matmul``... wrapped for the rest of the process (every later
+    count doubled) and its hooks on the model's modules."""
+    saved_f = {k: v for k, v in vars(F).items() if callable(v)}
+    saved_torch = {k: getattr(torch, k) for k in _CALFLOPS_TORCH_NAMES if hasattr(torch, k)}
+    saved_tensor = {k: getattr(torch.Tensor, k) for k in _CALFLOPS_TORCH_NAMES if hasattr(torch.Tensor, k)}
+    try:
+        yield
+    finally:
+        for k, v in saved_f.items():
+            if getattr(F, k, None) is not v:
+                setattr(F, k, v)
+        for k, v in saved_torch.items():
+            if getattr(torch, k) is not v:
+                setattr(torch, k, v)
+        for k, v in saved_tensor.items():
+            if getattr(torch.Tensor, k) is not v:
+                setattr(torch.Tensor, k, v)
+        for m in module.modules():
+            for attr in _CALFLOPS_MODULE_ATTRS:
+                handle = m.__dict__.pop(attr, None)
+                if attr.endswith("_handle__") and handle is not None:
+                    handle.remove()
 
 
 def calflops_flops(module: torch.nn.Module, example: torch.Tensor) -> float:
     """FLOPs of ``module(example)`` as calflops counts them (what the paper's get_info.py prints)."""
     from calflops import calculate_flops
 
-    with warnings.catch_warnings(), contextlib.redirect_stdout(None):
+    with warnings.catch_warnings(), contextlib.redirect_stdout(None), _calflops_guard(module):
         warnings.simplefilter("ignore")
         flops, _macs, _params = calculate_flops(
             model=module,
@@ -126,49 +282,74 @@ def torch_flops(
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False, depth=depth)
-    with counter, torch.no_grad():
-        module(example)
+    # The counter's module tracker hooks every input that requires grad; a view of a parameter
+    # taken under no_grad (Deformable-DETR splits its query embedding) requires grad yet has no
+    # grad_fn, which the hook rejects. Counting needs no grad at all: freeze the parameters.
+    trainable = [p for p in module.parameters() if p.requires_grad]
+    try:
+        for p in trainable:
+            p.requires_grad_(False)
+        with counter, torch.no_grad():
+            module(example)
+    finally:
+        for p in trainable:
+            p.requires_grad_(True)
     counts = counter.get_flop_counts()
     by_op = {str(op): float(n) for op, n in counts.get("Global", {}).items()}
     by_module = {k: float(sum(v.values())) for k, v in counts.items() if k != "Global"}
     return float(counter.get_total_flops()), by_op, by_module
 
 
-def _topk_head_correction(
-    model: torch.nn.Module, module: torch.nn.Module, example: torch.Tensor, by_module: dict[str, float]
-) -> tuple[float, list[str]]:
-    """FLOPs the HF ports add by running ``enc_bbox_head`` on all tokens rather than the top-k."""
-    q = num_queries(model)
-    heads = find_topk_heads(model)
-    if q is None or not heads:
-        return 0.0, []
-    tokens: dict[str, int] = {}
+@contextlib.contextmanager
+def _first_inputs(modules: dict[str, torch.nn.Module]) -> Iterator[dict[str, torch.Tensor]]:
+    """The first positional input each of ``modules`` receives inside the block, by name."""
+    seen: dict[str, torch.Tensor] = {}
 
-    def remember(name: str) -> Any:
+    def remember(name: str) -> Callable[[torch.nn.Module, tuple[Any, ...]], None]:
         def hook(_module: torch.nn.Module, args: tuple[Any, ...]) -> None:  # must return None
-            tokens.setdefault(name, int(args[0].shape[-2]))
+            if args and isinstance(args[0], torch.Tensor):
+                seen.setdefault(name, args[0].detach())
 
         return hook
 
-    hooks = [h.register_forward_pre_hook(remember(n)) for n, h in heads.items()]
+    hooks = [m.register_forward_pre_hook(remember(n)) for n, m in modules.items()]
     try:
-        _total, _ops, by_module = torch_flops(module, example, depth=64)
+        yield seen
     finally:
         for h in hooks:
             h.remove()
-    correction, notes = 0.0, []
-    for name in heads:
-        n_tok = tokens.get(name)
-        flops = next((v for k, v in by_module.items() if k.endswith("." + name) or k == name), 0.0)
-        if not n_tok or n_tok <= q or not flops:
+
+
+def _topk_head_correction(
+    heads: dict[str, torch.nn.Module], inputs: dict[str, torch.Tensor], q: int | None, *, with_calflops: bool
+) -> tuple[float, float | None, list[str]]:
+    """FLOPs the HF ports add by running ``enc_bbox_head`` on all tokens rather than the top-k:
+    (by torch's counter, by calflops or None, notes).
+
+    Each head is counted again by each counter on the tokens it saw and on ``q`` of them (a
+    token-wise MLP costs the same on any ``q`` tokens); the difference is what the official code,
+    which selects the top ``q`` tokens first, never computes."""
+    torch_extra, cal_extra, notes = 0.0, (0.0 if with_calflops else None), []
+    if q is None:
+        return torch_extra, cal_extra, notes
+    for name, head in heads.items():
+        x = inputs.get(name)
+        if x is None or x.dim() < 2 or x.shape[-2] <= q:
             continue
-        extra = flops * (1.0 - q / n_tok)
-        correction += extra
+        n_tok, top = int(x.shape[-2]), x[..., :q, :]
+        t_extra = torch_flops(head, x)[0] - torch_flops(head, top)[0]
+        torch_extra += t_extra
+        c_extra = None
+        if cal_extra is not None:
+            with torch.no_grad():
+                c_extra = calflops_flops(head, x) - calflops_flops(head, top)
+            cal_extra += c_extra
+        shown = t_extra if c_extra is None else c_extra
         notes.append(
             f"{name} runs on all {n_tok} encoder tokens in this port but on the top {q} in the official "
-            f"model: {extra / 1e9:.3f} GFLOPs not counted"
+            f"model: {shown / 1e9:.3f} GFLOPs not counted"
         )
-    return correction, notes
+    return torch_extra, cal_extra, notes
 
 
 def complexity(
@@ -177,12 +358,17 @@ def complexity(
     *,
     with_calflops: bool = True,
 ) -> TaskOutcome:
-    """The ``complexity`` outcome: params (M, paper-style), GFLOPs by calflops and by torch."""
+    """The ``complexity`` outcome: params (M, paper-style), GFLOPs by calflops and by torch.
+
+    Both counters count one forward of the deploy-mode view (``deploy_view.deploy_copy``) with
+    attention run as ``nn.MultiheadAttention`` runs it (``_mha_attention``), then the box head's
+    all-tokens work the official model never does is subtracted (``_topk_head_correction``).
+    """
     original = adapter.model
     was_training = original.training
     adapter.eval()
     device = adapter.device
-    # count on the deploy-mode view (RepVGG blocks fused), as the paper's get_info.py does
+    # count on the deploy-mode view (RepVGG blocks and D-FINE's encoder conv+BN fused), as get_info.py
     model, fused = deploy_copy(original)
     adapter.model = model
     module = adapter.export_module().eval()
@@ -191,12 +377,14 @@ def complexity(
     details: dict[str, Any] = {"input_shape": [1, 3, int(h), int(w)], "counter_notes": dict(COUNTER_NOTES)}
     notes: list[str] = []
     metrics = {}
+    heads = find_topk_heads(model)
+    cal_correction: float | None = None
+    attention: str | None = None
     try:
-        with _eager_attention(model):
-            with _record_ran(model) as ran:
-                tflops, by_op, by_module = torch_flops(module, example)
+        with _mha_attention(model) as attention, _late_bound_functionals(model):
+            with _record_ran(model) as ran, _first_inputs(heads) as head_inputs:
+                tflops, by_op, _by_module = torch_flops(module, example)
             used, unused_modules = used_parameters(model, ran)
-            correction, correction_notes = _topk_head_correction(model, module, example, by_module)
             cflops = None
             if with_calflops:
                 try:
@@ -204,16 +392,29 @@ def complexity(
                         cflops = calflops_flops(module, example)
                 except Exception as exc:  # calflops is a third-party patcher; report, don't crash
                     notes.append(f"calflops failed: {type(exc).__name__}: {exc}")
+            try:
+                correction, cal_correction, correction_notes = _topk_head_correction(
+                    heads, head_inputs, num_queries(model), with_calflops=cflops is not None
+                )
+            except Exception as exc:  # counting a head alone failed: keep the uncorrected counts, say so
+                correction, cal_correction = 0.0, 0.0 if cflops is not None else None
+                correction_notes = [f"top-k head correction failed: {type(exc).__name__}: {exc}"]
     finally:
         adapter.model = original
         original.train(was_training)
     raw = {"flops_calflops_raw": cflops, "flops_torch_raw": tflops}
     tflops -= correction
-    if cflops is not None:
-        cflops -= correction
+    if cflops is not None and cal_correction is not None:
+        cflops -= cal_correction
     notes.extend(correction_notes)
-    if fused:
-        notes.append(f"counted with {len(fused)} RepVGG blocks fused into one 3x3 conv each (deploy mode)")
+    n_repvgg = sum(isinstance(model.get_submodule(n), FusedRepVgg) for n in fused)
+    if n_repvgg:
+        notes.append(f"counted with {n_repvgg} RepVGG blocks fused into one 3x3 conv each (deploy mode)")
+    if len(fused) > n_repvgg:
+        notes.append(
+            f"counted with {len(fused) - n_repvgg} encoder conv+BN layers folded into one conv with bias "
+            "each (the official deploy mode)"
+        )
     total = unique_parameters(original)
     metrics["params"] = metric("params", used / 1e6)
     metrics["gflops"] = metric("gflops", None if cflops is None else cflops / 1e9)
@@ -227,14 +428,17 @@ def complexity(
             "modules_not_run": unused_modules[:200],
             "params_rule": (
                 "parameters of the modules the inference forward runs, each counted once "
-                "(as the official deploy() model: training-only heads dropped, RepVGG blocks fused)"
+                "(as the official deploy() model: training-only heads dropped, RepVGG blocks and "
+                "D-FINE's encoder conv+BN layers fused)"
             ),
             "params_by_part": {k: int(v) for k, v in adapter.parameter_groups().items()},
             "flops_calflops": cflops,
             "flops_torch": tflops,
             **raw,
             "deploy_fused_blocks": fused,
-            "topk_head_correction_flops": correction,
+            "topk_head_correction_flops": cal_correction,
+            "topk_head_correction_flops_torch": correction,
+            "attention_implementation": attention,
             "flops_torch_by_op": by_op,
             "gflops_rule": "calflops FLOPs (2 per multiply-add) of one forward at batch 1, as get_info.py",
         }

@@ -27,7 +27,7 @@ _DEFS = [
     *(MetricDef(n, "%", True, f"COCO {n} (x100)") for n in COCO_STATS),
     MetricDef("params", "M", None, "parameters, millions"),
     MetricDef("gflops", "GFLOPs", None, "GFLOPs at the input size, counted like the paper (calflops)"),
-    MetricDef("gflops_torch", "GFLOPs", None, "GFLOPs from torch.utils.flop_counter (FLOPs/2)"),
+    MetricDef("gflops_torch", "GFLOPs", None, "GFLOPs by torch.utils.flop_counter (2 per multiply-add)"),
     MetricDef("latency_median", "ms", False, "median latency per batch"),
     MetricDef("latency_mean", "ms", False, "mean latency per batch"),
     MetricDef("latency_p90", "ms", False, "90th percentile latency"),

@@ -29,20 +29,37 @@ def sha256_files(paths: list[Path]) -> str:
     return h.hexdigest()
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write via a temp file in the same folder + rename, so readers never see half a file."""
+def _umask_mode() -> int:
+    """The mode a plain ``open()`` would give a new file (0o666 less the process umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write via a temp file in the same folder + rename, so readers never see half a file.
+
+    ``mkstemp`` creates the temp file 0600; it gets the usual mode so records and reports stay
+    readable by whoever may read an ordinary file there (a web server serving a report, say).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """``atomic_write_bytes`` for UTF-8 text."""
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_json(path: str | os.PathLike[str], data: Any) -> None:

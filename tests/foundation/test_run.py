@@ -189,3 +189,9 @@ def test_torchrun_two_processes_report_the_single_process_ap(plugin_site, cli_en
     assert two.value("images_seen") == one.value("images_seen") == 10
     for stat in ("AP", "AP50", "AP75", "AR100"):
         assert two.value(stat) == one.value(stat), stat
+
+
+def test_a_bad_claims_name_fails_before_any_work(plugin_site, cli_env: Path, capsys) -> None:
+    assert main(["run", "suite.models=[toy_det]", "suite.claims=dfine_papr", *QUICK]) == 2
+    assert "unknown claims 'dfine_papr'. Did you mean: dfine_paper?" in capsys.readouterr().err
+    assert not (cli_env / "results").exists() or not _run_dirs(cli_env)

@@ -1,0 +1,408 @@
+"""Baselines for regression checks: a compact, versioned JSON summary of one run, meant for git.
+
+A baseline keeps, per record of the run it was saved from, what the gate compares and what
+decides whether two records are comparable at all: the task and status, the model's weights
+source, the dataset's identity, the setup (device, device name, backend, dtype, batch size,
+input size, threads, timed part, protocol), every metric value, and for latency records the
+timing samples (rounded to 0.1 µs; past ``MAX_SAMPLES`` samples, ``QUANTILES`` evenly spaced
+quantiles stand in for them). Around that it stores its provenance: the run id, suite, config
+hash and tolerances, the git revision, the device and the package versions.
+
+``entries_from_records`` turns a run's records into the same ``Entry`` form, so the gate
+(``dfine_bench.checks.gate``) compares like with like. ``load_baseline`` refuses anything it
+cannot vouch for (a corrupt file, another format or record schema version) with a
+``BaselineError`` naming the file, the field and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dfine_bench import __version__
+from dfine_bench.errors import DfineBenchError
+from dfine_bench.records.schema import SCHEMA_VERSION, ResultRecord, SchemaVersionError
+from dfine_bench.records.store import RunStore, load_records
+from dfine_bench.utils.files import atomic_write_text
+
+#: The ``format`` field every baseline file carries.
+BASELINE_FORMAT = "dfine-bench-baseline"
+#: Version of the baseline file layout; bump on any incompatible change.
+BASELINE_FORMAT_VERSION = 1
+#: Latency records with more samples than this store ``QUANTILES`` quantiles instead.
+MAX_SAMPLES = 200
+QUANTILES = 101
+#: Package versions copied into a baseline's provenance (they explain a changed latency).
+VERSION_KEYS = ("python", "torch", "dfine_bench", "transformers", "onnxruntime", "onnx", "tensorrt", "numpy")
+
+_MODEL_KEYS = ("name", "family", "weights_source", "random_init", "weights_seed")
+_DATASET_KEYS = ("name", "kind", "generated", "num_images", "subset", "annotations_sha256")
+_SETUP_KEYS = (
+    "device",
+    "device_name",
+    "backend",
+    "dtype",
+    "batch_size",
+    "input_size",
+    "threads",
+    "timed",
+    "protocol",
+    "engine",
+)
+
+
+class BaselineError(DfineBenchError):
+    """A baseline or run that cannot be read or compared (``check`` exits 2)."""
+
+
+@dataclass
+class Entry:
+    """What the gate needs of one record, from a baseline file or from a run's record."""
+
+    record_id: str
+    task: str
+    status: str = "ok"
+    reason: str | None = None
+    model: dict[str, Any] = field(default_factory=dict)
+    dataset: dict[str, Any] | None = None
+    setup: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    samples_ms: list[float] | None = None
+    samples_kind: str | None = None  # "samples" | "quantiles" (of ``samples_n`` samples)
+    samples_n: int | None = None
+    failed_images: list[Any] = field(default_factory=list)
+
+    @property
+    def model_name(self) -> str:
+        return str(self.model.get("name", "?"))
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "task": self.task,
+            "status": self.status,
+            "reason": self.reason,
+            "model": self.model,
+            "dataset": self.dataset,
+            "setup": self.setup,
+            "metrics": {k: _compact(v) for k, v in self.metrics.items()},
+        }
+        if self.samples_ms is not None:
+            d["samples_ms"] = [round(float(s), 4) for s in self.samples_ms]
+            d["samples_kind"] = self.samples_kind
+            d["samples_n"] = self.samples_n
+        return d
+
+
+@dataclass
+class Baseline:
+    """A loaded baseline: its provenance, its tolerances and one ``Entry`` per record id."""
+
+    entries: dict[str, Entry]
+    provenance: dict[str, Any] = field(default_factory=dict)
+    tolerances: dict[str, float] = field(default_factory=dict)
+    path: Path | None = None
+    format_version: int = BASELINE_FORMAT_VERSION
+    record_schema_version: int = SCHEMA_VERSION
+
+    @property
+    def label(self) -> str:
+        return str(self.path) if self.path else "the baseline"
+
+
+@dataclass
+class RunData:
+    """A run to check: its folder, ``run.json`` and records as ``Entry``s."""
+
+    run_dir: Path
+    meta: dict[str, Any]
+    records: list[ResultRecord]
+    entries: dict[str, Entry]
+
+    @property
+    def run_id(self) -> str:
+        return str(self.meta.get("run_id") or self.run_dir.name)
+
+    @property
+    def suite_tolerances(self) -> dict[str, float]:
+        suite = (self.meta.get("config") or {}).get("suite") or {}
+        return dict(suite.get("tolerances") or {})
+
+    @property
+    def suite_baseline(self) -> str | None:
+        suite = (self.meta.get("config") or {}).get("suite") or {}
+        return suite.get("baseline")
+
+
+# -- records -> entries -----------------------------------------------------------------
+def _compact(v: Any) -> float | None:
+    """A metric value as a JSON-safe float with 10 significant digits (parameter counts stay exact)."""
+    if v is None:
+        return None
+    f = float(v)
+    if not math.isfinite(f):
+        return None
+    return float(f"{f:.10g}")
+
+
+def compact_samples(samples: Iterable[float]) -> tuple[list[float], str, int]:
+    """The samples themselves, or ``QUANTILES`` evenly spaced quantiles past ``MAX_SAMPLES``."""
+    arr = np.asarray([float(s) for s in samples], dtype=np.float64)
+    arr = arr[np.isfinite(arr)]
+    if arr.size <= MAX_SAMPLES:
+        return arr.tolist(), "samples", int(arr.size)
+    q = np.quantile(arr, np.linspace(0.0, 1.0, QUANTILES))
+    return q.tolist(), "quantiles", int(arr.size)
+
+
+def entry_from_record(record: ResultRecord) -> Entry:
+    model = {k: getattr(record.model, k) for k in _MODEL_KEYS}
+    dataset = None
+    if record.dataset is not None:
+        dataset = {k: getattr(record.dataset, k) for k in _DATASET_KEYS}
+    setup = {k: getattr(record.setup, k) for k in _SETUP_KEYS}
+    if "batch_sizes" in record.setup.extra:  # throughput: the sweep's sizes (batch_size is the best one)
+        setup["batch_sizes"] = record.setup.extra["batch_sizes"]
+    entry = Entry(
+        record_id=record.record_id,
+        task=record.task,
+        status=record.status,
+        reason=record.reason,
+        model=model,
+        dataset=dataset,
+        setup=setup,
+        metrics={name: _compact(m.value) for name, m in record.metrics.items()},
+        failed_images=list(record.details.get("failed_images") or []),
+    )
+    samples = record.details.get("samples_ms")
+    if record.task == "latency" and isinstance(samples, list) and samples:
+        entry.samples_ms, entry.samples_kind, entry.samples_n = compact_samples(samples)
+    return entry
+
+
+def entries_from_records(records: Iterable[ResultRecord]) -> dict[str, Entry]:
+    """One ``Entry`` per record id; traces (files, not numbers) are left out."""
+    out: dict[str, Entry] = {}
+    for r in records:
+        if r.task == "trace":
+            continue
+        out[r.record_id] = entry_from_record(r)
+    return out
+
+
+def noisy_latencies(entries: Mapping[str, Entry], max_spread: float = 1.5) -> dict[str, float]:
+    """Latency records whose p90 / median exceeds ``max_spread``: a baseline saved on a busy machine."""
+    out: dict[str, float] = {}
+    for rid, e in entries.items():
+        if e.task != "latency" or not e.samples_ms:
+            continue
+        arr = np.asarray(e.samples_ms, dtype=np.float64)
+        median = float(np.median(arr))
+        if median > 0 and float(np.percentile(arr, 90)) / median > max_spread:
+            out[rid] = float(np.percentile(arr, 90)) / median
+    return out
+
+
+# -- runs -------------------------------------------------------------------------------
+def newest_run(results_dir: str | os.PathLike[str] = "results") -> Path:
+    """The most recently started run folder under ``results_dir`` (by ``run.json``, else mtime)."""
+    root = Path(results_dir)
+    candidates: list[tuple[str, float, Path]] = []
+    if root.is_dir():
+        for meta_file in root.glob("*/run.json"):
+            run_dir = meta_file.parent
+            if not (run_dir / "records").is_dir():
+                continue
+            started = str(RunStore(run_dir).read_meta().get("started_at") or "")
+            candidates.append((started, meta_file.stat().st_mtime, run_dir))
+    if not candidates:
+        raise BaselineError(
+            f"no run found under {root}/ (a folder with run.json and records/): "
+            "run a suite first (`dfine-bench run suite=ci`) or name the run folder"
+        )
+    return max(candidates)[2]
+
+
+def load_run(run: str | os.PathLike[str] | None, results_dir: str | os.PathLike[str] = "results") -> RunData:
+    """Read a run folder (default: the newest under ``results_dir``) strictly: a bad record is an error."""
+    run_dir = Path(run) if run is not None else newest_run(results_dir)
+    if not run_dir.is_dir():
+        raise BaselineError(f"run folder {run_dir} does not exist: give a folder under results/")
+    if not (run_dir / "records").is_dir():
+        raise BaselineError(f"{run_dir} is not a run folder (it has no records/ folder)")
+    try:
+        records = load_records([run_dir], strict=True)
+    except SchemaVersionError as exc:
+        raise BaselineError(
+            f"{run_dir} holds records of schema version {exc.found!r}; this dfine-bench reads version "
+            f"{SCHEMA_VERSION}: re-run the suite with this version"
+        ) from None
+    except ValueError as exc:
+        raise BaselineError(f"{run_dir}: {exc}") from None
+    if not records:
+        raise BaselineError(f"{run_dir}/records holds no result records: the run wrote nothing to check")
+    meta = RunStore(run_dir).read_meta()
+    return RunData(run_dir=run_dir, meta=meta, records=records, entries=entries_from_records(records))
+
+
+# -- saving -----------------------------------------------------------------------------
+def build_baseline(run: RunData) -> dict[str, Any]:
+    """The baseline document for a run (see the module docstring)."""
+    env = run.records[0].environment if run.records else {}
+    devices = sorted({str(e.setup.get("device_name")) for e in run.entries.values() if e.setup})
+    provenance = {
+        "run_id": run.run_id,
+        "suite": run.meta.get("suite"),
+        "config_hash": run.meta.get("config_hash"),
+        "run_status": run.meta.get("status"),
+        "run_started_at": run.meta.get("started_at"),
+        "command": run.meta.get("command"),
+        "git_revision": env.get("git_revision"),
+        "git_dirty": env.get("git_dirty"),
+        "device": run.records[0].setup.device if run.records else None,
+        "device_name": devices[0] if len(devices) == 1 else devices,
+        "cpu_count": env.get("cpu_count"),
+        "torch_threads": env.get("torch_threads"),
+        "versions": {k: env.get(k) for k in VERSION_KEYS},
+        "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "saved_by": f"dfine-bench {__version__}",
+    }
+    return {
+        "format": BASELINE_FORMAT,
+        "format_version": BASELINE_FORMAT_VERSION,
+        "record_schema_version": SCHEMA_VERSION,
+        "provenance": provenance,
+        "tolerances": run.suite_tolerances,
+        "records": {rid: run.entries[rid].to_dict() for rid in sorted(run.entries)},
+    }
+
+
+def save_baseline(run: RunData, out: str | os.PathLike[str]) -> Path:
+    """Write the baseline of ``run`` to ``out`` atomically (one small, diff-friendly JSON file)."""
+    out = Path(out)
+    atomic_write_text(out, dump_baseline(build_baseline(run)))
+    return out
+
+
+def dump_baseline(doc: dict[str, Any]) -> str:
+    """JSON with one line per record: small, and a re-saved baseline diffs record by record."""
+    head = {k: v for k, v in doc.items() if k != "records"}
+    text = json.dumps(head, indent=1, allow_nan=False)[:-2]  # drop the closing "\n}"
+    lines = [
+        f"  {json.dumps(rid)}: {json.dumps(rec, allow_nan=False, separators=(',', ':'))}"
+        for rid, rec in doc.get("records", {}).items()
+    ]
+    return text + ',\n "records": {\n' + ",\n".join(lines) + "\n }\n}\n"
+
+
+# -- loading ----------------------------------------------------------------------------
+def _require(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if key not in obj:
+        raise BaselineError(f"{where} lacks the field {key!r}: restore the file or re-save the baseline")
+    value = obj[key]
+    if not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise BaselineError(
+            f"{where}: field {key!r} should be {names}, not {type(value).__name__}: "
+            "restore the file or re-save the baseline"
+        )
+    return value
+
+
+def parse_baseline(doc: Any, path: Path | None = None) -> Baseline:
+    """Validate a baseline document (see ``load_baseline``)."""
+    name = str(path) if path else "baseline"
+    resave = "re-save it with `dfine-bench baseline save <run> --out <file>`"
+    if not isinstance(doc, dict) or doc.get("format") != BASELINE_FORMAT:
+        raise BaselineError(
+            f'{name} is not a dfine-bench baseline (no "format": "{BASELINE_FORMAT}" field): {resave}'
+        )
+    version = doc.get("format_version")
+    if version != BASELINE_FORMAT_VERSION:
+        raise BaselineError(
+            f"{name}: baseline format_version {version!r}, but this dfine-bench reads version "
+            f"{BASELINE_FORMAT_VERSION}: {resave}"
+        )
+    record_version = doc.get("record_schema_version")
+    if record_version != SCHEMA_VERSION:
+        raise BaselineError(
+            f"{name}: saved from records of schema version {record_version!r}, but this dfine-bench "
+            f"writes schema version {SCHEMA_VERSION}; the numbers may mean other things: run the suite "
+            f"with this version and {resave}"
+        )
+    provenance = _require(doc, "provenance", dict, name)
+    tolerances = doc.get("tolerances") or {}
+    if not isinstance(tolerances, dict) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in tolerances.values()
+    ):
+        raise BaselineError(f"{name}: field 'tolerances' should map metric names to numbers")
+    raw_records = _require(doc, "records", dict, name)
+    if not raw_records:
+        raise BaselineError(f"{name}: field 'records' is empty: {resave}")
+    entries: dict[str, Entry] = {}
+    for rid, raw in raw_records.items():
+        where = f"{name}: records[{rid!r}]"
+        if not isinstance(raw, dict):
+            raise BaselineError(f"{where} should be an object: {resave}")
+        metrics = _require(raw, "metrics", dict, where)
+        for mname, value in metrics.items():
+            if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+                raise BaselineError(f"{where}: metric {mname!r} should be a number or null, not {value!r}")
+        samples = raw.get("samples_ms")
+        if samples is not None and (
+            not isinstance(samples, list)
+            or not all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in samples)
+        ):
+            raise BaselineError(f"{where}: field 'samples_ms' should be a list of numbers")
+        dataset = raw.get("dataset")
+        if dataset is not None and not isinstance(dataset, dict):
+            raise BaselineError(f"{where}: field 'dataset' should be an object or null")
+        entries[rid] = Entry(
+            record_id=rid,
+            task=_require(raw, "task", str, where),
+            status=_require(raw, "status", str, where),
+            reason=raw.get("reason"),
+            model=_require(raw, "model", dict, where),
+            dataset=dataset,
+            setup=_require(raw, "setup", dict, where),
+            metrics={k: (None if v is None else float(v)) for k, v in metrics.items()},
+            samples_ms=[float(s) for s in samples] if samples is not None else None,
+            samples_kind=raw.get("samples_kind"),
+            samples_n=raw.get("samples_n"),
+        )
+    return Baseline(
+        entries=entries,
+        provenance=provenance,
+        tolerances={k: float(v) for k, v in tolerances.items()},
+        path=path,
+        format_version=version,
+        record_schema_version=record_version,
+    )
+
+
+def load_baseline(path: str | os.PathLike[str]) -> Baseline:
+    """Read and validate a baseline file; any problem is a ``BaselineError`` naming file and field."""
+    path = Path(path)
+    if not path.is_file():
+        raise BaselineError(
+            f"baseline file {path} not found: create it with `dfine-bench baseline save <run> --out {path}`"
+        )
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise BaselineError(
+            f"{path} is not a text file: restore it from git or re-save the baseline"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise BaselineError(
+            f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}): "
+            "restore it from git or re-save the baseline"
+        ) from None
+    return parse_baseline(doc, path)

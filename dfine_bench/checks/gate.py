@@ -1,0 +1,621 @@
+"""The regression gate: compare a run with a baseline, metric by metric, and decide 0 / 1 / 2.
+
+Exit codes (``CheckResult.exit_code``): **0** no regression; **1** a regression (a metric got
+worse beyond its tolerance, params/GFLOPs changed, a record or images now fail); **2** cannot
+compare (another model set or record set, another device, backend, dataset or weights source,
+a missing metric, a skipped record, an unfinished run). When a run has both a regression and
+something that cannot be compared, the exit code is 1: a proven regression is the stronger
+statement and both fail a build.
+
+Comparability (checked before any number): the run must hold the baseline's models and record
+ids, no more and no fewer; per record the same device, backend, dtype, batch size, input size,
+timed part, protocol and COCO engine; for evaluations the same dataset (name, kind, image
+count, subset, annotation hash); the same weights source (and seed for random-init weights).
+Latency and throughput also need the same machine: the same ``device_name`` and thread count.
+``allow_other_device=True`` (``--allow-other-device``) turns that last requirement into "timings
+not compared" rows, so accuracy, params and GFLOPs are still gated on another machine
+(GitHub-hosted runners, whose CPU model varies from run to run).
+
+Rules per metric (tolerances: ``DEFAULT_TOLERANCES``, overridden by the baseline's own, then
+by the run's ``suite.tolerances`` from its ``run.json``, then by ``--tolerance``):
+
+* COCO stats (``AP``, ``AP50``, ... ``ARl``; percent): absolute. Worse when the value drops by
+  more than the tolerance (default 0.3 points); a rise beyond it is reported as better.
+* ``params`` and ``gflops`` / ``gflops_torch``: must be equal. Params are compared in M rounded
+  to 6 decimals (the exact parameter count), GFLOPs rounded to 4 significant digits; a tolerance
+  (default 0) allows that much absolute difference. Any change, up or down, fails: a new
+  architecture needs a new baseline.
+* ``latency_median`` (ms, per latency record), noise-aware on the stored samples. Worse only
+  when all three hold:
+
+  1. the run's median exceeds the baseline's upper quartile by more than the relative
+     tolerance (``median_new > p75_base * (1 + tol)``, default tol 0.25): the baseline's own
+     spread sets the band, so a noisy baseline gets a wide one;
+  2. the slowdown is larger than ``timing_min_delta_ms`` (default 0.1 ms;
+     ``median_new - median_base``), below which timer and scheduler noise dominate;
+  3. a one-sided Mann-Whitney U test (``scipy.stats.mannwhitneyu``, alternative "greater")
+     says the run's samples are stochastically larger than the baseline's with
+     p < ``timing_alpha`` (default 0.01). Skipped, and said so, when either side has fewer than
+     ``MIN_SAMPLES`` samples.
+
+  Faster than ``median_base / (1 + tol)`` is reported as better. Why the upper quartile and not
+  p90: on a shared CPU about one call in ten stalls (2-3x slower); with the usual 10-15 samples
+  the baseline's p90 then often *is* a stall, and a p90 band let a 2x slowdown pass 42% of the
+  time in simulation (15 samples, 10% stalls at 3x), against 6% with p75, while neither failed
+  any of 1,000 re-runs of the same distribution (with a quarter of the calls stalling, p75 fails
+  under 1% of re-runs; ``tests/checks/test_rules.py``). The run-to-run drift of a busy machine
+  (its load changing between two runs) is what the tolerance is for: three runs of
+  ``suite=ci`` (one thread) on a shared 2-core machine gave a new median / baseline p75 of at
+  most 1.37 (p95 1.21), hence that suite's ``latency_median: 0.5``.
+* ``throughput`` (img/s): the sweep keeps one median per batch size, not samples, so the band
+  comes from the baseline latency record of the same model, backend and dtype: worse when
+  ``throughput_new < throughput_base / (spread * (1 + tol))`` with
+  ``spread = p75 / median`` of those latency samples (1 when absent), default tol 0.25, and the
+  per-image time grew by more than ``timing_min_delta_ms``.
+* ``images_failed``: worse when more images fail than in the baseline (the failed image ids are
+  named). ``images_skipped`` > 0 where the baseline had none: cannot compare (those images'
+  predictions were resumed from an earlier process or filtered, so the AP is not this code's).
+  ``images_seen`` differing: cannot compare (another dataset).
+* Record status: ok in the baseline but ``failed`` now is worse; ``skipped`` now is cannot
+  compare (the reason is shown); a record that failed or was skipped in the baseline too is
+  not gated and is listed as such.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.stats import mannwhitneyu
+
+from dfine_bench.checks.baseline import Baseline, BaselineError, Entry, RunData
+from dfine_bench.records.metrics import COCO_STATS, METRICS
+
+# -- verdicts ---------------------------------------------------------------------------
+OK = "ok"
+BETTER = "better"
+WORSE = "WORSE"
+CHANGED = "CHANGED"
+CANNOT = "cannot compare"
+NOT_COMPARED = "not compared"
+VERDICTS = (OK, BETTER, WORSE, CHANGED, CANNOT, NOT_COMPARED)
+FAILING = frozenset({WORSE, CHANGED})
+
+#: Timing tests need at least this many samples on each side for the U test.
+MIN_SAMPLES = 5
+#: The baseline quantile (percent) the latency band starts from: the upper quartile.
+BAND_QUANTILE = 75
+#: Significant digits GFLOPs are compared at; decimals params (M) are compared at.
+GFLOPS_DIGITS = 4
+PARAMS_DECIMALS = 6
+
+TIMING_METRICS = ("latency_median", "throughput")
+EXACT_METRICS = ("params", "gflops", "gflops_torch")
+#: Keys of the tolerance table that are settings of the timing rule, not metrics.
+SETTINGS = ("timing_alpha", "timing_min_delta_ms")
+
+DEFAULT_TOLERANCES: dict[str, float] = {
+    **dict.fromkeys(COCO_STATS, 0.3),
+    **dict.fromkeys(EXACT_METRICS, 0.0),
+    "latency_median": 0.25,
+    "throughput": 0.25,
+    "timing_alpha": 0.01,
+    "timing_min_delta_ms": 0.1,
+}
+
+_TIMING_TASKS = ("latency", "throughput")
+_SETUP_FIELDS = ("device", "backend", "dtype", "batch_size", "input_size", "timed", "protocol", "engine")
+_MACHINE_FIELDS = ("device_name", "threads")
+_DATASET_FIELDS = ("name", "kind", "generated", "num_images", "subset", "annotations_sha256")
+
+
+@dataclass
+class Row:
+    """One compared quantity: a metric of a record, or a record's status."""
+
+    record_id: str
+    metric: str
+    baseline: float | str | None
+    value: float | str | None
+    verdict: str
+    why: str
+    unit: str = ""
+    changed: bool = True  # False: the value is identical to the baseline's (hidden in short tables)
+
+    @property
+    def failing(self) -> bool:
+        return self.verdict in FAILING
+
+
+@dataclass
+class CheckResult:
+    """Every row, the run-level problems, and the exit code they add up to."""
+
+    rows: list[Row] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # cannot compare, run level
+    notes: list[str] = field(default_factory=list)
+    tolerances: dict[str, float] = field(default_factory=dict)
+    tolerance_sources: dict[str, str] = field(default_factory=dict)
+    baseline_label: str = ""
+    run_label: str = ""
+
+    @property
+    def regressions(self) -> list[Row]:
+        return [r for r in self.rows if r.failing]
+
+    @property
+    def uncomparable(self) -> list[Row]:
+        return [r for r in self.rows if r.verdict == CANNOT]
+
+    @property
+    def exit_code(self) -> int:
+        if self.regressions:
+            return 1
+        if self.problems or self.uncomparable:
+            return 2
+        return 0
+
+    @property
+    def status(self) -> str:
+        return {0: "pass", 1: "regression", 2: "cannot compare"}[self.exit_code]
+
+
+# -- tolerances -------------------------------------------------------------------------
+def gated_metric(name: str) -> bool:
+    return name in COCO_STATS or name in EXACT_METRICS or name in TIMING_METRICS
+
+
+def resolve_tolerances(
+    layers: list[tuple[str, Mapping[str, float]]],
+) -> tuple[dict[str, float], dict[str, str]]:
+    """Merge tolerance tables, later layers winning; unknown keys and bad values are errors.
+
+    ``layers`` are ``(source, table)`` pairs, e.g. ``("suite.tolerances in run.json", {...})``.
+    """
+    values = dict(DEFAULT_TOLERANCES)
+    sources = dict.fromkeys(DEFAULT_TOLERANCES, "default")
+    for source, table in layers:
+        for key, raw in (table or {}).items():
+            if key not in DEFAULT_TOLERANCES:
+                metrics = ", ".join(k for k in DEFAULT_TOLERANCES if k not in SETTINGS)
+                valid = f"{metrics}; settings of the timing rule: {', '.join(SETTINGS)}"
+                raise BaselineError(
+                    f"{source}: tolerance for {key!r}, which the gate does not check; valid keys: {valid}"
+                )
+            try:
+                value = float(raw)
+            except (TypeError, ValueError):
+                raise BaselineError(f"{source}: tolerance {key}={raw!r} is not a number") from None
+            if not math.isfinite(value) or value < 0:
+                raise BaselineError(f"{source}: tolerance {key}={raw!r} must be a number >= 0")
+            if key == "timing_alpha" and not 0 < value < 1:
+                raise BaselineError(f"{source}: timing_alpha={raw!r} must be between 0 and 1")
+            values[key] = value
+            sources[key] = source
+    return values, sources
+
+
+# -- helpers ----------------------------------------------------------------------------
+def fmt_value(v: Any) -> str:
+    """A number for a table: 4 significant digits, ``-`` for none."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    if isinstance(v, float):
+        if v == 0:
+            return "0"
+        return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.0f}"
+    return str(v)
+
+
+def _unit(metric: str) -> str:
+    d = METRICS.get(metric)
+    return d.unit if d else ""
+
+
+def _median_upper(entry: Entry) -> tuple[float | None, float | None]:
+    """Median and ``BAND_QUANTILE`` of a latency entry's samples (from its metrics when it has none)."""
+    if entry.samples_ms:
+        arr = np.asarray(entry.samples_ms, dtype=np.float64)
+        return float(np.median(arr)), float(np.percentile(arr, BAND_QUANTILE))
+    median, iqr = entry.metrics.get("latency_median"), entry.metrics.get("latency_iqr")
+    if median is not None and iqr is not None:
+        return median, median + iqr / 2
+    return median, entry.metrics.get("latency_p90")
+
+
+# -- metric rules -----------------------------------------------------------------------
+def check_latency(base: Entry, new: Entry, tol: float, alpha: float, min_delta_ms: float) -> Row:
+    """The noise-aware latency rule (see the module docstring)."""
+    rid, metric = new.record_id, "latency_median"
+    b_med, b_up = _median_upper(base)
+    n_med, _ = _median_upper(new)
+    if b_med is None or n_med is None:
+        side = "baseline" if b_med is None else "run"
+        return Row(rid, metric, b_med, n_med, CANNOT, f"no latency samples or median in the {side}", "ms")
+    b_up = b_up if b_up is not None else b_med
+    limit = b_up * (1 + tol)
+    delta = n_med - b_med
+    p: float | None = None
+    b_s, n_s = base.samples_ms or [], new.samples_ms or []
+    if len(b_s) >= MIN_SAMPLES and len(n_s) >= MIN_SAMPLES:
+        p = float(mannwhitneyu(n_s, b_s, alternative="greater").pvalue)
+    band = f"limit {limit:.4g} ms = baseline p{BAND_QUANTILE} {b_up:.4g} x {1 + tol:g}"
+    test = (
+        f"U-test p={p:.2g}"
+        if p is not None
+        else f"no U-test (fewer than {MIN_SAMPLES} samples on a side: {len(b_s)} vs {len(n_s)})"
+    )
+    above = n_med > limit
+    big = delta > min_delta_ms
+    significant = p is None or p < alpha
+    ratio = f"x{n_med / b_med:.2f}" if b_med > 0 else ""
+    if above and big and significant:
+        why = f"median {n_med:.4g} ms ({ratio}) > {band}; +{delta:.3g} ms; {test} < {alpha:g}"
+        return Row(rid, metric, b_med, n_med, WORSE, why, "ms")
+    if above:
+        held = (
+            f"+{delta:.3g} ms is within the {min_delta_ms:g} ms noise floor"
+            if not big
+            else f"{test} >= {alpha:g}: not significant"
+        )
+        return Row(rid, metric, b_med, n_med, OK, f"median above the band ({band}) but {held}", "ms")
+    if n_med * (1 + tol) < b_med:
+        return Row(
+            rid, metric, b_med, n_med, BETTER, f"faster: median {ratio} of the baseline's; {test}", "ms"
+        )
+    return Row(rid, metric, b_med, n_med, OK, f"median {n_med:.4g} ms ({ratio}) within {band}", "ms")
+
+
+def check_throughput(
+    base: Entry, new: Entry, base_latency: Entry | None, tol: float, min_delta_ms: float
+) -> Row:
+    """Throughput against a band widened by the baseline's latency spread (see the module docstring)."""
+    rid, metric = new.record_id, "throughput"
+    b, n = base.metrics.get(metric), new.metrics.get(metric)
+    if b is None or n is None or b <= 0:
+        side = "baseline" if b is None or b <= 0 else "run"
+        return Row(rid, metric, b, n, CANNOT, f"no throughput value in the {side}", "img/s")
+    spread = 1.0
+    if base_latency is not None:
+        med, upper = _median_upper(base_latency)
+        if med and upper and med > 0:
+            spread = max(1.0, upper / med)
+    limit = b / (spread * (1 + tol))
+    per_image_delta = (1000.0 / n if n > 0 else math.inf) - 1000.0 / b
+    band = f"limit {limit:.4g} img/s = baseline / ({spread:.3g} latency spread x {1 + tol:g})"
+    ratio = f"x{n / b:.2f}"
+    if n < limit and per_image_delta > min_delta_ms:
+        why = f"{n:.4g} img/s ({ratio}) < {band}; +{per_image_delta:.3g} ms per image"
+        return Row(rid, metric, b, n, WORSE, why, "img/s")
+    if n < limit:
+        why = f"below the band ({band}) but +{per_image_delta:.3g} ms per image is within the noise floor"
+        return Row(rid, metric, b, n, OK, why, "img/s")
+    if n > b * spread * (1 + tol):
+        return Row(rid, metric, b, n, BETTER, f"higher: {ratio} of the baseline's", "img/s")
+    return Row(rid, metric, b, n, OK, f"{n:.4g} img/s ({ratio}) within {band}", "img/s")
+
+
+def check_absolute(rid: str, metric: str, b: float, n: float, tol: float) -> Row:
+    """A higher-is-better percentage (COCO stats): worse when it drops by more than ``tol`` points."""
+    delta = n - b
+    unit = _unit(metric)
+    changed = n != b
+    if -delta > tol:
+        why = f"dropped {-delta:.3g} points (> tolerance {tol:g})"
+        return Row(rid, metric, b, n, WORSE, why, unit, changed)
+    if delta > tol:
+        return Row(rid, metric, b, n, BETTER, f"rose {delta:.3g} points", unit, changed)
+    why = f"{delta:+.3g} points, within {tol:g}" if changed else "unchanged"
+    return Row(rid, metric, b, n, OK, why, unit, changed)
+
+
+def _rounded(metric: str, v: float) -> float:
+    if metric == "params":
+        return round(v, PARAMS_DECIMALS)
+    return float(f"{v:.{GFLOPS_DIGITS}g}")
+
+
+def check_exact(rid: str, metric: str, b: float, n: float, tol: float) -> Row:
+    """Params / GFLOPs: equal after rounding (or within an absolute ``tol``), in either direction."""
+    rb, rn = _rounded(metric, b), _rounded(metric, n)
+    unit = _unit(metric)
+    rule = "M to 6 decimals" if metric == "params" else f"{GFLOPS_DIGITS} significant digits"
+    if abs(rn - rb) > tol + 1e-12:
+        why = f"changed by {rn - rb:+.6g} {unit} (compared at {rule}; must be equal)"
+        if metric == "params":
+            why += f": {round((rn - rb) * 1e6):+d} parameters"
+        return Row(rid, metric, b, n, CHANGED, why, unit)
+    return Row(rid, metric, b, n, OK, f"equal at {rule}", unit, changed=rb != rn)
+
+
+def check_images(base: Entry, new: Entry) -> list[Row]:
+    """Failed, skipped and evaluated image counts of an evaluation record."""
+    rows: list[Row] = []
+    rid = new.record_id
+    for metric in ("images_failed", "images_skipped", "images_seen"):
+        if metric in base.metrics and metric not in new.metrics:
+            why = "metric missing in the run"
+            rows.append(Row(rid, metric, base.metrics[metric], None, CANNOT, why, "count"))
+    if rows:
+        return rows
+    bf, nf = base.metrics.get("images_failed") or 0, new.metrics.get("images_failed") or 0
+    if "images_failed" in new.metrics or "images_failed" in base.metrics:
+        if nf > bf:
+            ids = [str(f.get("image_id", f)) if isinstance(f, dict) else str(f) for f in new.failed_images]
+            shown = f" (image ids {', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''})" if ids else ""
+            why = f"{nf:.0f} image(s) failed, baseline {bf:.0f}{shown}: see details.failed_images"
+            rows.append(Row(rid, "images_failed", bf, nf, WORSE, why, "count"))
+        else:
+            rows.append(Row(rid, "images_failed", bf, nf, OK, "no more failures", "count", nf != bf))
+    bs, ns = base.metrics.get("images_skipped") or 0, new.metrics.get("images_skipped") or 0
+    if "images_skipped" in new.metrics or "images_skipped" in base.metrics:
+        if ns > bs:
+            why = (
+                f"{ns:.0f} image(s) skipped (resumed from an earlier process or filtered), baseline "
+                f"{bs:.0f}: this AP is not all this code's; re-run with a fresh output.run_id"
+            )
+            rows.append(Row(rid, "images_skipped", bs, ns, CANNOT, why, "count"))
+        else:
+            rows.append(Row(rid, "images_skipped", bs, ns, OK, "no more skips", "count", ns != bs))
+    bseen, nseen = base.metrics.get("images_seen"), new.metrics.get("images_seen")
+    if bseen is not None and nseen is not None and bseen != nseen:
+        why = f"evaluated {nseen:.0f} images, the baseline {bseen:.0f}: another dataset or subset"
+        rows.append(Row(rid, "images_seen", bseen, nseen, CANNOT, why, "count"))
+    return rows
+
+
+def check_status(base: Entry, new: Entry) -> Row | None:
+    """A row when either side is not ``ok``; ``None`` when both are (their metrics are compared)."""
+    b, n, rid = base.status, new.status, new.record_id
+    if b == n == "ok":
+        return None
+    reason = f": {new.reason}" if new.reason else ""
+    if b == "ok" and n == "failed":
+        return Row(rid, "status", b, n, WORSE, f"ok in the baseline, failed now{reason}")
+    if b == "ok" and n == "skipped":
+        return Row(rid, "status", b, n, CANNOT, f"ok in the baseline, skipped now{reason}")
+    if b == n:
+        return Row(rid, "status", b, n, OK, f"{n} in the baseline too (not gated){reason}", changed=False)
+    if n == "ok":
+        return Row(
+            rid, "status", b, n, BETTER, f"{b} in the baseline, ok now: save a new baseline to gate it"
+        )
+    if n == "failed":
+        return Row(rid, "status", b, n, WORSE, f"{b} in the baseline, failed now{reason}")
+    return Row(rid, "status", b, n, CANNOT, f"{b} in the baseline, {n} now{reason}")
+
+
+# -- comparability ----------------------------------------------------------------------
+def _differences(base: Entry, new: Entry) -> tuple[list[tuple[str, Any, Any]], list[tuple[str, Any, Any]]]:
+    """(setup differences that make a record incomparable, machine differences that only affect timing)."""
+    hard: list[tuple[str, Any, Any]] = []
+    machine: list[tuple[str, Any, Any]] = []
+    if base.task != new.task:
+        hard.append(("task", base.task, new.task))
+    for key in _SETUP_FIELDS:
+        if key == "batch_size" and new.task == "throughput":
+            key = "batch_sizes"  # the best batch size may move with noise; the swept sizes may not
+        if key in base.setup and base.setup.get(key) != new.setup.get(key):
+            hard.append((f"setup.{key}", base.setup.get(key), new.setup.get(key)))
+    if new.task in _TIMING_TASKS:
+        for key in _MACHINE_FIELDS:
+            if key in base.setup and base.setup.get(key) != new.setup.get(key):
+                machine.append((f"setup.{key}", base.setup.get(key), new.setup.get(key)))
+    keys = ["weights_source", "random_init"]
+    if base.model.get("random_init"):
+        keys.append("weights_seed")
+    for key in keys:
+        if key in base.model and base.model.get(key) != new.model.get(key):
+            hard.append((f"model.{key}", base.model.get(key), new.model.get(key)))
+    if base.dataset is not None:
+        nd = new.dataset or {}
+        for key in _DATASET_FIELDS:
+            if key in base.dataset and base.dataset.get(key) != nd.get(key):
+                hard.append((f"dataset.{key}", base.dataset.get(key), nd.get(key)))
+    return hard, machine
+
+
+def _group(diffs: dict[tuple[str, str, str], list[str]]) -> list[str]:
+    out = []
+    for (key, b, n), rids in diffs.items():
+        shown = ", ".join(rids[:3]) + (f" and {len(rids) - 3} more" if len(rids) > 3 else "")
+        out.append(f"{key} is {b} in the baseline but {n} in the run ({shown})")
+    return out
+
+
+def _version_notes(baseline: Baseline, run: RunData) -> list[str]:
+    base_versions = baseline.provenance.get("versions") or {}
+    env = run.records[0].environment if run.records else {}
+    changed = [
+        f"{k} {base_versions[k]} -> {env.get(k)}"
+        for k in sorted(base_versions)
+        if base_versions.get(k) is not None and env.get(k) != base_versions.get(k)
+    ]
+    return [f"versions differ from the baseline's: {', '.join(changed)}"] if changed else []
+
+
+# -- the comparison ---------------------------------------------------------------------
+def compare(
+    baseline: Baseline,
+    run: RunData,
+    *,
+    tolerances: Mapping[str, float] | None = None,
+    allow_other_device: bool = False,
+) -> CheckResult:
+    """Compare ``run`` with ``baseline``; see the module docstring for every rule."""
+    layers: list[tuple[str, Mapping[str, float]]] = [
+        (f"{baseline.label}: tolerances", baseline.tolerances),
+        (f"{run.run_dir}/run.json: suite.tolerances", run.suite_tolerances),
+    ]
+    if tolerances:
+        layers.append(("--tolerance", tolerances))
+    tol, sources = resolve_tolerances(layers)
+    result = CheckResult(
+        tolerances=tol,
+        tolerance_sources=sources,
+        baseline_label=baseline.label,
+        run_label=str(run.run_dir),
+    )
+    status = run.meta.get("status")
+    if run.meta and status != "complete":
+        result.problems.append(
+            f"run {run.run_id} is {status!r}, not complete: finish it (re-run the same command) first"
+        )
+
+    base_models = {e.model_name for e in baseline.entries.values()}
+    run_models = {e.model_name for e in run.entries.values()}
+    if base_models != run_models:
+        parts = []
+        if base_models - run_models:
+            parts.append(f"the run lacks {', '.join(sorted(base_models - run_models))}")
+        if run_models - base_models:
+            parts.append(f"the baseline lacks {', '.join(sorted(run_models - base_models))}")
+        result.problems.append(
+            f"another model set: {'; '.join(parts)} (save a new baseline if the suite's models changed)"
+        )
+    common_models = base_models & run_models
+    missing = sorted(
+        r for r, e in baseline.entries.items() if e.model_name in common_models and r not in run.entries
+    )
+    extra = sorted(
+        r for r, e in run.entries.items() if e.model_name in common_models and r not in baseline.entries
+    )
+    if missing:
+        result.problems.append(f"records in the baseline but not in the run: {', '.join(missing)}")
+    if extra:
+        result.problems.append(
+            f"records in the run but not in the baseline: {', '.join(extra)} "
+            "(save a new baseline to gate them)"
+        )
+
+    hard_diffs: dict[tuple[str, str, str], list[str]] = {}
+    machine_diffs: dict[tuple[str, str, str], list[str]] = {}
+    alpha, floor = tol["timing_alpha"], tol["timing_min_delta_ms"]
+    for rid in sorted(set(baseline.entries) & set(run.entries)):
+        base, new = baseline.entries[rid], run.entries[rid]
+        hard, machine = _differences(base, new)
+        for key, b, n in hard:
+            hard_diffs.setdefault((key, repr(b), repr(n)), []).append(rid)
+        if hard:
+            continue
+        status_row = check_status(base, new)
+        if status_row is not None:
+            result.rows.append(status_row)
+            continue
+        if machine:
+            for key, b, n in machine:
+                machine_diffs.setdefault((key, repr(b), repr(n)), []).append(rid)
+            if allow_other_device:
+                what = "; ".join(f"{k} {b!r} -> {n!r}" for k, b, n in machine)
+                for metric in TIMING_METRICS:
+                    if metric in base.metrics:
+                        result.rows.append(
+                            Row(
+                                rid,
+                                metric,
+                                base.metrics.get(metric),
+                                new.metrics.get(metric),
+                                NOT_COMPARED,
+                                f"another machine ({what})",
+                                _unit(metric),
+                            )
+                        )
+                continue
+            continue
+        result.rows.extend(_compare_metrics(base, new, baseline, tol, alpha, floor))
+
+    if hard_diffs:
+        result.problems.extend(f"another setup: {d}" for d in _group(hard_diffs))
+    if machine_diffs:
+        text = _group(machine_diffs)
+        if allow_other_device:
+            result.notes.extend(f"timings not compared: {d}" for d in text)
+        else:
+            result.problems.extend(
+                f"another machine: {d}; timings of two machines do not compare: save a baseline on this "
+                "machine, or pass --allow-other-device to gate only accuracy, params and GFLOPs"
+                for d in text
+            )
+    unclean = [r.record_id for r in result.rows if r.metric == "status" and r.verdict == OK]
+    if unclean:
+        result.notes.append(
+            f"the baseline is not clean: {len(unclean)} record(s) failed or were skipped there too and are "
+            f"not gated: {', '.join(unclean)}"
+        )
+    result.notes.extend(_version_notes(baseline, run))
+    return result
+
+
+def _compare_metrics(
+    base: Entry, new: Entry, baseline: Baseline, tol: dict[str, float], alpha: float, floor: float
+) -> list[Row]:
+    rows: list[Row] = []
+    rid = new.record_id
+    if new.task == "evaluation":
+        rows.extend(check_images(base, new))
+    for metric, b in base.metrics.items():
+        if not gated_metric(metric):
+            continue
+        n = new.metrics.get(metric)
+        if metric not in new.metrics:
+            rows.append(
+                Row(rid, metric, b, None, CANNOT, "metric missing in the run", _unit(metric), changed=True)
+            )
+            continue
+        if metric == "latency_median":
+            rows.append(check_latency(base, new, tol[metric], alpha, floor))
+            continue
+        if metric == "throughput":
+            rows.append(check_throughput(base, new, _latency_of(baseline, base), tol[metric], floor))
+            continue
+        if b is None and n is None:
+            continue
+        if b is None:
+            rows.append(Row(rid, metric, b, n, OK, "no baseline value (not gated)", _unit(metric)))
+            continue
+        if n is None:
+            rows.append(Row(rid, metric, b, n, CANNOT, "no value in the run", _unit(metric)))
+            continue
+        if metric in EXACT_METRICS:
+            rows.append(check_exact(rid, metric, b, n, tol[metric]))
+        else:
+            rows.append(check_absolute(rid, metric, b, n, tol[metric]))
+    return rows
+
+
+def _latency_of(baseline: Baseline, throughput: Entry) -> Entry | None:
+    """The baseline's bs-1 latency record of the same model, backend and dtype as a throughput record."""
+    for e in baseline.entries.values():
+        if (
+            e.task == "latency"
+            and e.model_name == throughput.model_name
+            and e.setup.get("backend") == throughput.setup.get("backend")
+            and e.setup.get("dtype") == throughput.setup.get("dtype")
+            and e.setup.get("batch_size") == 1
+        ):
+            return e
+    return None
+
+
+__all__ = [
+    "BETTER",
+    "CANNOT",
+    "CHANGED",
+    "DEFAULT_TOLERANCES",
+    "NOT_COMPARED",
+    "OK",
+    "VERDICTS",
+    "WORSE",
+    "CheckResult",
+    "Row",
+    "check_absolute",
+    "check_exact",
+    "check_latency",
+    "check_throughput",
+    "compare",
+    "fmt_value",
+    "resolve_tolerances",
+]

@@ -1,0 +1,493 @@
+"""The report's plots, drawn with matplotlib (Agg, no pyplot state) and saved as PNG and SVG.
+
+* AP vs latency, with the Pareto front per family (the paper's Figure 1 style): one plot per
+  speed setup (device name, backend, dtype) — latencies of different setups are never in one plot;
+* AP vs parameters and AP vs GFLOPs (with the same fronts);
+* latency and throughput vs batch size, from throughput records, per speed setup;
+* measured vs claimed deltas, from the claims table (claims checked under their conditions only);
+* precision-recall curves per model (IoU .50:.95, all areas, 100 detections), per dataset.
+
+Every plot names its units on the axes and, in its title, the device / backend / precision it
+measured and, where that applies, ``stand-in: random-init weights / generated data``. A plot
+whose data is missing is not drawn: it is returned as a ``SkippedPlot`` with the reason.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from dfine_bench.records.schema import ResultRecord
+from dfine_bench.reporting import labels
+from dfine_bench.reporting.claims_table import ClaimsTable
+from dfine_bench.reporting.pareto import pareto_front
+from dfine_bench.reporting.tables import ACCURACY, COMPLEXITY, SPEED, Comparison, ComparisonTable
+from dfine_bench.utils.files import atomic_write_bytes, atomic_write_text
+
+#: rc settings for every plot: text kept as text in SVG (searchable), stable SVG ids.
+_RC = {"svg.fonttype": "none", "svg.hashsalt": "dfine-bench", "font.size": 9}
+_VERDICT_COLORS = {"pass": "#2e7d32", "fail": "#c62828"}
+
+
+@dataclass
+class Plot:
+    """A drawn plot: ``png`` and ``svg`` files, the full title (with conditions) and a caption."""
+
+    name: str
+    kind: str  # ap_vs_latency | ap_vs_params | ap_vs_gflops | latency_vs_batch | claims | pr_curve
+    title: str
+    caption: str
+    png: Path
+    svg: Path
+
+
+@dataclass
+class SkippedPlot:
+    """A plot that was not drawn, and why."""
+
+    kind: str
+    reason: str
+
+
+@dataclass
+class PlotSet:
+    plots: list[Plot]
+    skipped: list[SkippedPlot]
+
+
+@dataclass
+class _Point:
+    label: str
+    family: str
+    x: float
+    y: float
+
+
+# -- files ---------------------------------------------------------------------------------------
+def save_figure(fig: Figure, out_dir: Path, name: str) -> tuple[Path, Path]:
+    """Write ``<name>.png`` and ``<name>.svg`` atomically; returns their paths."""
+    png, svg = out_dir / f"{name}.png", out_dir / f"{name}.svg"
+    with matplotlib.rc_context(_RC):
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=130, metadata={"Software": None})
+        atomic_write_bytes(png, buf.getvalue())
+        buf = io.BytesIO()
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+        atomic_write_text(svg, buf.getvalue().decode("utf-8"))
+    return png, svg
+
+
+def _slug(*parts: str) -> str:
+    text = "-".join(p for p in parts if p)
+    out = "".join(c.lower() if c.isalnum() else "-" for c in text)
+    while "--" in out:
+        out = out.replace("--", "-")
+    return out.strip("-")[:90] or "plot"
+
+
+def _new_figure(width: float = 7.5, height: float = 5.0) -> Figure:
+    with matplotlib.rc_context(_RC):
+        return Figure(figsize=(width, height), layout="constrained")
+
+
+def _title(main: str, *lines: str) -> str:
+    return "\n".join([main, *(line for line in lines if line)])
+
+
+def _stand_in_mark(fig: Figure, stand_in: str) -> None:
+    """A faint watermark, so a stand-in plot copied out of the report still says what it is."""
+    if stand_in:
+        fig.text(0.5, 0.45, "STAND-IN", fontsize=54, color="0.5", alpha=0.12, rotation=25,
+                 ha="center", va="center", zorder=0)  # fmt: skip
+
+
+# -- data from the tables ------------------------------------------------------------------------
+def _numeric_column(table: ComparisonTable, label: str) -> dict[tuple[str, ...], float]:
+    if label not in table.frame.columns:
+        return {}
+    out = {}
+    for key, v in zip(table.row_keys, table.frame[label]):
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+            out[key] = float(v)
+    return out
+
+
+def _column_by_source(table: ComparisonTable, source: str) -> str | None:
+    return next((label for label, c in table.columns.items() if c.source == source), None)
+
+
+def _stand_in_of(cmp: Comparison, tables: Iterable[ComparisonTable], keys: Iterable[tuple[str, ...]]) -> str:
+    reasons: set[str] = set()
+    keys = set(keys)
+    for t in tables:
+        for r in _records(cmp, t, keys):
+            reasons.update(labels.stand_in_reasons(r))
+    return labels.stand_in_text(reasons)
+
+
+def _records(
+    cmp: Comparison, table: ComparisonTable, keys: set[tuple[str, ...]] | None = None
+) -> list[ResultRecord]:
+    out: list[ResultRecord] = []
+    for key in table.row_keys:
+        if keys is None or key in keys:
+            out.extend(cmp.sources.get((key, table.title), []))
+    return out
+
+
+def _eval_setups(cmp: Comparison, table: ComparisonTable, keys: set[tuple[str, ...]]) -> str:
+    setups = sorted({labels.setup_label(r.setup) for r in _records(cmp, table, keys)})
+    return "evaluated on " + "; ".join(setups) if setups else ""
+
+
+# -- drawing ------------------------------------------------------------------------------------
+def _family_colors(families: Sequence[str]) -> dict[str, Any]:
+    cmap = matplotlib.colormaps["tab10"]
+    return {f: cmap(i % 10) for i, f in enumerate(sorted(set(families)))}
+
+
+def draw_tradeoff(
+    points: Sequence[_Point], *, x_label: str, y_label: str, title: str, stand_in: str
+) -> Figure:
+    """Accuracy against a cost, one colour per family, its Pareto front joined by a line."""
+    fig = _new_figure()
+    ax = fig.add_subplot()
+    colors = _family_colors([p.family for p in points])
+    for family, color in colors.items():
+        pts = [p for p in points if p.family == family]
+        ax.scatter(
+            [p.x for p in pts], [p.y for p in pts], color=color, label=family or "(no family)", zorder=3
+        )
+        front = pareto_front([p.x for p in pts], [p.y for p in pts])
+        if len(front) > 1:
+            ax.plot([pts[i].x for i in front], [pts[i].y for i in front], color=color, lw=1.5, zorder=2)
+        for p in pts:
+            ax.annotate(p.label, (p.x, p.y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.margins(x=0.12, y=0.12)  # room for the model names
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.grid(True, alpha=0.3)
+    ax.legend(title="family (line: Pareto front)", fontsize=8, title_fontsize=8)
+    ax.set_title(title, fontsize=9)
+    _stand_in_mark(fig, stand_in)
+    return fig
+
+
+def _tradeoff_plot(
+    cmp: Comparison,
+    out_dir: Path,
+    *,
+    kind: str,
+    acc: ComparisonTable,
+    cost: ComparisonTable,
+    cost_label: str,
+    x_label: str,
+    main: str,
+    conditions: str,
+    extra: str = "",
+) -> Plot | None:
+    ap_col = _column_by_source(acc, "AP")
+    ap = _numeric_column(acc, ap_col) if ap_col else {}
+    xs = _numeric_column(cost, cost_label)
+    keys = [k for k in acc.row_keys if k in ap and k in xs]
+    if not keys:
+        return None
+    points = [_Point(cmp.row_meta[k]["model"], cmp.row_meta[k]["family"], xs[k], ap[k]) for k in keys]
+    stand_in = _stand_in_of(cmp, (acc, cost), keys)
+    title = _title(f"{main} — {conditions}", f"AP {acc.title.removeprefix('accuracy ')}", extra, stand_in)
+    fig = draw_tradeoff(points, x_label=x_label, y_label="AP (%)", title=title, stand_in=stand_in)
+    name = _slug(kind, conditions, acc.title if len(cmp.table(ACCURACY)) > 1 else "")
+    png, svg = save_figure(fig, out_dir, name)
+    caption = f"{main}: {len(points)} model(s); {conditions}; AP {acc.title.removeprefix('accuracy ')}."
+    return Plot(name, kind, title.replace("\n", " — "), caption, png, svg)
+
+
+def ap_vs_latency(cmp: Comparison, out_dir: Path) -> list[Plot]:
+    """AP against median batch-1 latency, one plot per speed setup and dataset."""
+    plots = []
+    for speed in cmp.table(SPEED):
+        lat = _column_by_source_bs1(speed)
+        if lat is None:
+            continue
+        recs = [r for r in _records(cmp, speed) if r.task == "latency"]
+        sizes = sorted({labels.input_label(r.setup.input_size) or "?" for r in recs})
+        timed = sorted({r.setup.timed or "?" for r in recs})
+        for acc in cmp.table(ACCURACY):
+            p = _tradeoff_plot(
+                cmp,
+                out_dir,
+                kind="ap_vs_latency",
+                acc=acc,
+                cost=speed,
+                cost_label=lat,
+                x_label="latency, median of batch 1 (ms)",
+                main="AP vs latency",
+                conditions=speed.title,
+                extra=f"latency: batch 1, input {', '.join(sizes)}, timed {', '.join(timed)}",
+            )
+            if p:
+                plots.append(p)
+    return plots
+
+
+def _column_by_source_bs1(table: ComparisonTable) -> str | None:
+    return next(
+        (lb for lb, c in table.columns.items() if c.source == "latency_median" and "bs" not in lb), None
+    )
+
+
+def ap_vs_complexity(cmp: Comparison, out_dir: Path, metric: str) -> list[Plot]:
+    """AP against parameters (``metric="params"``) or GFLOPs (``"gflops"``)."""
+    plots = []
+    for cx in cmp.table(COMPLEXITY):
+        col = _column_by_source(cx, metric)
+        if col is None:
+            continue
+        for acc in cmp.table(ACCURACY):
+            keys = set(acc.row_keys) & set(cx.row_keys)
+            where = _eval_setups(cmp, acc, keys)
+            if metric == "params":
+                kw = {"x_label": "parameters (M)", "main": "AP vs parameters", "kind": "ap_vs_params"}
+            else:
+                size = cx.title.removeprefix("complexity at ")
+                kw = {"x_label": f"GFLOPs (calflops, {size})", "main": "AP vs GFLOPs", "kind": "ap_vs_gflops"}
+            p = _tradeoff_plot(cmp, out_dir, acc=acc, cost=cx, cost_label=col, conditions=where, **kw)
+            if p:
+                plots.append(p)
+    return plots
+
+
+def latency_vs_batch(cmp: Comparison, out_dir: Path) -> list[Plot]:
+    """Latency per batch and throughput against batch size, from throughput sweeps, per speed setup."""
+    plots = []
+    for speed in cmp.table(SPEED):
+        series = []
+        for key in speed.row_keys:
+            for r in cmp.sources.get((key, speed.title), []):
+                rows = r.details.get("by_batch_size") if r.task == "throughput" else None
+                if not isinstance(rows, list):
+                    continue
+                ok = [b for b in rows if isinstance(b, dict) and b.get("status") == "ok"]
+                ok = [b for b in ok if b.get("latency_median_ms") is not None and b.get("batch_size")]
+                if not ok:
+                    continue
+                limit = next(
+                    (b["batch_size"] for b in rows if isinstance(b, dict) and b.get("status") == "oom"), None
+                )
+                series.append((key, r, ok, limit))
+        if not series:
+            continue
+        stand_in = _stand_in_of(cmp, [speed], [s[0] for s in series])
+        sizes = sorted({labels.input_label(s[1].setup.input_size) or "?" for s in series})
+        title = _title(f"Latency and throughput vs batch size — {speed.title}", f"input {', '.join(sizes)}",
+                       stand_in)  # fmt: skip
+        fig = _new_figure(10, 4.6)
+        ax_lat, ax_tp = fig.subplots(1, 2)
+        colors = _family_colors([cmp.row_meta[k]["model"] for k, *_ in series])
+        for key, _r, ok, limit in series:
+            model = cmp.row_meta[key]["model"]
+            name = model + (f" (out of memory at batch {limit})" if limit else "")
+            bs = [int(b["batch_size"]) for b in ok]
+            ax_lat.plot(
+                bs, [float(b["latency_median_ms"]) for b in ok], "o-", color=colors[model], label=name
+            )
+            tp = [
+                (int(b["batch_size"]), float(b["throughput"])) for b in ok if b.get("throughput") is not None
+            ]
+            ax_tp.plot([t[0] for t in tp], [t[1] for t in tp], "o-", color=colors[model], label=name)
+        all_bs = sorted({int(b["batch_size"]) for *_, ok, _limit in series for b in ok})
+        for ax, ylabel in ((ax_lat, "latency per batch, median (ms)"), (ax_tp, "throughput (images/s)")):
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(all_bs, [str(b) for b in all_bs])
+            ax.minorticks_off()
+            ax.set_xlabel("batch size (images)")
+            ax.set_ylabel(ylabel)
+            ax.grid(True, alpha=0.3)
+        ax_lat.legend(fontsize=8)
+        fig.suptitle(title, fontsize=9)
+        _stand_in_mark(fig, stand_in)
+        name = _slug("latency_vs_batch", speed.title)
+        png, svg = save_figure(fig, out_dir, name)
+        caption = f"Latency vs batch size on {speed.title}: {len(series)} model(s)."
+        plots.append(Plot(name, "latency_vs_batch", title.replace("\n", " — "), caption, png, svg))
+    return plots
+
+
+def claims_deltas(claims: ClaimsTable | None, records: Sequence[ResultRecord], out_dir: Path) -> Plot | str:
+    """Measured minus claimed, in % of the claim, for claims checked under their conditions."""
+    if claims is None:
+        return "no claims were asked for"
+    if claims.frame is None:
+        return claims.summary()
+    f = claims.frame
+    rows = []
+    for _, r in f.iterrows():
+        c, m = r["claimed"], r["measured"]
+        if r["verdict"] not in _VERDICT_COLORS or not _is_number(c) or not _is_number(m) or float(c) == 0:
+            continue
+        rows.append(r)
+    if not rows:
+        counts = ", ".join(f"{n} {v}" for v, n in claims.counts().items()) or "none"
+        return f"no claim with a numeric measured value was checked under its conditions ({counts})"
+    setups = _claims_setups(rows, records)
+    title = _title(
+        f"Measured vs claimed ({claims.name}) — measured on {setups}",
+        "bar: (measured - claimed) / claimed; only claims checked under their conditions",
+    )
+    fig = _new_figure(8, max(2.5, 0.35 * len(rows) + 1.6))
+    ax = fig.add_subplot()
+    names = [_claim_label(r) for r in rows]
+    rel = [100.0 * (float(r["measured"]) - float(r["claimed"])) / abs(float(r["claimed"])) for r in rows]
+    ax.barh(range(len(rows)), rel, color=[_VERDICT_COLORS[r["verdict"]] for r in rows])
+    ax.set_yticks(range(len(rows)), names, fontsize=8)
+    ax.invert_yaxis()
+    ax.axvline(0, color="0.3", lw=0.8)
+    ax.set_xlabel("measured - claimed (% of the claimed value)")
+    ax.grid(True, axis="x", alpha=0.3)
+    handles = [Patch(color=c, label=v) for v, c in _VERDICT_COLORS.items()]
+    ax.legend(handles=handles, fontsize=8, title="verdict", title_fontsize=8)
+    fig.suptitle(title, fontsize=9)  # over the whole figure: the claim names take the left side
+    name = _slug("claims_deltas", claims.name)
+    png, svg = save_figure(fig, out_dir, name)
+    skipped = len(f) - len(rows)
+    caption = (
+        f"{len(rows)} claim(s) checked under their conditions; "
+        f"{skipped} not plotted (not comparable, not measured or not numeric)."
+    )
+    return Plot(name, "claims", title.replace("\n", " — "), caption, png, svg)
+
+
+def _claim_label(row: Any) -> str:
+    """``"dfine_s: gflops = 25 GFLOPs [Table 7]"`` (the claim's own words where the checker gives them)."""
+    text = row.get("text")
+    head = text if isinstance(text, str) and text else f"{row['model']} {row['metric']} ({row['claim_id']})"
+    source = row.get("source")
+    return f"{head} [{source}]" if isinstance(source, str) and source else head
+
+
+def _claims_setups(rows: Sequence[Any], records: Sequence[ResultRecord]) -> str:
+    """``device · backend · dtype`` of the claims' measurements (dtype from the records if not given)."""
+    out = set()
+    for r in rows:
+        device, backend = r["device_name"], r["backend"]
+        if not isinstance(device, str) or not device:
+            continue
+        dtype = r.get("dtype")
+        if isinstance(dtype, str) and dtype:
+            dtypes = {dtype}
+        else:
+            dtypes = {
+                x.setup.dtype
+                for x in records
+                if x.model.name == r["model"]
+                and labels.device_label(x.setup) == device
+                and x.setup.backend == backend
+            }
+        out.add(f"{device} · {backend or '?'} · {'/'.join(sorted(dtypes)) or '?'}")
+    return "; ".join(sorted(out)) or "devices not recorded in the claims table"
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+
+
+def pr_curves(cmp: Comparison, out_dir: Path) -> list[Plot]:
+    """Precision against recall per model (IoU .50:.95, area all, 100 detections), one plot per dataset."""
+    plots = []
+    for acc in cmp.table(ACCURACY):
+        curves = []
+        for key in acc.row_keys:
+            for r in cmp.sources.get((key, acc.title), []):
+                pr = r.details.get("pr_curve") if r.status == "ok" else None
+                if not isinstance(pr, dict):
+                    continue
+                rec, prec = pr.get("recall"), pr.get("precision")
+                if (
+                    not isinstance(rec, list)
+                    or not isinstance(prec, list)
+                    or len(rec) != len(prec)
+                    or not rec
+                ):
+                    continue
+                # COCO marks "no data" as -1: not a precision of 0
+                values = [p if _is_number(p) and p >= 0 else math.nan for p in prec]
+                if any(not math.isnan(v) for v in values):
+                    curves.append((key, r, rec, values))
+        if not curves:
+            continue
+        keys = [c[0] for c in curves]
+        stand_in = _stand_in_of(cmp, [acc], keys)
+        first = curves[0][1].details["pr_curve"]
+        cond = (
+            f"IoU {first.get('iou', '.50:.95')}, area {first.get('area', 'all')}, "
+            f"{first.get('max_dets', 100)} detections"
+        )
+        title = _title(
+            f"Precision-recall — {acc.title}", f"{cond}; {_eval_setups(cmp, acc, set(keys))}", stand_in
+        )
+        fig = _new_figure()
+        ax = fig.add_subplot()
+        colors = _family_colors([cmp.row_meta[k]["model"] for k in keys])
+        for key, _r, rec, prec in curves:
+            model = cmp.row_meta[key]["model"]
+            ax.plot(rec, prec, color=colors[model], label=model)
+        ax.set_xlabel("recall (fraction of ground-truth objects)")
+        ax.set_ylabel("precision (fraction of detections)")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(-0.03, 1.03)  # a curve at precision 0 stays visible above the axis
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+        ax.set_title(title, fontsize=9)
+        _stand_in_mark(fig, stand_in)
+        name = _slug("pr_curve", acc.title if len(cmp.table(ACCURACY)) > 1 else "")
+        png, svg = save_figure(fig, out_dir, name)
+        caption = f"Precision-recall curves of {len(curves)} model(s), {acc.title}."
+        plots.append(Plot(name, "pr_curve", title.replace("\n", " — "), caption, png, svg))
+    return plots
+
+
+#: What each kind of plot needs, said when it is skipped.
+_NEEDS = {
+    "ap_vs_latency": "AP vs latency: needs evaluation (AP) and batch-1 latency records for the same models",
+    "ap_vs_params": "AP vs parameters: needs evaluation (AP) and complexity (params) records",
+    "ap_vs_gflops": "AP vs GFLOPs: needs evaluation (AP) and complexity (GFLOPs) records",
+    "latency_vs_batch": "latency vs batch size: needs throughput records with a batch-size sweep",
+    "pr_curve": "precision-recall curves: needs evaluation records with a pr_curve holding precision values",
+}
+
+
+def make_plots(cmp: Comparison, claims: ClaimsTable | None, out_dir: str | os.PathLike[str]) -> PlotSet:
+    """Draw every plot the records allow into ``out_dir`` (PNG + SVG); the rest come back as skipped."""
+    with matplotlib.rc_context(_RC):
+        return _make_plots(cmp, claims, Path(out_dir))
+
+
+def _make_plots(cmp: Comparison, claims: ClaimsTable | None, out: Path) -> PlotSet:
+    plots: list[Plot] = []
+    skipped: list[SkippedPlot] = []
+    for kind, fn in (
+        ("ap_vs_latency", lambda: ap_vs_latency(cmp, out)),
+        ("ap_vs_params", lambda: ap_vs_complexity(cmp, out, "params")),
+        ("ap_vs_gflops", lambda: ap_vs_complexity(cmp, out, "gflops")),
+        ("latency_vs_batch", lambda: latency_vs_batch(cmp, out)),
+        ("pr_curve", lambda: pr_curves(cmp, out)),
+    ):
+        drawn = fn()
+        plots.extend(drawn)
+        if not drawn:
+            skipped.append(SkippedPlot(kind, f"not drawn — {_NEEDS[kind]}; these records have none"))
+    claim_plot = claims_deltas(claims, cmp.records, out)
+    if isinstance(claim_plot, Plot):
+        plots.append(claim_plot)
+    else:
+        skipped.append(SkippedPlot("claims", f"claimed-vs-measured deltas not drawn — {claim_plot}"))
+    return PlotSet(plots, skipped)

@@ -1,0 +1,258 @@
+"""Where a report's numbers come from, and the plain statement of what in them is a stand-in.
+
+``provenance(records)`` gathers, from the records alone: the runs, each distinct software /
+machine environment (versions, git revision, devices), the weights of each model (source, id,
+sha256), the datasets (annotation file and sha256), every deviation from the paper's protocol
+per measurement setup, the tasks that failed or were skipped, and the records' notes.
+``stand_in_statement`` says in sentences what was not the real thing: random-init weights,
+generated data, a device that is not the paper's T4, a backend that is not TensorRT FP16.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from dfine_bench.records.schema import ResultRecord
+from dfine_bench.reporting import labels
+
+#: Environment fields shown in reports, in this order (others stay in the records).
+ENVIRONMENT_FIELDS = (
+    "dfine_bench",
+    "git_revision",
+    "git_dirty",
+    "python",
+    "torch",
+    "cuda",
+    "cudnn",
+    "transformers",
+    "onnxruntime",
+    "onnx",
+    "tensorrt",
+    "faster_coco_eval",
+    "pycocotools",
+    "calflops",
+    "hydra_core",
+    "numpy",
+    "pandas",
+    "os",
+    "cpu_model",
+    "cpu_count",
+    "gpus",
+    "torch_threads",
+    "hostname",
+)
+_SPEED_TASKS = ("latency", "throughput")
+_PAPER_VAL_IMAGES = 5000
+
+
+@dataclass
+class Provenance:
+    """Provenance tables of a set of records (each a DataFrame of text, possibly empty)."""
+
+    run_ids: list[str]
+    environments: pd.DataFrame  # one row per field, one column per distinct environment
+    models: pd.DataFrame
+    datasets: pd.DataFrame
+    deviations: pd.DataFrame
+    problems: pd.DataFrame
+    notes: pd.DataFrame
+    stand_in: list[str]
+    has_stand_ins: bool
+
+
+def _text(v: Any) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, list) and all(isinstance(x, dict) for x in v):
+        return "; ".join(str(x.get("name", x)) for x in v) or "none"
+    if isinstance(v, (list, dict)):
+        return json.dumps(v, default=str)
+    return str(v)
+
+
+def environments_frame(records: Sequence[ResultRecord]) -> pd.DataFrame:
+    """Each distinct environment as a column (headed by the runs that used it), fields as rows."""
+    envs: dict[str, tuple[dict[str, Any], list[str]]] = {}
+    for r in records:
+        env = {k: r.environment.get(k) for k in ENVIRONMENT_FIELDS if k in r.environment}
+        key = json.dumps(env, sort_keys=True, default=str)
+        entry = envs.setdefault(key, (env, []))
+        if r.run_id not in entry[1]:
+            entry[1].append(r.run_id)
+    if not envs:
+        return pd.DataFrame()
+    data = {}
+    for i, (env, runs) in enumerate(envs.values(), start=1):
+        head = f"environment {i}: run {', '.join(runs)}" if len(envs) > 1 else f"run {', '.join(runs)}"
+        data[head] = [_text(env.get(k)) for k in ENVIRONMENT_FIELDS]
+    frame = pd.DataFrame(data, index=list(ENVIRONMENT_FIELDS))
+    present = [k for k in ENVIRONMENT_FIELDS if any(k in r.environment for r in records)]
+    return frame.loc[present].rename_axis("field").reset_index()
+
+
+def models_frame(records: Sequence[ResultRecord]) -> pd.DataFrame:
+    rows: dict[tuple[str, str], dict[str, str]] = {}
+    for r in records:
+        m = r.model
+        rows.setdefault(
+            (m.name, labels.weights_key(m)),
+            {
+                "model": m.name,
+                "family": m.family,
+                "FDR": f"yes ({m.fdr_bins} bins)" if m.fdr and m.fdr_bins else ("yes" if m.fdr else "no"),
+                "GO-LSD": "yes" if m.go_lsd else "no",
+                "weights": labels.weights_label(m),
+                "weights source": m.weights_source,
+                "weights id": m.weights_id or "—",
+                "weights sha256": m.weights_sha256 or "—",
+                "stand-in": labels.STAND_IN_WEIGHTS if m.random_init else "",
+            },
+        )
+    return pd.DataFrame(list(rows.values()))
+
+
+def datasets_frame(records: Sequence[ResultRecord]) -> pd.DataFrame:
+    rows: dict[tuple[Any, ...], dict[str, str]] = {}
+    for r in records:
+        d = r.dataset
+        if d is None:
+            continue
+        rows.setdefault(
+            (d.name, d.annotations_sha256, d.subset, d.num_images),
+            {
+                "dataset": d.name,
+                "kind": d.kind,
+                "images": _text(d.num_images),
+                "subset": _text(d.subset),
+                "annotations": d.annotations or "—",
+                "annotations sha256": d.annotations_sha256 or "—",
+                "stand-in": labels.STAND_IN_DATA if d.generated else "",
+            },
+        )
+    return pd.DataFrame(list(rows.values()))
+
+
+def deviations_frame(records: Sequence[ResultRecord]) -> pd.DataFrame:
+    """One row per (setup, deviation): the tasks and models it applies to."""
+    rows: dict[tuple[str, str], dict[str, set[str]]] = {}
+    for r in records:
+        for dev in r.setup.deviations:
+            entry = rows.setdefault((labels.setup_label(r.setup), dev), {"tasks": set(), "models": set()})
+            entry["tasks"].add(r.task)
+            entry["models"].add(r.model.name)
+    return pd.DataFrame(
+        [
+            {
+                "setup": setup,
+                "deviation from the paper's protocol": dev,
+                "tasks": ", ".join(sorted(e["tasks"])),
+                "models": ", ".join(sorted(e["models"])),
+            }
+            for (setup, dev), e in rows.items()
+        ]
+    )
+
+
+def problems_frame(records: Sequence[ResultRecord]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "record": r.record_id,
+                "run": r.run_id,
+                "status": r.status,
+                "setup": labels.setup_label(r.setup),
+                "reason": r.reason or "(no reason recorded)",
+            }
+            for r in records
+            if r.status != "ok"
+        ]
+    )
+
+
+def notes_frame(records: Sequence[ResultRecord]) -> pd.DataFrame:
+    notes: dict[str, set[str]] = {}
+    for r in records:
+        for n in r.notes:
+            notes.setdefault(n, set()).add(r.model.name)
+    return pd.DataFrame([{"note": n, "models": ", ".join(sorted(m))} for n, m in notes.items()])
+
+
+def stand_in_statement(records: Sequence[ResultRecord]) -> list[str]:
+    """Sentences saying what in these records is a stand-in or off the paper's protocol."""
+    out: list[str] = []
+    random = sorted({r.model.name for r in records if r.model.random_init})
+    if random:
+        out.append(
+            f"Random-init weights (no released weights were loaded) for {', '.join(random)}: "
+            "their AP is not these models' accuracy. Params, GFLOPs and latency depend on the "
+            "architecture, not the weights."
+        )
+    generated = sorted(
+        {labels.dataset_label(r.dataset) for r in records if r.dataset and r.dataset.generated}
+    )
+    if generated:
+        out.append(
+            f"Generated data instead of COCO val2017 ({'; '.join(generated)}): AP on it says nothing "
+            "about any model's accuracy."
+        )
+    partial = sorted(
+        {
+            labels.dataset_label(r.dataset)
+            for r in records
+            if r.dataset
+            and not r.dataset.generated
+            and r.task == "evaluation"
+            and (
+                "val2017" not in r.dataset.name
+                or (r.dataset.subset or r.dataset.num_images or 0) != _PAPER_VAL_IMAGES
+            )
+        }
+    )
+    if partial:
+        out.append(
+            f"AP measured on {'; '.join(partial)}, not the full COCO val2017 ({_PAPER_VAL_IMAGES} images) "
+            "the paper reports."
+        )
+    speed = [r for r in records if r.task in _SPEED_TASKS and r.status == "ok"]  # what measured
+    off_device = sorted({labels.device_label(r.setup) for r in speed if not labels.on_paper_device(r.setup)})
+    if off_device:
+        out.append(
+            f"Speed measured on {', '.join(off_device)}, not the paper's NVIDIA T4: latency, FPS and "
+            "throughput here are not comparable with the paper's numbers."
+        )
+    off_backend = sorted(
+        {
+            f"{r.setup.backend} {r.setup.dtype}"
+            for r in speed
+            if (r.setup.backend, r.setup.dtype) != ("tensorrt", "fp16")
+        }
+    )
+    if off_backend:
+        out.append(f"Backends {', '.join(off_backend)}, not TensorRT FP16 as in the paper.")
+    on_protocol = [r for r in speed if not r.setup.deviations]
+    if on_protocol:
+        devices = sorted({labels.device_label(r.setup) for r in on_protocol})
+        out.append(
+            f"Measured under the paper's protocol on {', '.join(devices)}: {len(on_protocol)} record(s)."
+        )
+    return out
+
+
+def provenance(records: Sequence[ResultRecord]) -> Provenance:
+    records = list(records)
+    return Provenance(
+        run_ids=sorted({r.run_id for r in records}),
+        environments=environments_frame(records),
+        models=models_frame(records),
+        datasets=datasets_frame(records),
+        deviations=deviations_frame(records),
+        problems=problems_frame(records),
+        notes=notes_frame(records),
+        stand_in=stand_in_statement(records),
+        has_stand_ins=any(r.is_stand_in for r in records),
+    )

@@ -1,0 +1,65 @@
+"""``build_report``: records in, a report folder out (``index.html``, ``README.md``, ``plots/``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dfine_bench
+from dfine_bench.errors import DfineBenchError
+from dfine_bench.records.schema import ResultRecord
+from dfine_bench.reporting.claims_table import check_claims_table
+from dfine_bench.reporting.content import ReportContent
+from dfine_bench.reporting.html_report import render_html
+from dfine_bench.reporting.markdown_report import render_markdown
+from dfine_bench.reporting.plots import make_plots
+from dfine_bench.reporting.provenance import provenance
+from dfine_bench.reporting.tables import build_comparison
+from dfine_bench.utils.files import atomic_write_text
+
+DEFAULT_TITLE = "dfine-bench report"
+
+
+def build_report(
+    records: Iterable[ResultRecord],
+    out_dir: str | os.PathLike[str],
+    *,
+    claims: str | None = "dfine_paper",
+    title: str = DEFAULT_TITLE,
+) -> Path:
+    """Render the report of ``records`` into ``out_dir`` and return that folder.
+
+    Writes ``index.html`` (self-contained), ``README.md`` (links to ``plots/*.png``) and
+    ``plots/*.png|svg``, each file atomically; plot files of an earlier report in the same folder
+    that this one did not draw are removed. ``claims`` names a claim set (``None``: no claims).
+    An empty set of records is an error, never an empty report.
+    """
+    records = list(records)
+    if not records:
+        raise DfineBenchError(
+            "no records to report: run `dfine-bench run` first (records land under results/<run-id>/records/)"
+        )
+    out = Path(out_dir)
+    plots_dir = out / "plots"
+    comparison = build_comparison(records)
+    claims_table = check_claims_table(records, claims)
+    plot_set = make_plots(comparison, claims_table, plots_dir)
+    content = ReportContent(
+        title=title,
+        generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        version=dfine_bench.__version__,
+        out_dir=out,
+        comparison=comparison,
+        claims=claims_table,
+        plots=plot_set,
+        provenance=provenance(records),
+    )
+    atomic_write_text(out / "index.html", render_html(content))
+    atomic_write_text(out / "README.md", render_markdown(content))
+    keep = {p.png.name for p in plot_set.plots} | {p.svg.name for p in plot_set.plots}
+    for stale in (*plots_dir.glob("*.png"), *plots_dir.glob("*.svg")):
+        if stale.name not in keep:
+            stale.unlink(missing_ok=True)
+    return out

@@ -1,0 +1,527 @@
+"""Comparison tables from any set of result records: models as rows, metrics as columns.
+
+Numbers measured under different conditions never share a column, let alone a cell:
+
+* accuracy columns are split per evaluation dataset (name, annotation hash, size) and COCO engine;
+* complexity columns per input size;
+* speed columns per (device name, backend, dtype) — plus input size and timed mode where those
+  differ — so a CPU latency is never next to, or averaged with, a GPU one in the same column.
+
+Rows are one model with one set of weights (random-init and released weights are different
+rows); when two records would still fill the same cell (the same model measured in two runs),
+rows are split by run, then by record — never averaged. A cell holds a number from exactly one
+record, ``"failed"`` / ``"skipped"`` when that record did not produce it, or is empty (NaN, shown
+as "—") when nothing measured it under that column's conditions. Every table carries a
+``stand-in`` column saying which of its rows' numbers come from random-init weights or
+generated data.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from dfine_bench.errors import DfineBenchError
+from dfine_bench.records.metrics import COCO_STATS
+from dfine_bench.records.schema import TASKS, ResultRecord
+from dfine_bench.reporting import labels
+
+ACCURACY, COMPLEXITY, SPEED = "accuracy", "complexity", "speed"
+
+#: Marker for a cell no record filled under that column's conditions (rendered tables only).
+NOT_MEASURED = "—"
+#: Row-identifying columns every rendered table starts with.
+ROW_COLUMNS = ("model", "family", "weights")
+STAND_IN_COLUMN = "stand-in"
+
+_TABLE_TASKS = ("evaluation", "complexity", "latency", "throughput")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One table column: which record value fills it, its header and how to print it."""
+
+    source: str  # a metric name, or "details.<key>" for a value in the record's details
+    label: str
+    fmt: str = "{:.2f}"
+
+    def value(self, record: ResultRecord) -> float | None:
+        if self.source.startswith("details."):
+            v = record.details.get(self.source.removeprefix("details."))
+        else:
+            v = record.value(self.source)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return None
+        return float(v) if math.isfinite(v) else None
+
+
+ACCURACY_COLUMNS = (
+    *(Column(m, m) for m in COCO_STATS),
+    Column("images_seen", "images", "{:.0f}"),
+    Column("images_failed", "failed images", "{:.0f}"),
+)
+COMPLEXITY_COLUMNS = (
+    Column("params", "params (M)"),
+    Column("gflops", "GFLOPs"),
+    Column("gflops_torch", "GFLOPs (torch counter)"),
+)
+_LATENCY_STATS = (
+    ("latency_median", "median", "{:.2f}"),
+    ("latency_mean", "mean", "{:.2f}"),
+    ("latency_p90", "p90", "{:.2f}"),
+    ("latency_p99", "p99", "{:.2f}"),
+)
+THROUGHPUT_COLUMNS = (
+    Column("throughput", "throughput (img/s)"),
+    Column("details.best_batch_size", "best batch", "{:.0f}"),
+    Column("max_batch_size", "max batch", "{:.0f}"),
+)
+
+#: The columns of the one-table overview, per group kind (by metric / source name).
+OVERVIEW_SOURCES = {
+    ACCURACY: ("AP", "AP50", "AP75", "APs", "APm", "APl"),
+    COMPLEXITY: ("params", "gflops"),
+    SPEED: ("latency_median", "latency_p90", "fps", "throughput"),
+}
+
+
+def latency_columns(batch_size: int) -> tuple[Column, ...]:
+    """Latency columns; a batch size other than 1 is part of the header (``median bs4 (ms)``)."""
+    bs = "" if batch_size == 1 else f" bs{batch_size}"
+    return (
+        *(Column(m, f"latency {name}{bs} (ms)", f) for m, name, f in _LATENCY_STATS),
+        Column("latency_cv", f"latency CV{bs}", "{:.3f}"),
+        Column("fps", f"FPS{bs} (img/s)"),
+        Column("peak_rss", f"peak RSS{bs} (MiB)", "{:.0f}"),
+        Column("cuda_max_allocated", f"CUDA peak{bs} (MiB)", "{:.0f}"),
+        Column("output_max_abs_diff", f"max |diff| vs eager{bs}", "{:.2g}"),
+    )
+
+
+@dataclass(frozen=True)
+class Group:
+    """The conditions shared by one block of columns (one per-conditions table)."""
+
+    kind: str  # accuracy | complexity | speed
+    label: str  # unique, shown as the column block's header and the table's title
+    key: tuple[Any, ...]
+    device_name: str | None = None
+    backend: str | None = None
+    dtype: str | None = None
+
+
+@dataclass
+class ComparisonTable:
+    """One table: ``frame`` has the row columns, ``stand-in`` and raw values (floats, or a status)."""
+
+    title: str
+    kind: str  # accuracy | complexity | speed | overview
+    frame: pd.DataFrame
+    columns: dict[str, Column] = field(default_factory=dict)  # value column label -> Column
+    notes: list[str] = field(default_factory=list)
+    group: Group | None = None
+    row_keys: list[tuple[str, ...]] = field(default_factory=list)  # one per frame row
+
+    @property
+    def has_stand_ins(self) -> bool:
+        return STAND_IN_COLUMN in self.frame and bool((self.frame[STAND_IN_COLUMN] != "").any())
+
+
+@dataclass
+class Comparison:
+    """Every table for one set of records, plus the records behind each (row, group) block."""
+
+    records: list[ResultRecord]
+    tables: list[ComparisonTable]
+    overview: ComparisonTable
+    sources: dict[tuple[tuple[str, ...], str], list[ResultRecord]]  # (row key, group label) -> records
+    row_meta: dict[tuple[str, ...], dict[str, str]]
+    filters: dict[str, Any]
+
+    def table(self, kind: str) -> list[ComparisonTable]:
+        return [t for t in self.tables if t.kind == kind]
+
+    def flat_frame(self) -> pd.DataFrame:
+        """Every value of every table in one wide frame (``"<conditions> | <column>"`` headers), for CSV."""
+        if not self.tables:
+            raise DfineBenchError(
+                "no table values: these records hold no evaluation, complexity or speed results"
+            )
+        lead = [c for c in self.overview.frame.columns if c[0] == ""]
+        out = self.overview.frame[lead].copy()
+        out.columns = [c[1] for c in lead]
+        position = {key: i for i, key in enumerate(self.overview.row_keys)}
+        for t in self.tables:
+            values = [c for c in t.frame.columns if c not in (*ROW_COLUMNS, "run", "record")]
+            block = pd.DataFrame(float("nan"), index=out.index, columns=values, dtype=object)
+            for key, (_, item) in zip(t.row_keys, t.frame.iterrows()):
+                for c in values:
+                    block.at[position[key], c] = item[c]
+            block.columns = [f"{t.title} | {c}" for c in values]
+            out = pd.concat([out, block], axis=1)
+        return out
+
+
+# -- selecting records -------------------------------------------------------------------------
+def filter_records(
+    records: Iterable[ResultRecord],
+    *,
+    device: str | None = None,
+    backend: str | None = None,
+    family: str | None = None,
+    tasks: Sequence[str] | None = None,
+) -> list[ResultRecord]:
+    """The records that match every given filter.
+
+    ``device`` matches the device string (``cpu``, ``cuda``, ``cuda:0``) or part of the device
+    name (``T4``, ``EPYC``); ``family`` ignores case and punctuation (``d-fine`` = ``dfine``);
+    ``backend`` is exact; ``tasks`` keeps only those tasks. Nothing matching is an error naming
+    the values that exist.
+    """
+    records = list(records)
+    if tasks:
+        unknown = sorted(set(tasks) - set(TASKS))
+        if unknown:
+            raise DfineBenchError(f"unknown task {', '.join(unknown)}: choose from {', '.join(TASKS)}")
+    out = [
+        r
+        for r in records
+        if (device is None or labels.matches_device(r.setup, device))
+        and (backend is None or r.setup.backend == backend)
+        and (family is None or labels.normalize_name(r.model.family) == labels.normalize_name(family))
+        and (not tasks or r.task in tasks)
+    ]
+    if records and not out:
+        asked = ", ".join(
+            f"{k}={v}" for k, v in (("device", device), ("backend", backend), ("family", family)) if v
+        )
+        if tasks:
+            asked = ", ".join(x for x in (asked, f"task={','.join(tasks)}") if x)
+        have = (
+            f"devices: {_values(labels.device_label(r.setup) for r in records)}; "
+            f"backends: {_values(r.setup.backend for r in records)}; "
+            f"families: {_values(r.model.family for r in records)}; "
+            f"tasks: {_values(r.task for r in records)}"
+        )
+        raise DfineBenchError(f"no record matches {asked} among {len(records)} records ({have})")
+    return out
+
+
+def _values(values: Iterable[str]) -> str:
+    return ", ".join(sorted({v for v in values if v})) or "(none)"
+
+
+# -- grouping ------------------------------------------------------------------------------------
+def _group_of(record: ResultRecord) -> tuple[str, tuple[Any, ...]] | None:
+    s = record.setup
+    if record.task == "evaluation":
+        d = record.dataset
+        key = (
+            d.name if d else None,
+            d.annotations_sha256 if d else None,
+            d.subset or d.num_images if d else None,
+            bool(d and d.generated),
+            s.engine,
+        )
+        return ACCURACY, key
+    if record.task == "complexity":
+        shape = record.details.get("input_shape")
+        size = list(shape[-2:]) if isinstance(shape, list) and len(shape) >= 2 else s.input_size
+        return COMPLEXITY, (labels.input_label(size),)
+    if record.task in ("latency", "throughput"):
+        return SPEED, (labels.device_label(s), s.backend, s.dtype, labels.input_label(s.input_size), s.timed)
+    return None
+
+
+def _label_parts(kind: str, key: tuple[Any, ...], sample: ResultRecord) -> list[str]:
+    """The words naming a group, most important first; later ones are used only to tell groups apart."""
+    if kind == ACCURACY:
+        _name, sha, _n, _generated, engine = key
+        parts = [f"accuracy on {labels.dataset_label(sample.dataset)}"]
+        return [*parts, f"{engine} engine" if engine else "", f"annotations {str(sha)[:8]}"]
+    if kind == COMPLEXITY:
+        return [f"complexity at {key[0] or 'model input size'}"]
+    device, backend, dtype, size, timed = key
+    return [f"{device} · {backend} · {dtype}", size or "", f"timed {timed}" if timed else ""]
+
+
+def _label_groups(
+    keys: list[tuple[str, tuple[Any, ...]]], samples: dict[tuple[str, tuple[Any, ...]], ResultRecord]
+) -> dict[tuple[str, tuple[Any, ...]], Group]:
+    """A unique, readable label per group: extra conditions are named only where labels would clash."""
+    parts = {k: _label_parts(k[0], k[1], samples[k]) for k in keys}
+    used = dict.fromkeys(keys, 1)
+
+    def label(k: tuple[str, tuple[Any, ...]]) -> str:
+        return " · ".join(p for p in parts[k][: used[k]] if p)
+
+    while True:
+        seen: dict[str, list[tuple[str, tuple[Any, ...]]]] = {}
+        for k in keys:
+            seen.setdefault(label(k), []).append(k)
+        clashing = [k for ks in seen.values() if len(ks) > 1 for k in ks if used[k] < len(parts[k])]
+        if not clashing:
+            break
+        for k in clashing:
+            used[k] += 1
+    out: dict[tuple[str, tuple[Any, ...]], Group] = {}
+    counts: dict[str, int] = {}
+    for k in keys:
+        text = label(k)
+        counts[text] = counts.get(text, 0) + 1
+        if counts[text] > 1:  # identical conditions in every word: still never merged
+            text += f" #{counts[text]}"
+        kind, key = k
+        if kind == SPEED:
+            out[k] = Group(kind, text, key, device_name=key[0], backend=key[1], dtype=key[2])
+        else:
+            out[k] = Group(kind, text, key)
+    return out
+
+
+def _columns_for(record: ResultRecord) -> tuple[Column, ...]:
+    if record.task == "evaluation":
+        return ACCURACY_COLUMNS
+    if record.task == "complexity":
+        return COMPLEXITY_COLUMNS
+    if record.task == "latency":
+        return latency_columns(int(record.setup.batch_size or 1))
+    if record.task == "throughput":
+        return THROUGHPUT_COLUMNS
+    return ()
+
+
+def _cells(record: ResultRecord) -> dict[str, tuple[Column, float]]:
+    """Column label -> (column, value) for the numbers this record holds."""
+    out: dict[str, tuple[Column, float]] = {}
+    for col in _columns_for(record):
+        v = col.value(record)
+        if v is not None:
+            out[col.label] = (col, v)
+    return out
+
+
+def _status_cells(record: ResultRecord, present: set[str]) -> dict[str, tuple[Column, str]]:
+    """Where a failed/skipped record says so: its task's columns the table has (else its first one)."""
+    if record.status == "ok":
+        return {}
+    cols = _columns_for(record)
+    numbers = _cells(record)
+    marked = {c.label: (c, record.status) for c in cols if c.label in present and c.label not in numbers}
+    if not marked and cols and cols[0].label not in numbers:
+        marked = {cols[0].label: (cols[0], record.status)}
+    return marked
+
+
+# -- building the tables ---------------------------------------------------------------------------
+_ROW_LEVELS = (("model", "weights"), ("model", "weights", "run"), ("model", "weights", "run", "record"))
+
+
+def _row_key(record: ResultRecord, level: int) -> tuple[str, ...]:
+    key = (record.model.name, labels.weights_key(record.model))
+    if level >= 1:
+        key += (record.run_id,)
+    if level >= 2:
+        key += (record.record_id,)
+    return key
+
+
+def build_comparison(
+    records: Iterable[ResultRecord],
+    *,
+    device: str | None = None,
+    backend: str | None = None,
+    family: str | None = None,
+    tasks: Sequence[str] | None = None,
+) -> Comparison:
+    """All comparison tables for ``records`` (filtered as in ``filter_records``).
+
+    Returns one table per set of conditions (accuracy per dataset, complexity per input size,
+    speed per device/backend/dtype) and an overview with the headline columns of each.
+    """
+    records = list(records)
+    if not records:
+        raise DfineBenchError("no records to compare: run `dfine-bench run` first, or give a run folder")
+    # the same record reached twice (``results/`` and ``results/<run>``) counts once
+    records = list({(r.run_id, r.record_id): r for r in reversed(records)}.values())[::-1]
+    selected = filter_records(records, device=device, backend=backend, family=family, tasks=tasks)
+    usable = [r for r in selected if r.task in _TABLE_TASKS]
+    filters = {"device": device, "backend": backend, "family": family, "tasks": list(tasks or [])}
+
+    grouped: list[tuple[ResultRecord, tuple[str, tuple[Any, ...]]]] = []
+    for r in usable:
+        g = _group_of(r)
+        if g is not None:
+            grouped.append((r, g))
+    keys = list(dict.fromkeys(g for _, g in grouped))
+    samples: dict[tuple[str, tuple[Any, ...]], ResultRecord] = {}
+    for r, g in grouped:
+        samples.setdefault(g, r)
+    groups = _label_groups(keys, samples)
+
+    # the coarsest row identity under which no two records fill the same cell
+    level = 0
+    while True:
+        filled: dict[tuple, tuple[str, str]] = {}
+        clash = False
+        for r, g in grouped:
+            ident = (r.run_id, r.record_id)
+            # a record's own slot: two latency records at batch 1 for one row are a clash, even failed
+            slot = f"{r.task} bs{r.setup.batch_size}" if r.task == "latency" else r.task
+            for label in (*_cells(r), slot):
+                cell = (_row_key(r, level), groups[g].label, label)
+                if cell in filled and filled[cell] != ident:
+                    clash = True
+                filled[cell] = ident
+        if not clash or level == len(_ROW_LEVELS) - 1:
+            break
+        level += 1
+
+    values: dict[tuple[tuple[str, ...], str], dict[str, float | str]] = {}
+    columns: dict[str, dict[str, Column]] = {}
+    sources: dict[tuple[tuple[str, ...], str], list[ResultRecord]] = {}
+    stand_in: dict[tuple[tuple[str, ...], str], set[str]] = {}
+    row_meta: dict[tuple[str, ...], dict[str, str]] = {}
+    for r, g in grouped:
+        row, glabel = _row_key(r, level), groups[g].label
+        row_meta.setdefault(
+            row,
+            {
+                "model": r.model.name,
+                "family": r.model.family,
+                "weights": labels.weights_label(r.model),
+                "run": r.run_id,
+                "record": r.record_id,
+            },
+        )
+        sources.setdefault((row, glabel), []).append(r)
+        stand_in.setdefault((row, glabel), set()).update(labels.stand_in_reasons(r))
+        cells = values.setdefault((row, glabel), {})
+        for label, (col, v) in _cells(r).items():
+            cells[label] = v
+            columns.setdefault(glabel, {})[label] = col
+    for r, g in grouped:  # second pass: statuses only in columns the table has
+        row, glabel = _row_key(r, level), groups[g].label
+        for label, (col, status) in _status_cells(r, set(columns.get(glabel, {}))).items():
+            values[(row, glabel)][label] = status
+            columns.setdefault(glabel, {})[label] = col
+
+    ordered_groups = sorted(
+        (groups[k] for k in keys), key=lambda g: ((ACCURACY, COMPLEXITY, SPEED).index(g.kind), g.label)
+    )
+    row_columns = list(_ROW_LEVELS[level])
+    tables = []
+    for g in ordered_groups:
+        rows = [row for row in row_meta if (row, g.label) in values or (row, g.label) in sources]
+        data = []
+        for row in rows:
+            meta = row_meta[row]
+            item: dict[str, Any] = {c: meta[c] for c in ("model", "family", "weights")}
+            if "run" in row_columns:
+                item["run"] = meta["run"]
+            if "record" in row_columns:
+                item["record"] = meta["record"]
+            item[STAND_IN_COLUMN] = labels.stand_in_text(stand_in.get((row, g.label), set()))
+            item.update(values.get((row, g.label), {}))
+            data.append(item)
+        cols = _ordered_columns(columns.get(g.label, {}))
+        frame = pd.DataFrame(data, columns=[*_lead_columns(row_columns), STAND_IN_COLUMN, *cols])
+        frame = frame.astype(object).where(frame.notna(), float("nan"))
+        tables.append(
+            ComparisonTable(
+                title=g.label,
+                kind=g.kind,
+                frame=frame,
+                columns={c: columns[g.label][c] for c in cols},
+                notes=_table_notes(g, [r for (row, gl), rs in sources.items() if gl == g.label for r in rs]),
+                group=g,
+                row_keys=rows,
+            )
+        )
+    overview = _overview(tables, row_meta, stand_in, row_columns)
+    return Comparison(
+        records=selected,
+        tables=tables,
+        overview=overview,
+        sources=sources,
+        row_meta=row_meta,
+        filters=filters,
+    )
+
+
+def _lead_columns(row_columns: list[str]) -> list[str]:
+    lead = ["model", "family", "weights"]
+    return lead + [c for c in ("run", "record") if c in row_columns]
+
+
+def _ordered_columns(cols: dict[str, Column]) -> list[str]:
+    """Columns in catalogue order (accuracy, complexity, latency by batch size, throughput)."""
+
+    def rank(label: str) -> tuple[int, str]:
+        src = cols[label].source
+        order = [c.source for c in (*ACCURACY_COLUMNS, *COMPLEXITY_COLUMNS, *latency_columns(1))]
+        order += [c.source for c in THROUGHPUT_COLUMNS]
+        return (order.index(src) if src in order else len(order), label)
+
+    return sorted(cols, key=rank)
+
+
+def _table_notes(group: Group, records: list[ResultRecord]) -> list[str]:
+    notes: list[str] = []
+    if group.kind == ACCURACY:
+        rec = records[0]
+        notes.append("COCO AP/AR in percent (IoU .50:.95 unless named), maxDets 100")
+        if rec.setup.engine:
+            notes.append(f"COCO engine: {rec.setup.engine}")
+        devices = sorted({labels.setup_label(r.setup) for r in records})
+        notes.append(f"evaluated on {'; '.join(devices)}")
+    elif group.kind == COMPLEXITY:
+        notes.append("params in millions; GFLOPs of one forward at batch 1 (calflops, as the paper)")
+    else:
+        timed = sorted({r.setup.timed for r in records if r.setup.timed})
+        sizes = sorted({labels.input_label(r.setup.input_size) or "?" for r in records})
+        notes.append(
+            f"measured on {group.device_name} with {group.backend} {group.dtype}; input {', '.join(sizes)}; "
+            f"timed: {', '.join(timed) or 'unknown'}; latency per batch in ms"
+        )
+    deviations = list(dict.fromkeys(d for r in records for d in r.setup.deviations))
+    if deviations:
+        notes.append("deviations from the paper's protocol: " + "; ".join(deviations))
+    return notes
+
+
+def _overview(
+    tables: list[ComparisonTable],
+    row_meta: dict[tuple[str, ...], dict[str, str]],
+    stand_in: dict[tuple[tuple[str, ...], str], set[str]],
+    row_columns: list[str],
+) -> ComparisonTable:
+    """The headline columns of every table side by side; column headers are (conditions, column)."""
+    lead = _lead_columns(row_columns)
+    rows = list(row_meta)
+    parts: list[pd.DataFrame] = []
+    columns: dict[str, Column] = {}
+    meta = pd.DataFrame([{c: row_meta[r][c] for c in lead} for r in rows], columns=lead)
+    reasons = [set().union(*(v for (row, _), v in stand_in.items() if row == r)) for r in rows]
+    meta[STAND_IN_COLUMN] = [labels.stand_in_text(x) for x in reasons]
+    meta.columns = pd.MultiIndex.from_tuples([("", c) for c in meta.columns])
+    parts.append(meta)
+    position = {r: i for i, r in enumerate(rows)}
+    for t in tables:
+        wanted = [c for c, col in t.columns.items() if col.source in OVERVIEW_SOURCES[t.kind]]
+        if not wanted:
+            continue
+        block = pd.DataFrame(float("nan"), index=range(len(rows)), columns=wanted, dtype=object)
+        for key, (_, item) in zip(t.row_keys, t.frame.iterrows()):
+            for c in wanted:
+                block.at[position[key], c] = item[c]
+        block.columns = pd.MultiIndex.from_tuples([(t.title, c) for c in wanted])
+        for c in wanted:
+            columns[f"{t.title} | {c}"] = t.columns[c]
+        parts.append(block)
+    frame = pd.concat(parts, axis=1)
+    return ComparisonTable(title="overview", kind="overview", frame=frame, columns=columns, row_keys=rows)

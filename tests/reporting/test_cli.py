@@ -1,0 +1,99 @@
+"""`dfine-bench compare` and `dfine-bench report` on a real (tiny) run of the toy plug-in models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from dfine_bench.cli import main
+from dfine_bench.records import load_records
+
+#: A run of the toy models in seconds: generated data, eager, batch sizes 1 and 2 (as test_run.QUICK).
+QUICK = [
+    "dataset=generated",
+    "dataset.num_images=6",
+    "dataset.image_size=[64,96]",
+    "evaluation.num_workers=0",
+    "profiling.warmup=1",
+    "profiling.iters=5",
+    "profiling.min_iters=3",
+    "profiling.max_time_s=2",
+    "profiling.batch_sizes=[1,2]",
+    "profiling.throughput_iters=1",
+    "profiling.flops_input_size=[64,64]",
+    "suite.backends=[eager]",
+]
+
+
+def test_run_then_compare_and_report(plugin_site, cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the runner renders the report itself at the end of a run (runner.py -> build_report)
+    assert main(["run", "suite.models=[toy_det,toy_det_b]", *QUICK, "suite.report=true"]) == 0
+    (run_dir,) = [p for p in (cli_env / "results").iterdir() if (p / "run.json").exists()]
+    assert (cli_env / "reports" / run_dir.name / "index.html").is_file()
+    records = load_records([run_dir])
+    device = records[0].setup.device_name
+    capsys.readouterr()
+
+    assert main(["compare", "--no-claims", "--markdown", "cmp.md", "--csv", "cmp.csv"]) == 0
+    out = capsys.readouterr().out
+    assert run_dir.name in out  # no path given: the newest run
+    assert "STAND-INS AND DEVIATIONS" in out and "Random-init weights" in out and "Generated data" in out
+    assert f"== {device} · eager · fp32 ==" in out
+    assert "stand-in: random-init weights / generated data" in out
+    latency = {r.model.name: r.value("latency_median") for r in records if r.task == "latency"}
+    csv = pd.read_csv(cli_env / "cmp.csv")
+    assert set(csv["model"]) == {"toy_det", "toy_det_b"}
+    col = f"{device} · eager · fp32 | latency median (ms)"
+    assert dict(zip(csv["model"], csv[col])) == pytest.approx(latency)
+    md = (cli_env / "cmp.md").read_text()
+    assert f"## {device} · eager · fp32" in md and "> [!WARNING]" in md
+
+    assert main(["compare", str(run_dir), "--task", "complexity", "--no-claims"]) == 0
+    out = capsys.readouterr().out
+    assert "== complexity at 64x64 ==" in out and "latency median" not in out and "eager · fp32 ==" not in out
+
+    assert main(["compare", str(run_dir), "--claims", "dfine_paper"]) == 0
+    assert "claims 'dfine_paper'" in capsys.readouterr().out
+
+    assert main(["report", str(run_dir), "--out", "my-report", "--no-claims", "--title", "Toy report"]) == 0
+    assert "my-report/index.html" in capsys.readouterr().out
+    html = (cli_env / "my-report" / "index.html").read_text()
+    assert "<title>Toy report</title>" in html and device in html
+    assert list((cli_env / "my-report" / "plots").glob("latency-vs-batch*.svg"))
+
+    assert main(["compare", "--backend", "tensorrt"]) == 2
+    err = capsys.readouterr().err
+    assert "error: no record matches backend=tensorrt" in err and "backends: eager" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_no_runs_is_a_one_line_error(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare"]) == 2
+    assert "run `dfine-bench run` first" in capsys.readouterr().err
+    assert main(["report", "results/nope"]) == 2
+    assert "results/nope does not exist" in capsys.readouterr().err
+    assert not (cli_env / "reports").exists()
+
+
+def test_records_of_another_schema_version_are_skipped(
+    cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    records = cli_env / "results" / "old-run" / "records"
+    records.mkdir(parents=True)
+    (records / "latency-x.json").write_text(json.dumps({"schema_version": 0, "task": "latency"}))
+    assert main(["report", "--no-claims"]) == 2
+    err = capsys.readouterr().err
+    assert "no records in results/old-run" in err and "another schema version" in err
+    assert not (cli_env / "reports").exists()
+
+
+def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("compare", "report"):
+        with pytest.raises(SystemExit) as exc:
+            main([command, "--help"])
+        assert exc.value.code == 0
+        text = capsys.readouterr().out
+        assert "examples:" in text and f"dfine-bench {command} results/<run-id>" in text
