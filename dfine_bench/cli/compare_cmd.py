@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from dfine_bench.cli.report_cmd import add_records_arguments
 from dfine_bench.records.schema import TASKS
 
 EXAMPLES = """\
@@ -36,15 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
-        "paths",
-        nargs="*",
-        metavar="RUN_OR_RESULTS_DIR",
-        help="run folders, results folders or record files (default: the newest run under --results-dir)",
-    )
-    p.add_argument(
-        "--results-dir", default="results", metavar="DIR", help="where runs live (default: results)"
-    )
+    add_records_arguments(p, "RUN_OR_RESULTS_DIR")
     p.add_argument("--device", help="only this device: cpu, cuda, cuda:0, or part of its name (T4, EPYC)")
     p.add_argument("--backend", help="only this backend: eager, compile, onnxruntime, tensorrt")
     p.add_argument("--family", help="only this model family (case and dashes ignored: d-fine = dfine)")
@@ -55,14 +48,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="TASK",
         help=f"only these tasks; repeatable ({', '.join(TASKS)})",
     )
-    claims = p.add_mutually_exclusive_group()
-    claims.add_argument(
-        "--claims",
-        default="dfine_paper",
-        metavar="NAME",
-        help="claim set under suites/claims/ or a YAML path to check against (default: dfine_paper)",
-    )
-    claims.add_argument("--no-claims", action="store_true", help="do not check any claims")
     p.add_argument("--markdown", metavar="FILE", help="also write the tables as markdown to FILE")
     p.add_argument("--csv", metavar="FILE", help="also write every table's values as one wide CSV to FILE")
     p.set_defaults(func=main)

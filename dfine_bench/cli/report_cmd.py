@@ -19,6 +19,27 @@ statement of what was a stand-in), <out>/README.md (GitHub markdown linking plot
 """
 
 
+def add_records_arguments(p: argparse.ArgumentParser, metavar: str) -> None:
+    """The arguments ``report`` and ``compare`` share: which records, and which claims to check."""
+    p.add_argument(
+        "paths",
+        nargs="*",
+        metavar=metavar,
+        help="run folders, results folders or record files (default: the newest run under --results-dir)",
+    )
+    p.add_argument(
+        "--results-dir", default="results", metavar="DIR", help="where runs live (default: results)"
+    )
+    claims = p.add_mutually_exclusive_group()
+    claims.add_argument(
+        "--claims",
+        default="dfine_paper",
+        metavar="NAME",
+        help="claim set under suites/claims/ or a YAML path to check against (default: dfine_paper)",
+    )
+    claims.add_argument("--no-claims", action="store_true", help="do not check any claims")
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "report",
@@ -31,28 +52,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
-        "paths",
-        nargs="*",
-        metavar="RUN",
-        help="run folders, results folders or record files (default: the newest run under --results-dir)",
-    )
-    p.add_argument(
-        "--results-dir", default="results", metavar="DIR", help="where runs live (default: results)"
-    )
+    add_records_arguments(p, "RUN")
     p.add_argument(
         "--out",
         metavar="DIR",
         help="report folder (default: reports/<run-id> for one run, reports/combined-<time> for several)",
     )
-    claims = p.add_mutually_exclusive_group()
-    claims.add_argument(
-        "--claims",
-        default="dfine_paper",
-        metavar="NAME",
-        help="claim set under suites/claims/ or a YAML path to check against (default: dfine_paper)",
-    )
-    claims.add_argument("--no-claims", action="store_true", help="do not check any claims")
     p.add_argument("--title", help="the report's title (default: names the run)")
     p.set_defaults(func=main)
 

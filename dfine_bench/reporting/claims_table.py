@@ -1,7 +1,7 @@
 """The claims table: each paper claim with the claimed value, the measured one, delta and verdict.
 
 The checking itself is ``dfine_bench.claims`` (``check_claims`` + ``claims_frame``); this module
-only asks it and shapes the answer for reports: the columns ``CLAIM_COLUMNS`` of its contract,
+only asks it and shapes the answer for reports: the columns ``dfine_bench.claims.CLAIM_COLUMNS``,
 a short form for display, and counts per verdict.
 """
 
@@ -12,27 +12,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from dfine_bench.errors import DfineBenchError
+from dfine_bench.claims import VERDICTS, check_claims, claims_frame
 from dfine_bench.records.schema import ResultRecord
 
-#: The columns ``dfine_bench.claims.claims_frame`` returns (its documented contract).
-CLAIM_COLUMNS = (
-    "claim_id",
-    "source",
-    "model",
-    "metric",
-    "unit",
-    "kind",
-    "claimed",
-    "measured",
-    "delta",
-    "verdict",
-    "reason",
-    "device_name",
-    "backend",
-)
 #: Verdicts in the order reports list their counts.
-VERDICT_ORDER = ("pass", "fail", "not comparable", "not measured")
+VERDICT_ORDER = VERDICTS
 #: Verdicts shown in the main claims table; the rest ("not measured") are listed folded away.
 SHOWN_VERDICTS = ("pass", "fail", "not comparable")
 #: Columns of the folded list of claims that no record covers.
@@ -74,7 +58,7 @@ class ClaimsTable:
             " · ".join(str(x) for x in (d, b, t) if isinstance(x, str) and x)
             for d, b, t in zip(f["device_name"], f["backend"], dtypes)
         ]
-        claim = f["text"] if "text" in f.columns else f["claim_id"]
+        claim = f["text"].fillna(f["claim_id"])  # the claim in words, else its id
         return pd.DataFrame(
             {
                 "claim": claim,
@@ -100,17 +84,5 @@ def check_claims_table(records: Sequence[ResultRecord], claims: str | None) -> C
     """
     if not claims:
         return None
-    try:
-        from dfine_bench.claims import check_claims, claims_frame
-    except ImportError as exc:
-        return ClaimsTable(
-            claims, None, note=f"claims {claims!r} not checked: no claims checker here ({exc})"
-        )
     frame = claims_frame(check_claims(claims, list(records)))
-    missing = [c for c in CLAIM_COLUMNS if c not in frame.columns]
-    if missing:
-        raise DfineBenchError(
-            f"claims {claims!r}: the checker's table lacks the column(s) {', '.join(missing)} "
-            "that reports need (dfine_bench.claims.CLAIM_COLUMNS)"
-        )
     return ClaimsTable(claims, frame.reset_index(drop=True))

@@ -9,12 +9,11 @@ from pathlib import Path
 PLUGIN_SITE = Path(__file__).resolve().parents[1] / "fixtures" / "plugin_site"
 TOY_MODELS = ("toy_det", "toy_det_b", "toy_det_slow", "toy_det_color")
 
-#: A quick run: generated data, one thread, eager at batch 1 and 2, no report.
+#: A quick run (the toy_quick test suite): one thread, eager at batch 1 and 2, more timed calls.
 QUICK = [
-    "dataset=generated",
-    "dataset.num_images=6",
-    "dataset.image_size=[64,96]",
-    "evaluation.num_workers=0",
+    "--suites-dir",
+    str(Path(__file__).resolve().parents[1] / "fixtures" / "suites"),
+    "suite=toy_quick",
     "profiling.warmup=2",
     "profiling.iters=12",
     "profiling.min_iters=12",
@@ -22,10 +21,6 @@ QUICK = [
     "profiling.batch_sizes=[1,2]",
     "profiling.throughput_iters=3",
     "profiling.threads=1",
-    "profiling.flops_input_size=[64,64]",
-    "suite.backends=[eager]",
-    "suite.report=false",
-    "output.progress=off",
 ]
 #: Evaluation and params/GFLOPs only (for gates on accuracy and complexity).
 NO_TIMING = ["profiling.latency=false", "profiling.throughput=false"]

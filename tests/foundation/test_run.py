@@ -15,22 +15,9 @@ import pytest
 from dfine_bench.cli import main
 from dfine_bench.records import load_records
 
-#: A quick run of the toy models: generated data, eager profiling at batch 1, no report.
-QUICK = [
-    "dataset=generated",
-    "dataset.num_images=6",
-    "dataset.image_size=[64,96]",
-    "evaluation.num_workers=0",
-    "profiling.warmup=1",
-    "profiling.iters=5",
-    "profiling.min_iters=3",
-    "profiling.max_time_s=2",
-    "profiling.batch_sizes=[1]",
-    "profiling.throughput_iters=1",
-    "profiling.flops_input_size=[64,64]",
-    "suite.backends=[eager]",
-    "suite.report=false",
-]
+#: A quick run of the toy models (tests/fixtures/suites/suite/toy_quick.yaml): generated data, eager
+#: profiling at batch 1, no report.
+QUICK = ["--suites-dir", str(Path(__file__).resolve().parents[1] / "fixtures" / "suites"), "suite=toy_quick"]
 
 
 def _run_dirs(root: Path) -> list[Path]:

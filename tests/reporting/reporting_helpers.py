@@ -6,9 +6,10 @@ from typing import Any
 
 import pandas as pd
 
+from dfine_bench.claims import CLAIM_COLUMNS
 from dfine_bench.profiling.protocols import deviations_from_paper
 from dfine_bench.records import DatasetInfo, ModelInfo, ResultRecord, Setup, metric
-from dfine_bench.reporting.claims_table import CLAIM_COLUMNS, ClaimsTable
+from dfine_bench.reporting.claims_table import ClaimsTable
 
 ENV = {
     "python": "3.11.7",

@@ -11,20 +11,12 @@ import pytest
 from dfine_bench.cli import main
 from dfine_bench.records import load_records
 
-#: A run of the toy models in seconds: generated data, eager, batch sizes 1 and 2 (as test_run.QUICK).
+#: A run of the toy models in seconds (the toy_quick test suite) at batch sizes 1 and 2.
 QUICK = [
-    "dataset=generated",
-    "dataset.num_images=6",
-    "dataset.image_size=[64,96]",
-    "evaluation.num_workers=0",
-    "profiling.warmup=1",
-    "profiling.iters=5",
-    "profiling.min_iters=3",
-    "profiling.max_time_s=2",
+    "--suites-dir",
+    str(Path(__file__).resolve().parents[1] / "fixtures" / "suites"),
+    "suite=toy_quick",
     "profiling.batch_sizes=[1,2]",
-    "profiling.throughput_iters=1",
-    "profiling.flops_input_size=[64,64]",
-    "suite.backends=[eager]",
 ]
 
 
