@@ -154,8 +154,14 @@ def _as_tuple(out: Any) -> tuple[torch.Tensor, ...]:
     return tuple(out)
 
 
-def _eager(adapter: DetectorAdapter, dtype: str, device: str) -> BackendRunner:
-    module = _torch_module(adapter, dtype, device)
+def _torch_runner(
+    name: str,
+    module: Callable[[torch.Tensor], Any],
+    dtype: str,
+    device: str,
+    info: dict[str, Any] | None = None,
+) -> BackendRunner:
+    """A runner around a PyTorch callable (eager or compiled): inputs cast to ``dtype`` on ``device``."""
     torch_dtype = DTYPES[dtype]
 
     def call(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -163,13 +169,18 @@ def _eager(adapter: DetectorAdapter, dtype: str, device: str) -> BackendRunner:
             return _as_tuple(module(x))
 
     return BackendRunner(
-        name="eager",
+        name=name,
         dtype=dtype,
         device=device,
         prepare=lambda x: x.to(device=device, dtype=torch_dtype),
         call=call,
         to_torch=lambda out: tuple(t.float() for t in out),
+        info=dict(info or {}),
     )
+
+
+def _eager(adapter: DetectorAdapter, dtype: str, device: str) -> BackendRunner:
+    return _torch_runner("eager", _torch_module(adapter, dtype, device), dtype, device)
 
 
 def _compiled(adapter: DetectorAdapter, dtype: str, device: str, mode: str) -> BackendRunner:
@@ -180,21 +191,7 @@ def _compiled(adapter: DetectorAdapter, dtype: str, device: str, mode: str) -> B
         compiled = torch.compile(module, mode=None if mode == "default" else mode)
     except RuntimeError as exc:  # e.g. an unsupported Python version for dynamo
         raise BackendUnavailable(f"torch.compile is not available here: {exc}") from exc
-    torch_dtype = DTYPES[dtype]
-
-    def call(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        with torch.inference_mode():
-            return _as_tuple(compiled(x))
-
-    return BackendRunner(
-        name="compile",
-        dtype=dtype,
-        device=device,
-        prepare=lambda x: x.to(device=device, dtype=torch_dtype),
-        call=call,
-        to_torch=lambda out: tuple(t.float() for t in out),
-        info={"compile_mode": mode},
-    )
+    return _torch_runner("compile", compiled, dtype, device, {"compile_mode": mode})
 
 
 # -- ONNX -------------------------------------------------------------------------------
