@@ -372,7 +372,12 @@ class SuiteRunner:
                 store.update_meta(status="complete", wall_time_s=round(time.perf_counter() - started, 2))
                 outcome.records = store.records()
                 if cfg.suite.report and outcome.records:
-                    outcome.report_dir = self._report(outcome.records, run_id)
+                    try:
+                        outcome.report_dir = self._report(outcome.records, run_id)
+                    except Exception as exc:  # every record is written: the run stays complete
+                        log.exception("the report could not be rendered")
+                        store.update_meta(report_error=f"{type(exc).__name__}: {exc}")
+                        outcome.failed.append("report")
         except BaseException as exc:
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
             store.update_meta(status=status, error=f"{type(exc).__name__}: {exc}")
@@ -450,29 +455,45 @@ class SuiteRunner:
         key = unit.rsplit("/", 1)[1]
         return next(b for b in self.backends if f"{_value(b.name)}-{_value(b.dtype)}" == key)
 
+    def _not_run(self, unit: str, status: str, reason: str) -> list[TaskOutcome]:
+        """Outcomes of a unit that did not run, under the record ids its success would have had.
+
+        Same ids as a success, so that `check` reads "ok in the baseline, failed now" (a
+        regression) rather than an unknown new record.
+        """
+        if unit.startswith("evaluation/"):
+            engine = str(_value(self.cfg.evaluation.engine))
+            return [TaskOutcome(task="evaluation", key=engine, status=status, reason=reason)]
+        backend = self._backend_of(unit)
+        key = unit.rsplit("/", 1)[1]
+        prof = self.cfg.profiling
+        keys: list[tuple[str, str]] = []
+        if prof.complexity and backend is self.backends[0]:
+            h, w = (int(v) for v in prof.flops_input_size)
+            keys.append(("complexity", f"{h}x{w}"))
+        if prof.latency:
+            keys.append(("latency", f"{key}-bs1"))
+        if prof.throughput:
+            keys.append(("throughput", key))
+        if prof.trace:
+            keys.append(("trace", key))
+        return [TaskOutcome(task=t, key=k, status=status, reason=reason) for t, k in keys]
+
     def _run_unit(self, unit: str, adapter: DetectorAdapter) -> list[TaskOutcome]:
-        task = "evaluation" if unit.startswith("evaluation/") else "latency"
         try:
             if unit.startswith("evaluation/"):
                 return self._evaluate(adapter)
             return self._profile(adapter, self._backend_of(unit))
         except BackendUnavailable as exc:
-            return [TaskOutcome(task=task, key=unit.rsplit("/", 1)[1], status="skipped", reason=str(exc))]
+            return self._not_run(unit, "skipped", str(exc))
         except (KeyboardInterrupt, SystemExit):
             raise
         except DfineBenchError as exc:
             log.error("%s: %s", unit, exc)
-            return [TaskOutcome(task=task, key=unit.rsplit("/", 1)[1], status="failed", reason=str(exc))]
+            return self._not_run(unit, "failed", str(exc))
         except Exception as exc:  # one broken task must not take the rest of the suite down
             log.exception("%s failed", unit)
-            return [
-                TaskOutcome(
-                    task=task,
-                    key=unit.rsplit("/", 1)[1],
-                    status="failed",
-                    reason=f"{type(exc).__name__}: {exc}",
-                )
-            ]
+            return self._not_run(unit, "failed", f"{type(exc).__name__}: {exc}")
 
     def _evaluate(self, adapter: DetectorAdapter) -> list[TaskOutcome]:
         from dfine_bench.evaluation import check_label_map, evaluate_model
@@ -494,7 +515,10 @@ class SuiteRunner:
             return []
         from dfine_bench.profiling import profile_model
 
-        images = self.dataset.sample_images(8) if _value(self.cfg.profiling.input) == "dataset" else None
+        images, images_kind = None, "dataset"
+        if _value(self.cfg.profiling.input) == "dataset":
+            images = self.dataset.sample_images(8)
+            images_kind = "generated" if self.dataset.generated else "dataset"
         first = backend is self.backends[0]
         work_dir = Path(self.cfg.output.results_dir) / self.run_id
         return profile_model(
@@ -504,6 +528,7 @@ class SuiteRunner:
             device=self.cfg.device,
             work_dir=work_dir,
             images=images,
+            images_kind=images_kind,
             protocol=self.cfg.protocol,
             include_complexity=first and self.cfg.profiling.complexity,
             progress=self.cfg.output.progress,
@@ -525,18 +550,17 @@ class SuiteRunner:
             return
         minfo = unbuilt_model_info(name, weights_argument(self.cfg))
         for unit in pending:
-            task = "evaluation" if unit.startswith("evaluation/") else "latency"
-            o = TaskOutcome(task=task, key=unit.rsplit("/", 1)[1], status=status, reason=reason)
-            rec = make_record(
-                o,
-                run_id=run_id,
-                model=minfo,
-                base_setup=self.base_setup(self._backend_of(unit)),
-                environment=self.environment,
-            )
-            store.write_record(rec)
-            if status == "failed":
-                outcome.failed.append(rec.record_id)
+            for o in self._not_run(unit, status, reason):
+                rec = make_record(
+                    o,
+                    run_id=run_id,
+                    model=minfo,
+                    base_setup=self.base_setup(self._backend_of(unit)),
+                    environment=self.environment,
+                )
+                store.write_record(rec)
+                if status == "failed":
+                    outcome.failed.append(rec.record_id)
 
     def _report(self, records: list[ResultRecord], run_id: str) -> Path | None:
         from dfine_bench.reporting import build_report

@@ -30,7 +30,7 @@ import numpy as np
 from dfine_bench import __version__
 from dfine_bench.errors import DfineBenchError
 from dfine_bench.records.schema import SCHEMA_VERSION, ResultRecord, SchemaVersionError
-from dfine_bench.records.store import RunStore, load_records
+from dfine_bench.records.store import RunStore, load_records, newest_run
 from dfine_bench.utils.files import atomic_write_text
 
 #: The ``format`` field every baseline file carries.
@@ -43,8 +43,12 @@ QUANTILES = 101
 #: Package versions copied into a baseline's provenance (they explain a changed latency).
 VERSION_KEYS = ("python", "torch", "dfine_bench", "transformers", "onnxruntime", "onnx", "tensorrt", "numpy")
 
-_MODEL_KEYS = ("name", "family", "weights_source", "random_init", "weights_seed")
-_DATASET_KEYS = ("name", "kind", "generated", "num_images", "subset", "annotations_sha256")
+#: Which weights a record measured: the gate refuses to compare two records that differ in any of
+#: these (``weights_id`` and ``weights_sha256`` tell two checkpoints of one source apart).
+WEIGHTS_KEYS = ("weights_source", "random_init", "weights_seed", "weights_id", "weights_sha256")
+#: Which data an evaluation ran on; kept in the baseline and compared by the gate, key by key.
+DATASET_KEYS = ("name", "kind", "generated", "num_images", "subset", "annotations_sha256")
+_MODEL_KEYS = ("name", "family", *WEIGHTS_KEYS)
 _SETUP_KEYS = (
     "device",
     "device_name",
@@ -166,7 +170,7 @@ def entry_from_record(record: ResultRecord) -> Entry:
     model = {k: getattr(record.model, k) for k in _MODEL_KEYS}
     dataset = None
     if record.dataset is not None:
-        dataset = {k: getattr(record.dataset, k) for k in _DATASET_KEYS}
+        dataset = {k: getattr(record.dataset, k) for k in DATASET_KEYS}
     setup = {k: getattr(record.setup, k) for k in _SETUP_KEYS}
     if "batch_sizes" in record.setup.extra:  # throughput: the sweep's sizes (batch_size is the best one)
         setup["batch_sizes"] = record.setup.extra["batch_sizes"]
@@ -211,25 +215,6 @@ def noisy_latencies(entries: Mapping[str, Entry], max_spread: float = 1.5) -> di
 
 
 # -- runs -------------------------------------------------------------------------------
-def newest_run(results_dir: str | os.PathLike[str] = "results") -> Path:
-    """The most recently started run folder under ``results_dir`` (by ``run.json``, else mtime)."""
-    root = Path(results_dir)
-    candidates: list[tuple[str, float, Path]] = []
-    if root.is_dir():
-        for meta_file in root.glob("*/run.json"):
-            run_dir = meta_file.parent
-            if not (run_dir / "records").is_dir():
-                continue
-            started = str(RunStore(run_dir).read_meta().get("started_at") or "")
-            candidates.append((started, meta_file.stat().st_mtime, run_dir))
-    if not candidates:
-        raise BaselineError(
-            f"no run found under {root}/ (a folder with run.json and records/): "
-            "run a suite first (`dfine-bench run suite=ci`) or name the run folder"
-        )
-    return max(candidates)[2]
-
-
 def load_run(run: str | os.PathLike[str] | None, results_dir: str | os.PathLike[str] = "results") -> RunData:
     """Read a run folder (default: the newest under ``results_dir``) strictly: a bad record is an error."""
     run_dir = Path(run) if run is not None else newest_run(results_dir)

@@ -99,7 +99,7 @@ def main(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     if claims is not None:
         print(f"\n== {claims.summary()} ==", file=out)
         md += ["## Paper claims", "", claims.summary(), ""]
-        if claims.frame is not None and not claims.frame.empty:
+        if not claims.frame.empty:
             shown = format_claims(claims.display_frame())
             print(text_table(shown), file=out)
             md += [markdown_table(shown), ""]

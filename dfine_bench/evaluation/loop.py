@@ -30,6 +30,7 @@ from dfine_bench.evaluation.engines import run_engine
 from dfine_bench.evaluation.labelmap import check_label_map
 from dfine_bench.evaluation.outcome import coco_metrics, result_details
 from dfine_bench.evaluation.predictions import PredictionStream, rows_to_coco
+from dfine_bench.profiling.protocols import accuracy_deviations
 from dfine_bench.records.metrics import metric
 from dfine_bench.records.schema import TaskOutcome
 from dfine_bench.utils.progress import Progress
@@ -254,6 +255,10 @@ def _evaluate_streamed(
     setup = {
         "engine": engine,
         "batch_size": int(cfg.batch_size),
+        "input_size": list(adapter.spec.input_size),
+        "deviations": accuracy_deviations(
+            info.name, info.num_images, info.generated, adapter.spec.input_size, int(cfg.batch_size)
+        ),
         "detections_per_image": dets_per_image,
         "score_threshold": None,
         "timed": None,

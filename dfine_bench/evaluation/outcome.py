@@ -13,6 +13,7 @@ from dfine_bench.data.annotations import load_annotations
 from dfine_bench.data.generated import MANIFEST
 from dfine_bench.evaluation.engines import CocoResult, run_engine
 from dfine_bench.evaluation.predictions import load_results_file, validate_detections
+from dfine_bench.profiling.protocols import accuracy_deviations
 from dfine_bench.records.metrics import COCO_STATS, metric
 from dfine_bench.records.schema import DatasetInfo, Metric, TaskOutcome
 from dfine_bench.utils.files import sha256_file
@@ -121,6 +122,8 @@ def evaluate_predictions(
             "detections_per_image": max(per_image.values()),
             "score_threshold": None,
             "timed": None,
+            # the detector and its input size are unknown here: only the data can be judged
+            "deviations": accuracy_deviations(dataset.name, dataset.num_images, generated, None),
         },
         dataset=dataset,
         notes=notes,

@@ -51,6 +51,7 @@ import torch.nn.functional as F
 
 from dfine_bench.adapters.base import DetectorAdapter
 from dfine_bench.profiling.deploy_view import FusedRepVgg, deploy_copy, find_topk_heads, num_queries
+from dfine_bench.profiling.protocols import complexity_deviations
 from dfine_bench.records.metrics import metric
 from dfine_bench.records.schema import TaskOutcome
 
@@ -370,17 +371,19 @@ def complexity(
     device = adapter.device
     # count on the deploy-mode view (RepVGG blocks and D-FINE's encoder conv+BN fused), as get_info.py
     model, fused = deploy_copy(original)
-    adapter.model = model
-    module = adapter.export_module().eval()
-    example = adapter.example_input(1, input_size).to(device, torch.float32)
     h, w = input_size
     details: dict[str, Any] = {"input_shape": [1, 3, int(h), int(w)], "counter_notes": dict(COUNTER_NOTES)}
     notes: list[str] = []
     metrics = {}
-    heads = find_topk_heads(model)
     cal_correction: float | None = None
     attention: str | None = None
+    # the adapter holds the fused copy only inside the try: whatever fails, later backends of
+    # this model export and time the original
+    adapter.model = model
     try:
+        module = adapter.export_module().eval()
+        example = adapter.example_input(1, input_size).to(device, torch.float32)
+        heads = find_topk_heads(model)
         with _mha_attention(model) as attention, _late_bound_functionals(model):
             with _record_ran(model) as ran, _first_inputs(heads) as head_inputs:
                 tflops, by_op, _by_module = torch_flops(module, example)
@@ -453,6 +456,12 @@ def complexity(
         key=f"{h}x{w}",
         metrics=metrics,
         details=details,
-        setup={"batch_size": 1, "input_size": [int(h), int(w)], "dtype": "fp32", "backend": "eager"},
+        setup={
+            "batch_size": 1,
+            "input_size": [int(h), int(w)],
+            "dtype": "fp32",
+            "backend": "eager",
+            "deviations": complexity_deviations((h, w)),
+        },
         notes=notes,
     )

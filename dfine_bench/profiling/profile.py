@@ -48,11 +48,12 @@ class _Inputs:
         adapter: DetectorAdapter,
         input_size: tuple[int, int],
         images: list[np.ndarray] | None,
+        images_kind: str = "dataset",
     ) -> None:
         self.adapter = adapter
         self.input_size = input_size
         self.images = list(images) if images else None
-        self.kind = "dataset" if self.images else "fixed"
+        self.kind = images_kind if self.images else "fixed"
         if self.images is None:
             # end-to-end timing needs an image to preprocess: a fixed, seeded random one
             rng = np.random.default_rng(0)
@@ -106,6 +107,13 @@ def _timed_fn(
     return model_postprocess
 
 
+def _failed(task: str, key: str, exc: BaseException, setup: dict[str, Any]) -> TaskOutcome:
+    """A task that raised: a ``failed`` outcome under the key a success would have had."""
+    return TaskOutcome(
+        task=task, key=key, status="failed", reason=f"{type(exc).__name__}: {exc}", setup=setup
+    )
+
+
 def _reference_check(runner: BackendRunner, adapter: DetectorAdapter, inputs: _Inputs) -> OutputDifference:
     """Backend vs eager fp32 on the first input batch (zero for eager fp32 itself)."""
     x, _ = inputs.tensors(1)[0]
@@ -125,6 +133,7 @@ def profile_model(
     device: str,
     work_dir: Path,
     images: list[np.ndarray] | None = None,
+    images_kind: str = "dataset",
     protocol: Any = None,
     include_complexity: bool = True,
     progress: str | bool = "auto",
@@ -159,7 +168,7 @@ def profile_model(
     dev_name = (
         _device_name(device) if torch.device(device).type == "cpu" or torch.cuda.is_available() else device
     )
-    inputs = _Inputs(adapter, input_size, images)
+    inputs = _Inputs(adapter, input_size, images, images_kind)
 
     def setup(batch_size: int, **extra: Any) -> dict[str, Any]:
         s: dict[str, Any] = {
@@ -186,7 +195,11 @@ def profile_model(
             if include_complexity and C.get(cfg, "complexity", True):
                 adapter.to(device, torch.float32)
                 log.info("%s: counting params and GFLOPs at %s", adapter.spec.name, flops_size)
-                c = complexity(adapter, flops_size)  # type: ignore[arg-type]
+                try:
+                    c = complexity(adapter, flops_size)  # type: ignore[arg-type]
+                except Exception as exc:  # counting failed: recorded, the timings still run
+                    log.exception("%s: counting params and GFLOPs failed", adapter.spec.name)
+                    c = _failed("complexity", f"{flops_size[0]}x{flops_size[1]}", exc, {})
                 c.setup.update({"device": device, "device_name": dev_name, "protocol": protocol_name})
                 outcomes.append(c)
                 progress_bar.update()
@@ -260,8 +273,15 @@ def _profile_backend(
     except OnnxExportError as exc:
         log.error("%s %s: %s", adapter.spec.name, key_base, exc)
         return not_run("failed", str(exc), {"onnx_failed_op": exc.op, "onnx_errors": exc.errors})
+    except Exception as exc:  # a backend that breaks on this model: recorded, the suite goes on
+        log.exception("%s %s: building the backend failed", adapter.spec.name, key_base)
+        return not_run("failed", f"building {key_base} failed: {type(exc).__name__}: {exc}")
 
-    difference = _reference_check(runner, adapter, inputs)
+    try:  # the first call of a backend (torch.compile compiles here) can fail too
+        difference = _reference_check(runner, adapter, inputs)
+    except Exception as exc:
+        log.exception("%s %s: the first call failed", adapter.spec.name, key_base)
+        return not_run("failed", f"{key_base} failed on its first call: {type(exc).__name__}: {exc}")
     diff = difference.matched_max_abs_diff
     atol = float(C.get(backend, "atol", 1e-2))
     check = {
@@ -314,89 +334,96 @@ def _profile_backend(
             )
         except Exception as exc:  # a profiler failure must not lose the timings
             log.exception("trace of %s %s failed", adapter.spec.name, key_base)
+            outcomes.append(_failed("trace", key_base, exc, setup(1)))
+
+    if want_latency:
+        try:
+            fn = _timed_fn(runner, adapter, inputs, timed, 1)
+            with MemoryWatch(device) as mw:
+                m = time_callable(
+                    fn, warmup=warmup, iters=iters, min_iters=min_iters, max_time_s=max_time_s, device=device
+                )
+            metrics = m.to_metrics()
+            metrics["harness_overhead"] = metric("harness_overhead", overhead.median)
+            metrics.update(mw.metrics())
+            metrics["output_max_abs_diff"] = metric("output_max_abs_diff", diff)
+            notes = list(mw.notes)
+            cv_warn = float(C.get(cfg, "cv_warn", 0.10))
+            if m.cv > cv_warn:
+                msg = (
+                    f"latency coefficient of variation {m.cv:.2f} is above {cv_warn:.2f}: a noisy machine "
+                    "(other load, frequency scaling); compare medians with care"
+                )
+                log.warning("%s %s: %s", adapter.spec.name, key_base, msg)
+                notes.append(msg)
+            details: dict[str, Any] = {
+                "samples_ms": m.samples_ms,
+                "summary": m.summary(),
+                "timer": m.timer,
+                "warmup": warmup,
+                "harness_overhead": overhead.summary(),
+                "input": inputs.kind,
+                "output_check": check,
+                "backend_info": runner.info,
+                "peak_rss_per_step": mw.per_step,
+            }
+            if top is not None:
+                details["top_ops"] = top
             outcomes.append(
                 TaskOutcome(
-                    task="trace", key=key_base, status="failed", reason=f"{type(exc).__name__}: {exc}"
+                    task="latency",
+                    key=f"{key_base}-bs1",
+                    metrics=metrics,
+                    details=details,
+                    setup=setup(1),
+                    notes=notes,
                 )
             )
 
-    if want_latency:
-        fn = _timed_fn(runner, adapter, inputs, timed, 1)
-        with MemoryWatch(device) as mw:
-            m = time_callable(
-                fn, warmup=warmup, iters=iters, min_iters=min_iters, max_time_s=max_time_s, device=device
-            )
-        metrics = m.to_metrics()
-        metrics["harness_overhead"] = metric("harness_overhead", overhead.median)
-        metrics.update(mw.metrics())
-        metrics["output_max_abs_diff"] = metric("output_max_abs_diff", diff)
-        notes = list(mw.notes)
-        cv_warn = float(C.get(cfg, "cv_warn", 0.10))
-        if m.cv > cv_warn:
-            msg = (
-                f"latency coefficient of variation {m.cv:.2f} is above {cv_warn:.2f}: a noisy machine "
-                "(other load, frequency scaling); compare medians with care"
-            )
-            log.warning("%s %s: %s", adapter.spec.name, key_base, msg)
-            notes.append(msg)
-        details: dict[str, Any] = {
-            "samples_ms": m.samples_ms,
-            "summary": m.summary(),
-            "timer": m.timer,
-            "warmup": warmup,
-            "harness_overhead": overhead.summary(),
-            "input": inputs.kind,
-            "output_check": check,
-            "backend_info": runner.info,
-            "peak_rss_per_step": mw.per_step,
-        }
-        if top is not None:
-            details["top_ops"] = top
-        outcomes.append(
-            TaskOutcome(
-                task="latency",
-                key=f"{key_base}-bs1",
-                metrics=metrics,
-                details=details,
-                setup=setup(1),
-                notes=notes,
-            )
-        )
+        except Exception as exc:  # timing failed: recorded, the other tasks stand
+            log.exception("%s %s: latency failed", adapter.spec.name, key_base)
+            outcomes.append(_failed("latency", f"{key_base}-bs1", exc, setup(1)))
 
     if want_throughput and sizes:
-        results = run_sweep(
-            lambda bs: _timed_fn(runner, adapter, inputs, timed, bs),
-            sizes,
-            device=device,
-            warmup=min(warmup, 2),
-            iters=max(1, int(C.get(cfg, "throughput_iters", 10))),
-            max_time_s=max_time_s,
-        )
-        ok = [r for r in results if r.status == "ok"]
-        best = max(ok, key=lambda r: r.throughput or 0.0) if ok else None
-        metrics = {}
-        if best is not None:
-            metrics["throughput"] = metric("throughput", best.throughput)
-            metrics["max_batch_size"] = metric("max_batch_size", max(r.batch_size for r in ok))
-        limit = next((r for r in results if r.status == "oom"), None)
-        details = {
-            "by_batch_size": [r.to_dict() for r in results],
-            "best_batch_size": best.batch_size if best else None,
-            "memory_limit": limit.to_dict() if limit else None,
-            "sweep_rule": "listed batch sizes" + (", then doubling up to max_batch_size" if cuda else ""),
-            "input": inputs.kind,
-            "backend_info": runner.info,
-        }
-        failed = [r for r in results if r.status == "failed"]
-        outcomes.append(
-            TaskOutcome(
-                task="throughput",
-                key=key_base,
-                metrics=metrics,
-                details=details,
-                setup=setup(best.batch_size if best else sizes[0], batch_sizes=sizes),
-                status="ok" if ok else "failed",
-                reason=None if ok else (failed[0].reason if failed else "no batch size fit in memory"),
+        try:
+            results = run_sweep(
+                lambda bs: _timed_fn(runner, adapter, inputs, timed, bs),
+                sizes,
+                device=device,
+                warmup=min(warmup, 2),
+                iters=max(1, int(C.get(cfg, "throughput_iters", 10))),
+                max_time_s=max_time_s,
             )
-        )
+            ok = [r for r in results if r.status == "ok"]
+            best = max(ok, key=lambda r: r.throughput or 0.0) if ok else None
+            metrics = {}
+            if best is not None:
+                metrics["throughput"] = metric("throughput", best.throughput)
+                metrics["max_batch_size"] = metric("max_batch_size", max(r.batch_size for r in ok))
+            limit = next((r for r in results if r.status == "oom"), None)
+            details = {
+                "by_batch_size": [r.to_dict() for r in results],
+                "best_batch_size": best.batch_size if best else None,
+                "memory_limit": limit.to_dict() if limit else None,
+                "sweep_rule": "listed batch sizes"
+                + (", then doubling up to max_batch_size" if cuda and len(batch_sizes) > 1 else ""),
+                "input": inputs.kind,
+                "backend_info": runner.info,
+            }
+            failed = [r for r in results if r.status == "failed"]
+            outcomes.append(
+                TaskOutcome(
+                    task="throughput",
+                    key=key_base,
+                    metrics=metrics,
+                    details=details,
+                    setup=setup(best.batch_size if best else sizes[0], batch_sizes=sizes),
+                    status="ok" if ok else "failed",
+                    reason=None if ok else (failed[0].reason if failed else "no batch size fit in memory"),
+                )
+            )
+        except Exception as exc:  # the sweep failed: recorded, the other tasks stand
+            log.exception("%s %s: throughput failed", adapter.spec.name, key_base)
+            outcomes.append(_failed("throughput", key_base, exc, setup(1)))
+
     return outcomes

@@ -90,7 +90,8 @@ def deviations_from_paper(
     if timed != p.timed:
         out.append(f"timed {timed}, not the model alone")
     if input_kind != p.input_kind:
-        out.append("fixed random input, not COCO images" if input_kind == "fixed" else f"{input_kind} input")
+        words = {"fixed": "fixed random input", "generated": "generated images"}
+        out.append(f"{words.get(input_kind, input_kind + ' input')}, not COCO images")
     return out
 
 
@@ -101,3 +102,34 @@ def _backend_words(backend: str) -> str:
         "onnxruntime": "onnxruntime",
         "tensorrt": "TensorRT",
     }.get(backend, backend)
+
+
+#: The paper's accuracy protocol: COCO val2017, all of its images, 640x640 input.
+PAPER_COCO_IMAGES = 5000
+
+
+def accuracy_deviations(
+    dataset_name: str,
+    num_images: int | None,
+    generated: bool,
+    input_size: Sequence[int] | None,
+    batch_size: int = 1,
+) -> list[str]:
+    """Plain sentences for each way an evaluation differs from the paper's (COCO val2017, 640x640)."""
+    out: list[str] = []
+    if generated:
+        out.append("generated stand-in dataset, not COCO val2017")
+    elif "val2017" not in dataset_name or num_images != PAPER_COCO_IMAGES:
+        out.append(f"{dataset_name} with {num_images} images, not the {PAPER_COCO_IMAGES} of COCO val2017")
+    if input_size is not None and tuple(int(s) for s in input_size) != PAPER_T4.input_size:
+        out.append(f"input {_size(input_size)}, not {_size(PAPER_T4.input_size)}")
+    if int(batch_size) != PAPER_T4.batch_size:
+        out.append(f"batch size {int(batch_size)}, not {PAPER_T4.batch_size}")
+    return out
+
+
+def complexity_deviations(input_size: Sequence[int]) -> list[str]:
+    """The one way a params/GFLOPs count can differ from the paper's: the input size."""
+    if tuple(int(s) for s in input_size) != PAPER_T4.input_size:
+        return [f"counted at {_size(input_size)}, not {_size(PAPER_T4.input_size)}"]
+    return []

@@ -10,7 +10,7 @@ from dfine_bench.records.schema import (
     SchemaVersionError,
     Setup,
 )
-from dfine_bench.records.store import RunStore, load_frame, load_records, records_to_frame
+from dfine_bench.records.store import RunStore, load_frame, load_records, newest_run, records_to_frame
 
 __all__ = [
     "COCO_STATS",
@@ -26,5 +26,6 @@ __all__ = [
     "load_frame",
     "load_records",
     "metric",
+    "newest_run",
     "records_to_frame",
 ]

@@ -130,6 +130,29 @@ class RunStore:
         return load_records([self.run_dir])
 
 
+def newest_run(results_dir: str | os.PathLike[str] = "results") -> Path:
+    """The most recently started run folder under ``results_dir`` that holds at least one record.
+
+    "Started" is ``run.json``'s ``started_at`` (then the folder's mtime), so a resumed old run does
+    not count as new. Every command that defaults to "the newest run" uses this one rule.
+    """
+    from dfine_bench.errors import DfineBenchError
+
+    root = Path(results_dir)
+    runs = (
+        [p for p in root.iterdir() if p.is_dir() and any((p / "records").glob("*.json"))]
+        if root.is_dir()
+        else []
+    )
+    if not runs:
+        raise DfineBenchError(
+            f"no run with records under {root}/: run a suite first (`dfine-bench run`) or name the run"
+        )
+    return max(
+        runs, key=lambda p: (str(RunStore(p).read_meta().get("started_at") or ""), p.stat().st_mtime, p.name)
+    )
+
+
 def _record_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     files: list[Path] = []
     for p in map(Path, paths):

@@ -1,22 +1,20 @@
 """The claims table: each paper claim with the claimed value, the measured one, delta and verdict.
 
-The checking itself is ``dfine_bench.claims`` (``check_claims`` + ``claims_frame``); this module
-only asks it and shapes the answer for reports: the columns ``dfine_bench.claims.CLAIM_COLUMNS``,
-a short form for display, and counts per verdict.
+The checking itself is ``dfine_bench.claims`` (``check_claims``, ``claims_frame``,
+``verdict_counts``); this module only asks it and shapes the answer for reports: the columns
+``dfine_bench.claims.CLAIM_COLUMNS``, a short form for display, and counts per verdict.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
-from dfine_bench.claims import VERDICTS, check_claims, claims_frame
+from dfine_bench.claims import ClaimResult, check_claims, claims_frame, verdict_counts
 from dfine_bench.records.schema import ResultRecord
 
-#: Verdicts in the order reports list their counts.
-VERDICT_ORDER = VERDICTS
 #: Verdicts shown in the main claims table; the rest ("not measured") are listed folded away.
 SHOWN_VERDICTS = ("pass", "fail", "not comparable")
 #: Columns of the folded list of claims that no record covers.
@@ -26,37 +24,34 @@ NO_CLAIMS = "No claim set was given: no claims were checked."
 
 @dataclass
 class ClaimsTable:
-    """The checked claims of one claim set; ``frame`` is None when they could not be checked (``note``)."""
+    """The checked claims of one claim set: the checker's results and, from them, ``frame``
+    (one row per result, columns ``dfine_bench.claims.CLAIM_COLUMNS``)."""
 
     name: str
-    frame: pd.DataFrame | None
-    note: str | None = None
+    results: list[ClaimResult]
+    frame: pd.DataFrame = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.frame = claims_frame(self.results).reset_index(drop=True)
 
     def counts(self) -> dict[str, int]:
-        if self.frame is None or self.frame.empty:
-            return {}
-        counts = self.frame["verdict"].value_counts().to_dict()
-        known = {v: int(counts.pop(v)) for v in VERDICT_ORDER if v in counts}
-        return {**known, **{str(k): int(v) for k, v in counts.items()}}
+        """How many claims got each verdict, in the checker's verdict order; verdicts none got are left out."""
+        return {v: n for v, n in verdict_counts(self.results).items() if n}
 
     def summary(self) -> str:
-        if self.frame is None:
-            return self.note or f"claims {self.name!r} not checked"
-        if self.frame.empty:
+        """One line: how many claims were checked and how many got each verdict."""
+        if not self.results:
             return f"claims {self.name!r}: no claims"
         parts = ", ".join(f"{n} {v}" for v, n in self.counts().items())
-        return f"claims {self.name!r}: {len(self.frame)} checked — {parts}"
+        return f"claims {self.name!r}: {len(self.results)} checked — {parts}"
 
     def display_frame(self, verdicts: Sequence[str] | None = None) -> pd.DataFrame:
         """The table as reports show it: one row per claim (only ``verdicts`` if given), short
         headers, and the device · backend · dtype it was measured on."""
-        if self.frame is None:
-            return pd.DataFrame()
         f = self.frame if verdicts is None else self.frame[self.frame["verdict"].isin(list(verdicts))]
-        dtypes = f["dtype"] if "dtype" in f.columns else [None] * len(f)
         where = [
             " · ".join(str(x) for x in (d, b, t) if isinstance(x, str) and x)
-            for d, b, t in zip(f["device_name"], f["backend"], dtypes)
+            for d, b, t in zip(f["device_name"], f["backend"], f["dtype"])
         ]
         claim = f["text"].fillna(f["claim_id"])  # the claim in words, else its id
         return pd.DataFrame(
@@ -79,10 +74,9 @@ class ClaimsTable:
 def check_claims_table(records: Sequence[ResultRecord], claims: str | None) -> ClaimsTable | None:
     """Check ``records`` against the claim set ``claims`` (a name under suites/claims/ or a YAML path).
 
-    ``None`` when no claims were asked for. A claims checker that is not installed gives a table
-    with a note instead of a frame; a bad claim set name or file is the checker's error.
+    ``None`` (or an empty name) when no claims were asked for; a bad claim set name or file is
+    the checker's error.
     """
     if not claims:
         return None
-    frame = claims_frame(check_claims(claims, list(records)))
-    return ClaimsTable(claims, frame.reset_index(drop=True))
+    return ClaimsTable(claims, check_claims(claims, list(records)))

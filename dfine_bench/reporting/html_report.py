@@ -43,7 +43,7 @@ def _png_size(data: bytes) -> tuple[int, int]:
 def _claims_html(content: ReportContent) -> tuple[str, str, int]:
     """(main claims table, folded table of the claims no record covers, how many those are)."""
     claims = content.claims
-    if claims is None or claims.frame is None or claims.frame.empty:
+    if claims is None or claims.frame.empty:
         return "", "", 0
     html = _html_table(format_claims(claims.display_frame(SHOWN_VERDICTS)), "claims text")
     for verdict in ("pass", "fail"):

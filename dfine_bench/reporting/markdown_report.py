@@ -64,7 +64,7 @@ def render_markdown(content: ReportContent) -> str:
     claims = content.claims
     out.append(claims.summary() if claims else NO_CLAIMS)
     out.append("")
-    if claims is not None and claims.frame is not None and not claims.frame.empty:
+    if claims is not None and not claims.frame.empty:
         shown = claims.display_frame(SHOWN_VERDICTS)
         if len(shown):
             out += [markdown_table(format_claims(shown)), ""]

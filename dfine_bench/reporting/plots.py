@@ -326,8 +326,6 @@ def claims_deltas(claims: ClaimsTable | None, records: Sequence[ResultRecord], o
     """Measured minus claimed, in % of the claim, for claims checked under their conditions."""
     if claims is None:
         return "no claims were asked for"
-    if claims.frame is None:
-        return claims.summary()
     f = claims.frame
     rows = []
     for _, r in f.iterrows():

@@ -1,43 +1,20 @@
 """Finding runs on disk for ``compare`` and ``report``: the newest run, or the folders given.
 
 A run folder is ``results/<run-id>/`` with ``run.json`` and ``records/``. Given nothing,
-commands use the newest run under ``results/`` that has records; given paths, each may be a
-run folder, a results root or a single record file (as ``dfine_bench.records.load_records``).
+commands use the newest run under ``results/`` that has records, by the rule every command
+shares (``dfine_bench.records.store.newest_run``); given paths, each may be a run folder, a
+results root or a single record file (as ``dfine_bench.records.load_records``).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from dfine_bench.errors import DfineBenchError
 from dfine_bench.records.schema import ResultRecord
-from dfine_bench.records.store import load_records
-
-
-def _started(run_dir: Path) -> str:
-    try:
-        meta = json.loads((run_dir / "run.json").read_text())
-        return str(meta.get("started_at") or "")
-    except (OSError, ValueError):
-        return ""
-
-
-def newest_run(results_dir: str | os.PathLike[str] = "results") -> Path:
-    """The most recently started run under ``results_dir`` that holds at least one record file."""
-    root = Path(results_dir)
-    if not root.is_dir():
-        raise DfineBenchError(
-            f"no records: {root}/ does not exist — run `dfine-bench run` first, or give a run folder"
-        )
-    runs = [p for p in root.iterdir() if p.is_dir() and any((p / "records").glob("*.json"))]
-    if not runs:
-        raise DfineBenchError(
-            f"no records under {root}/ — run `dfine-bench run` first, or give a run folder or record file"
-        )
-    return max(runs, key=lambda p: (_started(p), p.stat().st_mtime, p.name))
+from dfine_bench.records.store import load_records, newest_run
 
 
 def resolve_paths(paths: Sequence[str], results_dir: str | os.PathLike[str] = "results") -> list[Path]:

@@ -167,6 +167,20 @@ class Comparison:
 
 
 # -- selecting records -------------------------------------------------------------------------
+#: Tasks whose numbers depend on the device and backend that ran them: the only ones the
+#: ``device`` / ``backend`` filters apply to. Evaluation and complexity records carry the run's
+#: device and ``eager`` too, but their AP / params / GFLOPs hold for every backend.
+DEVICE_TASKS = ("latency", "throughput", "trace")
+
+
+def unique_records(records: Iterable[ResultRecord]) -> list[ResultRecord]:
+    """``records`` with each (run, record id) once, in first-seen order.
+
+    The same record reached twice (``results/`` and ``results/<run>`` both given) counts once.
+    """
+    return list({(r.run_id, r.record_id): r for r in reversed(list(records))}.values())[::-1]
+
+
 def filter_records(
     records: Iterable[ResultRecord],
     *,
@@ -177,10 +191,11 @@ def filter_records(
 ) -> list[ResultRecord]:
     """The records that match every given filter.
 
-    ``device`` matches the device string (``cpu``, ``cuda``, ``cuda:0``) or part of the device
-    name (``T4``, ``EPYC``); ``family`` ignores case and punctuation (``d-fine`` = ``dfine``);
-    ``backend`` is exact; ``tasks`` keeps only those tasks. Nothing matching is an error naming
-    the values that exist.
+    ``family`` ignores case and punctuation (``d-fine`` = ``dfine``); ``tasks`` keeps only those
+    tasks. ``device`` (the device string ``cpu``, ``cuda``, ``cuda:0``, or part of the device name:
+    ``T4``, ``EPYC``) and ``backend`` (exact) apply to the tasks in ``DEVICE_TASKS`` only: an
+    evaluation or complexity record is kept whatever backend is asked for, since its numbers do
+    not depend on it. Nothing matching is an error naming the values that exist.
     """
     records = list(records)
     if tasks:
@@ -190,25 +205,37 @@ def filter_records(
     out = [
         r
         for r in records
-        if (device is None or labels.matches_device(r.setup, device))
-        and (backend is None or r.setup.backend == backend)
-        and (family is None or labels.normalize_name(r.model.family) == labels.normalize_name(family))
+        if (family is None or labels.normalize_name(r.model.family) == labels.normalize_name(family))
         and (not tasks or r.task in tasks)
     ]
     if records and not out:
-        asked = ", ".join(
-            f"{k}={v}" for k, v in (("device", device), ("backend", backend), ("family", family)) if v
-        )
-        if tasks:
-            asked = ", ".join(x for x in (asked, f"task={','.join(tasks)}") if x)
-        have = (
-            f"devices: {_values(labels.device_label(r.setup) for r in records)}; "
-            f"backends: {_values(r.setup.backend for r in records)}; "
-            f"families: {_values(r.model.family for r in records)}; "
-            f"tasks: {_values(r.task for r in records)}"
-        )
+        asked = ", ".join(x for x in (f"family={family}" if family else "", _tasks_text(tasks)) if x)
+        have = f"families: {_values(r.model.family for r in records)}; tasks: {_values(r.task for r in records)}"
         raise DfineBenchError(f"no record matches {asked} among {len(records)} records ({have})")
-    return out
+    if device is None and backend is None:
+        return out
+
+    def on_device(r: ResultRecord) -> bool:
+        return (device is None or labels.matches_device(r.setup, device)) and (
+            backend is None or r.setup.backend == backend
+        )
+
+    timed = [r for r in out if r.task in DEVICE_TASKS]
+    if not any(on_device(r) for r in timed):
+        asked = ", ".join(f"{k}={v}" for k, v in (("device", device), ("backend", backend)) if v)
+        have = (
+            f"devices: {_values(labels.device_label(r.setup) for r in timed)}; "
+            f"backends: {_values(r.setup.backend for r in timed)}"
+        )
+        raise DfineBenchError(
+            f"no record matches {asked} among the {len(timed)} latency, throughput or trace record(s) "
+            f"({have}); --device and --backend apply to those tasks only"
+        )
+    return [r for r in out if r.task not in DEVICE_TASKS or on_device(r)]
+
+
+def _tasks_text(tasks: Sequence[str] | None) -> str:
+    return f"task={','.join(tasks)}" if tasks else ""
 
 
 def _values(values: Iterable[str]) -> str:
@@ -346,8 +373,7 @@ def build_comparison(
     records = list(records)
     if not records:
         raise DfineBenchError("no records to compare: run `dfine-bench run` first, or give a run folder")
-    # the same record reached twice (``results/`` and ``results/<run>``) counts once
-    records = list({(r.run_id, r.record_id): r for r in reversed(records)}.values())[::-1]
+    records = unique_records(records)
     selected = filter_records(records, device=device, backend=backend, family=family, tasks=tasks)
     usable = [r for r in selected if r.task in _TABLE_TASKS]
     filters = {"device": device, "backend": backend, "family": family, "tasks": list(tasks or [])}
@@ -488,10 +514,23 @@ def _table_notes(group: Group, records: list[ResultRecord]) -> list[str]:
             f"measured on {group.device_name} with {group.backend} {group.dtype}; input {', '.join(sizes)}; "
             f"timed: {', '.join(timed) or 'unknown'}; latency per batch in ms"
         )
-    deviations = list(dict.fromkeys(d for r in records for d in r.setup.deviations))
+    # a throughput record's setup is its best batch size: its "batch size N, not 1" belongs to the
+    # throughput columns, never to the batch-1 latency columns beside them
+    own = [r for r in records if r.task != "throughput"]
+    deviations = _deviations(own)
     if deviations:
         notes.append("deviations from the paper's protocol: " + "; ".join(deviations))
+    throughput = [d for d in _deviations([r for r in records if r.task == "throughput"]) if d not in deviations]
+    if throughput:
+        head = "throughput, at each model's best batch size (column 'best batch'), "
+        head += "also deviates: " if own else "deviates from the paper's protocol: "
+        notes.append(head + "; ".join(throughput))
     return notes
+
+
+def _deviations(records: Iterable[ResultRecord]) -> list[str]:
+    """Every deviation the records list, each once, in first-seen order."""
+    return list(dict.fromkeys(d for r in records for d in r.setup.deviations))
 
 
 def _overview(

@@ -182,3 +182,39 @@ def test_a_bad_claims_name_fails_before_any_work(plugin_site, cli_env: Path, cap
     assert main(["run", "suite.models=[toy_det]", "suite.claims=dfine_papr", *QUICK]) == 2
     assert "unknown claims 'dfine_papr'. Did you mean: dfine_paper?" in capsys.readouterr().err
     assert not (cli_env / "results").exists() or not _run_dirs(cli_env)
+
+
+def test_a_task_that_crashes_is_recorded_under_its_own_record_id(
+    plugin_site, cli_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`check` must read "ok before, failed now", so a crash keeps the id a success would have."""
+    import dfine_bench.evaluation as evaluation
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("the loader fell over")
+
+    monkeypatch.setattr(evaluation, "evaluate_model", crash)
+    assert main(["run", "suite.models=[toy_det]", *QUICK]) == 1
+    (run_dir,) = _run_dirs(cli_env)
+    by_id = {r.record_id: r for r in load_records([run_dir], strict=True)}
+    failed = by_id["evaluation-toy_det-faster_coco_eval"]
+    assert failed.status == "failed" and "RuntimeError: the loader fell over" in failed.reason
+    assert by_id["latency-toy_det-eager-fp32-bs1"].status == "ok"  # the rest of the run went on
+
+
+def test_a_report_that_fails_leaves_a_complete_run(
+    plugin_site, cli_env: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    import dfine_bench.reporting as reporting
+
+    def broken(*args, **kwargs):
+        raise ValueError("no room for plots")
+
+    monkeypatch.setattr(reporting, "build_report", broken)
+    assert (
+        main(["run", "suite.models=[toy_det]", *QUICK, "suite.report=true", "profiling.enabled=false"]) == 1
+    )
+    (run_dir,) = _run_dirs(cli_env)
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["status"] == "complete" and "no room for plots" in meta["report_error"]
+    assert "failed: report" in capsys.readouterr().out

@@ -199,6 +199,35 @@ def test_outputs_that_disagree_with_eager_are_not_timed(
     assert "latency_median" not in lat.metrics
 
 
+@pytest.mark.parametrize("breaks", ["first call", "timed calls"])
+def test_a_backend_that_raises_is_recorded_and_the_counts_are_kept(
+    toy: ToyAdapter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, breaks: str
+) -> None:
+    real_build = profile_mod.build_backend
+    calls = {"n": 0}
+
+    def breaking_build(*args, **kwargs) -> BackendRunner:
+        runner = real_build(*args, **kwargs)
+        inner = runner.call
+
+        def call(native):
+            calls["n"] += 1
+            if breaks == "first call" or calls["n"] > 1:
+                raise RuntimeError("the runtime fell over")
+            return inner(native)
+
+        runner.call = call
+        return runner
+
+    monkeypatch.setattr(profile_mod, "build_backend", breaking_build)
+    outs = profile_model(toy, FAST, BackendConfig(name="onnxruntime"), device="cpu", work_dir=tmp_path)
+    by = _by_task(outs)
+    assert by["complexity"].status == "ok" and by["complexity"].metrics["params"].value > 0
+    for task, key in (("latency", "onnxruntime-fp32-bs1"), ("throughput", "onnxruntime-fp32")):
+        assert by[task].status == "failed" and by[task].key == key  # the key a success would have had
+        assert "RuntimeError: the runtime fell over" in by[task].reason
+
+
 def test_noisy_timings_are_flagged(toy: ToyAdapter, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     cfg = replace(FAST, complexity=False, throughput=False, cv_warn=0.0)
     outs = profile_model(toy, cfg, BackendConfig(), device="cpu", work_dir=tmp_path)

@@ -32,3 +32,19 @@ def test_every_difference_is_listed() -> None:
     assert "end-to-end" in text
     assert "fixed random input, not COCO images" in devs
     assert len(devs) == 6
+
+
+def test_accuracy_and_complexity_deviations_name_each_difference() -> None:
+    from dfine_bench.profiling.protocols import accuracy_deviations, complexity_deviations
+
+    assert accuracy_deviations("val2017", 5000, False, (640, 640), 1) == []
+    assert accuracy_deviations("val2017", 500, False, (640, 640)) == [
+        "val2017 with 500 images, not the 5000 of COCO val2017"
+    ]
+    assert accuracy_deviations("generated", 24, True, (320, 320), 2) == [
+        "generated stand-in dataset, not COCO val2017",
+        "input 320x320, not 640x640",
+        "batch size 2, not 1",
+    ]
+    assert complexity_deviations((640, 640)) == []
+    assert complexity_deviations((320, 320)) == ["counted at 320x320, not 640x640"]
