@@ -593,7 +593,17 @@ def run_suite(
         explicit_groups=explicit_groups,
         command=command if command is not None else sys.argv,
     )
-    return runner.run()
+    if runner.world <= 1:
+        return runner.run()
+    from dfine_bench.evaluation.distributed import shutdown_distributed
+
+    try:
+        outcome = runner.run()
+    except BaseException:
+        shutdown_distributed(wait=False)
+        raise
+    shutdown_distributed()
+    return outcome
 
 
 __all__ = ["RunOutcome", "SuiteRunner", "run_suite"]

@@ -2,10 +2,11 @@
 
 A baseline keeps, per record of the run it was saved from, what the gate compares and what
 decides whether two records are comparable at all: the task and status, the model's weights
-source, the dataset's identity, the setup (device, device name, backend, dtype, batch size,
-input size, threads, timed part, protocol), every metric value, and for latency records the
-timing samples (rounded to 0.1 µs; past ``MAX_SAMPLES`` samples, ``QUANTILES`` evenly spaced
-quantiles stand in for them). Around that it stores its provenance: the run id, suite, config
+(source, seed, checkpoint id and sha256: ``WEIGHTS_KEYS``), the dataset's identity
+(``DATASET_KEYS``), the setup (device, device name, backend, dtype, batch size, input size,
+threads, timed part, protocol), every metric value, and for latency records the timing samples
+(rounded to 0.1 µs; past ``MAX_SAMPLES`` samples, ``QUANTILES`` evenly spaced quantiles stand
+in for them). Around that it stores its provenance: the run id, suite, config
 hash and tolerances, the git revision, the device and the package versions.
 
 ``entries_from_records`` turns a run's records into the same ``Entry`` form, so the gate
@@ -216,7 +217,11 @@ def noisy_latencies(entries: Mapping[str, Entry], max_spread: float = 1.5) -> di
 
 # -- runs -------------------------------------------------------------------------------
 def load_run(run: str | os.PathLike[str] | None, results_dir: str | os.PathLike[str] = "results") -> RunData:
-    """Read a run folder (default: the newest under ``results_dir``) strictly: a bad record is an error."""
+    """Read a run folder strictly: a bad record is an error.
+
+    Without ``run``, the newest run under ``results_dir`` by the rule every command shares
+    (``dfine_bench.records.store.newest_run``; it raises ``DfineBenchError``, exit 2, when there is none).
+    """
     run_dir = Path(run) if run is not None else newest_run(results_dir)
     if not run_dir.is_dir():
         raise BaselineError(f"run folder {run_dir} does not exist: give a folder under results/")

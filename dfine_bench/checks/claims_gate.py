@@ -1,6 +1,7 @@
 """``check --claims``: a run against the paper's claims, as an exit code for CI.
 
-Uses ``dfine_bench.claims.check_claims`` and ``claims_frame`` (contract in that package).
+Uses ``dfine_bench.claims.check_claims``, ``claims_frame`` and ``verdict_counts`` (contract in
+that package).
 Exit 1 when any claim's verdict is ``fail``; 2 when no claim could be compared at all (every
 verdict ``not measured`` or ``not comparable``, or no claims); 0 otherwise.
 """
@@ -26,14 +27,17 @@ class ClaimsOutcome:
 
 
 def check_run_claims(name: str, records: Sequence[ResultRecord]) -> ClaimsOutcome:
-    """Check ``records`` against the claims file ``name`` (a name under suites/claims/ or a path)."""
-    from dfine_bench.claims import check_claims, claims_frame
+    """Check ``records`` against the claims file ``name`` (a name under suites/claims/ or a path).
+
+    The counts come from ``dfine_bench.claims.verdict_counts``, so the summary lists verdicts in
+    that package's ``VERDICTS`` order (pass, fail, ...) whatever the order of the claims file.
+    """
+    from dfine_bench.claims import check_claims, claims_frame, verdict_counts
 
     results = check_claims(name, list(records))
     frame = claims_frame(results)
-    verdicts = [str(v) for v in frame["verdict"]] if "verdict" in frame.columns else []
-    counts = {v: verdicts.count(v) for v in dict.fromkeys(verdicts)}
-    summary = ", ".join(f"{n} {v}" for v, n in counts.items()) or "no claims"
+    counts = verdict_counts(results)
+    summary = ", ".join(f"{n} {v}" for v, n in counts.items() if n) or "no claims"
     if counts.get("fail"):
         code = 1
     elif not counts.get("pass"):

@@ -2,15 +2,19 @@
 
 Exit codes (``CheckResult.exit_code``): **0** no regression; **1** a regression (a metric got
 worse beyond its tolerance, params/GFLOPs changed, a record or images now fail); **2** cannot
-compare (another model set or record set, another device, backend, dataset or weights source,
-a missing metric, a skipped record, an unfinished run). When a run has both a regression and
-something that cannot be compared, the exit code is 1: a proven regression is the stronger
-statement and both fail a build.
+compare (another model set or record set, another device, backend or dataset, other weights
+(source or checkpoint), a missing metric, a skipped record, an unfinished run). When a run has
+both a regression and something that cannot be compared, the exit code is 1: a proven
+regression is the stronger statement and both fail a build.
 
 Comparability (checked before any number): the run must hold the baseline's models and record
 ids, no more and no fewer; per record the same device, backend, dtype, batch size, input size,
 timed part, protocol and COCO engine; for evaluations the same dataset (name, kind, image
-count, subset, annotation hash); the same weights source (and seed for random-init weights).
+count, subset, annotation hash: ``DATASET_KEYS``); the same weights (``WEIGHTS_KEYS``: source,
+seed for random-init weights, checkpoint ``weights_id`` and ``weights_sha256``; a sha256 missing
+on one side, a checkpoint not hashed, leaves ``weights_id`` to decide). A baseline saved before
+``weights_id`` / ``weights_sha256`` were kept cannot tell two checkpoints apart: the check says so
+in a note and does not fail on it.
 Latency and throughput also need the same machine: the same ``device_name`` and thread count.
 ``allow_other_device=True`` (``--allow-other-device``) turns that last requirement into "timings
 not compared" rows, so accuracy, params and GFLOPs are still gated on another machine
@@ -56,9 +60,13 @@ by the run's ``suite.tolerances`` from its ``run.json``, then by ``--tolerance``
   named). ``images_skipped`` > 0 where the baseline had none: cannot compare (those images'
   predictions were resumed from an earlier process or filtered, so the AP is not this code's).
   ``images_seen`` differing: cannot compare (another dataset).
-* Record status: ok in the baseline but ``failed`` now is worse; ``skipped`` now is cannot
-  compare (the reason is shown); a record that failed or was skipped in the baseline too is
-  not gated and is listed as such.
+* Record status, decided before any setup is compared: ok in the baseline but ``failed`` now
+  is worse ("ok in the baseline, failed now: <reason>"); ``skipped`` now is cannot compare (the
+  reason is shown); a record that failed or was skipped in the baseline too is not gated and is
+  listed as such. A record that did not run measured nothing: the runner writes it under the
+  record id its success would have had (task, model, backend, dtype, batch size), with only the
+  run's base setup and no dataset, so its setup and dataset are not compared: a crash is a
+  regression, not "another setup".
 """
 
 from __future__ import annotations
@@ -71,7 +79,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import mannwhitneyu
 
-from dfine_bench.checks.baseline import Baseline, BaselineError, Entry, RunData
+from dfine_bench.checks.baseline import DATASET_KEYS, WEIGHTS_KEYS, Baseline, BaselineError, Entry, RunData
 from dfine_bench.records.metrics import COCO_STATS, METRICS
 
 # -- verdicts ---------------------------------------------------------------------------
@@ -109,7 +117,8 @@ DEFAULT_TOLERANCES: dict[str, float] = {
 _TIMING_TASKS = ("latency", "throughput")
 _SETUP_FIELDS = ("device", "backend", "dtype", "batch_size", "input_size", "timed", "protocol", "engine")
 _MACHINE_FIELDS = ("device_name", "threads")
-_DATASET_FIELDS = ("name", "kind", "generated", "num_images", "subset", "annotations_sha256")
+#: Checkpoint identity, missing from baselines saved before it was kept (see ``_weights_note``).
+_CHECKPOINT_KEYS = ("weights_id", "weights_sha256")
 
 
 @dataclass
@@ -404,15 +413,19 @@ def _differences(base: Entry, new: Entry) -> tuple[list[tuple[str, Any, Any]], l
         for key in _MACHINE_FIELDS:
             if key in base.setup and base.setup.get(key) != new.setup.get(key):
                 machine.append((f"setup.{key}", base.setup.get(key), new.setup.get(key)))
-    keys = ["weights_source", "random_init"]
-    if base.model.get("random_init"):
-        keys.append("weights_seed")
-    for key in keys:
-        if key in base.model and base.model.get(key) != new.model.get(key):
-            hard.append((f"model.{key}", base.model.get(key), new.model.get(key)))
+    for key in WEIGHTS_KEYS:
+        if key not in base.model:  # an older baseline: unknown, not a difference (``_weights_note``)
+            continue
+        if key == "weights_seed" and not base.model.get("random_init"):
+            continue  # a seed only shapes random-init weights
+        b, n = base.model.get(key), new.model.get(key)
+        if key == "weights_sha256" and (b is None or n is None):
+            continue  # not hashed on one side (a checkpoint not downloaded yet): weights_id decides
+        if b != n:
+            hard.append((f"model.{key}", b, n))
     if base.dataset is not None:
         nd = new.dataset or {}
-        for key in _DATASET_FIELDS:
+        for key in DATASET_KEYS:
             if key in base.dataset and base.dataset.get(key) != nd.get(key):
                 hard.append((f"dataset.{key}", base.dataset.get(key), nd.get(key)))
     return hard, machine
@@ -424,6 +437,18 @@ def _group(diffs: dict[tuple[str, str, str], list[str]]) -> list[str]:
         shown = ", ".join(rids[:3]) + (f" and {len(rids) - 3} more" if len(rids) > 3 else "")
         out.append(f"{key} is {b} in the baseline but {n} in the run ({shown})")
     return out
+
+
+def _weights_note(baseline: Baseline) -> list[str]:
+    """A note when the baseline predates checkpoint identity: another checkpoint would go unnoticed."""
+    old = sorted(r for r, e in baseline.entries.items() if any(k not in e.model for k in _CHECKPOINT_KEYS))
+    if not old:
+        return []
+    shown = ", ".join(old[:3]) + (f" and {len(old) - 3} more" if len(old) > 3 else "")
+    return [
+        f"the baseline has no {' / '.join(_CHECKPOINT_KEYS)} ({shown}): saved before checkpoints were "
+        "told apart, so a change of checkpoint is not detected; re-save it with `dfine-bench baseline save`"
+    ]
 
 
 def _version_notes(baseline: Baseline, run: RunData) -> list[str]:
@@ -496,14 +521,14 @@ def compare(
     alpha, floor = tol["timing_alpha"], tol["timing_min_delta_ms"]
     for rid in sorted(set(baseline.entries) & set(run.entries)):
         base, new = baseline.entries[rid], run.entries[rid]
+        status_row = check_status(base, new)
+        if status_row is not None:  # before the setup: a record that did not run measured nothing
+            result.rows.append(status_row)
+            continue
         hard, machine = _differences(base, new)
         for key, b, n in hard:
             hard_diffs.setdefault((key, repr(b), repr(n)), []).append(rid)
         if hard:
-            continue
-        status_row = check_status(base, new)
-        if status_row is not None:
-            result.rows.append(status_row)
             continue
         if machine:
             for key, b, n in machine:
@@ -527,8 +552,14 @@ def compare(
             continue
         result.rows.extend(_compare_metrics(base, new, baseline, tol, alpha, floor))
 
-    if hard_diffs:
-        result.problems.extend(f"another setup: {d}" for d in _group(hard_diffs))
+    for (key, _, _), text in zip(hard_diffs, _group(hard_diffs)):
+        if key.startswith("model."):
+            result.problems.append(
+                f"other weights: {text}; numbers of two checkpoints do not compare: save a new baseline "
+                "for the new weights"
+            )
+        else:
+            result.problems.append(f"another setup: {text}")
     if machine_diffs:
         text = _group(machine_diffs)
         if allow_other_device:
@@ -545,6 +576,7 @@ def compare(
             f"the baseline is not clean: {len(unclean)} record(s) failed or were skipped there too and are "
             f"not gated: {', '.join(unclean)}"
         )
+    result.notes.extend(_weights_note(baseline))
     result.notes.extend(_version_notes(baseline, run))
     return result
 

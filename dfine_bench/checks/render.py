@@ -7,11 +7,13 @@ incomparable, the notes, and the tolerances in force with where each came from.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
 from dfine_bench.checks.gate import BAND_QUANTILE, CANNOT, NOT_COMPARED, OK, CheckResult, Row, fmt_value
+from dfine_bench.records.metrics import COCO_STATS
 
 HEADER = ("record", "metric", "baseline", "run", "verdict", "why")
 _TITLES = {0: "PASS: no regression", 1: "FAIL: regression", 2: "CANNOT COMPARE"}
@@ -46,12 +48,27 @@ def _counts(result: CheckResult) -> str:
     return ", ".join(f"{counts[v]} {v}" for v in order) or "nothing compared"
 
 
+def coco_rule(tolerances: Mapping[str, float]) -> str:
+    """The COCO-stat rule as it is in force: the tolerance most stats share, then each one that differs.
+
+    A suite may set one stat's tolerance (``AP: 0.5``) and leave the rest at the default: printing
+    only ``AP``'s value as "AP/AR" would claim a tolerance AP50 ... ARl do not have.
+    """
+    values = {k: tolerances[k] for k in COCO_STATS if k in tolerances}
+    if not values:
+        return "AP/AR: not gated"
+    common = Counter(values.values()).most_common(1)[0][0]
+    others = [f"{k} > {v:g}" for k, v in values.items() if v != common]
+    rule = f"AP/AR drop > {common:g} points fails"
+    return f"{rule} (except {', '.join(others)})" if others else rule
+
+
 def _tolerance_lines(result: CheckResult) -> list[str]:
     non_default = {k: v for k, v in result.tolerances.items() if result.tolerance_sources.get(k) != "default"}
     parts = [f"{k}={v:g} ({result.tolerance_sources[k]})" for k, v in sorted(non_default.items())]
     t = result.tolerances
     rule = (
-        f"AP/AR drop > {t['AP']:g} points fails; params and GFLOPs must be equal; latency fails when the "
+        f"{coco_rule(t)}; params and GFLOPs must be equal; latency fails when the "
         f"median > baseline p{BAND_QUANTILE} x (1 + {t['latency_median']:g}), "
         f"by > {t['timing_min_delta_ms']:g} ms, "
         f"with a one-sided Mann-Whitney U p < {t['timing_alpha']:g}; throughput fails below "
@@ -102,9 +119,14 @@ def _md_escape(text: str) -> str:
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(_md_escape(str(c)) for c in r) + " |" for r in rows]
-    return "\n".join(out)
+    """A GitHub pipe table of text cells: the report's ``markdown_table``, so both escape alike.
+
+    Imported here, not at the top: ``dfine_bench.reporting`` loads matplotlib, and
+    ``import dfine_bench.checks`` (the gate as a library) should not.
+    """
+    from dfine_bench.reporting.formatting import markdown_table as frame_to_markdown
+
+    return frame_to_markdown(pd.DataFrame([list(map(str, r)) for r in rows], columns=list(header)))
 
 
 def render_markdown(result: CheckResult, full: bool = False) -> str:

@@ -2,21 +2,26 @@
 
 Verdicts: ``pass`` and ``fail`` only where the records were measured under the claim's
 conditions; ``not comparable`` where a measurement exists but under other conditions
-(random-init weights, generated data, a subset of COCO, another device or backend: the
-measured value is shown beside the reason); ``not measured`` where no record bears on it.
-Only records with status ``ok`` count as measurements.
+(random-init weights or weights of unknown origin, generated data, a subset of COCO, another
+device, backend or timed span: the measured value is shown beside the reason), or where the
+paper's own figure is a known erratum; ``not measured`` where no record bears on it (the reason
+says whether a record failed or was skipped). Only records with status ``ok`` count as
+measurements.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
-from dfine_bench.claims.model import Claim, ClaimSet, Protocol, load_claims
-from dfine_bench.profiling.protocols import device_matches
+from dfine_bench.claims.model import Claim, ClaimConditions, ClaimSet, load_claims, task_of_metric
+from dfine_bench.errors import UnknownNameError
+from dfine_bench.profiling.protocols import PAPER_T4, deviations_from_paper, device_matches
 from dfine_bench.records.schema import ResultRecord
 
 VERDICTS = ("pass", "fail", "not comparable", "not measured")
@@ -39,6 +44,46 @@ CLAIM_COLUMNS = (
     "text",
 )
 _TASK_OF_KIND = {"exact": "complexity", "tolerance": "evaluation", "hardware": "latency"}
+UNKNOWN_ORIGIN = "weights of unknown origin (not a released checkpoint)"
+
+#: Hub organisations that publish the released checkpoints of the models these claims are about.
+#: Used for a model the registry does not know, or whose ``ModelSpec.hub_ids`` is empty;
+#: a registered model's own hub ids name its organisations otherwise.
+KNOWN_RELEASE_ORGS = (
+    "ustc-community",
+    "PekingU",
+    "Intellindust",
+    "SenseTime",
+    "microsoft",
+    "IDEA-Research",
+    "facebook",
+)
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+#: Official release file names and the model each belongs to. The model must match: DEIM's
+#: weights load into ``dfine_l`` too (same architecture), but they are not D-FINE's release.
+_RELEASE_FILES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(r"^dfine_(?P<size>[nsmlx])_(?P<release>coco|obj2coco|obj365)(?:_e25)?\.pth$"),
+        "dfine_{size}",
+    ),
+    (
+        re.compile(r"^deim_dfine_hgnetv2_(?P<size>[nsmlx])_(?P<release>coco|obj2coco|obj365)(?:_\w+)?\.pth$"),
+        "deim_dfine_{size}",
+    ),
+)
+
+
+def _input_kind_deviations(kind: str) -> frozenset[str]:
+    """The sentence(s) ``deviations_from_paper`` writes for this input kind and nothing else,
+    derived from it so that a reworded sentence there cannot silently stop matching here."""
+    p = PAPER_T4
+    args = (f"NVIDIA {p.reference_device}", p.backend, p.dtype, p.batch_size, p.input_size, p.timed)
+    return frozenset(deviations_from_paper(*args, kind)) - frozenset(
+        deviations_from_paper(*args, p.input_kind)
+    )
+
+
+_FIXED_INPUT = _input_kind_deviations("fixed")
 
 
 @dataclass(frozen=True)
@@ -57,29 +102,77 @@ class ClaimResult:
     record_ids: tuple[str, ...] = ()
 
 
-def weights_release(record: ResultRecord) -> str | None:
-    """Which released weights a record used: ``coco``, ``obj2coco``, ``obj365``; None for random-init.
+# -- which weights ---------------------------------------------------------------------------------
+def _release_orgs(model: str) -> set[str]:
+    """Lower-cased hub organisations whose checkpoints count as ``model``'s released weights."""
+    from dfine_bench.adapters.registry import get_spec
 
-    Read from the hub id or file name (``dfine_l_obj2coco_e25``; RT-DETR's ``..._coco_o365`` is
-    Objects365-pretrained, COCO-finetuned); a name with neither marker counts as COCO weights.
-    """
-    if record.model.random_init:
-        return None
-    ident = (record.model.weights_id or "").lower()
-    if "obj2coco" in ident or ("o365" in ident and "coco" in ident):
+    try:
+        hub_ids = get_spec(model).hub_ids
+    except UnknownNameError:
+        hub_ids = ()
+    orgs = {h.split("/", 1)[0].lower() for h in hub_ids if "/" in h}
+    return orgs or {o.lower() for o in KNOWN_RELEASE_ORGS}
+
+
+def _release_of_name(name: str) -> str:
+    """The release a released checkpoint's name says (RT-DETR's ``..._coco_o365`` is
+    Objects365-pretrained, COCO-finetuned); a released checkpoint without a marker is COCO's."""
+    name = name.lower()
+    if "obj2coco" in name or ("o365" in name and "coco" in name):
         return "obj2coco"
-    if "obj365" in ident or "o365" in ident:
+    if "obj365" in name or "o365" in name:
         return "obj365"
     return "coco"
 
 
+def weights_release(record: ResultRecord) -> str | None:
+    """Which released weights a record used: ``coco``, ``obj2coco``, ``obj365``; None when they are
+    no release: random-init (``record.model.random_init`` tells these apart) or of unknown origin.
+
+    Released means recognisably a published checkpoint: a hub id under an organisation of the
+    model's registered hub ids (``KNOWN_RELEASE_ORGS`` when the registry knows none), or an
+    official release file name of the same model (``dfine_l_obj2coco_e25.pth``,
+    ``deim_dfine_hgnetv2_l_coco_58e.pth``). Anything else (a local fine-tune, a renamed file, no
+    weights id at all) may hold any weights, so it stands for no release's accuracy.
+    """
+    if record.model.random_init:
+        return None
+    ident = (record.model.weights_id or "").strip()
+    if not ident:
+        return None
+    if record.model.weights_source not in ("local", "official") and _HUB_ID.match(ident):
+        org, name = ident.split("/", 1)
+        return _release_of_name(name) if org.lower() in _release_orgs(record.model.name) else None
+    filename = re.split(r"[\\/]", ident)[-1]
+    for pattern, model in _RELEASE_FILES:
+        found = pattern.match(filename)
+        if found and model.format(size=found["size"]) == record.model.name:
+            return found["release"]
+    return None
+
+
+# -- helpers ---------------------------------------------------------------------------------------
 def _input_size(record: ResultRecord) -> tuple[int, ...] | None:
     size = record.setup.input_size or record.model.input_size
     return tuple(int(s) for s in size) if size else None
 
 
-def _value(record: ResultRecord, metric: str) -> float | None:
-    return record.value(metric) if record.status == "ok" else None
+def _measured(record: ResultRecord, metric: str) -> float | None:
+    """The record's value of ``metric``; None unless the record is ``ok``.
+
+    FPS is derived from the mean latency (``batch_size * 1000 / latency_mean``), not read from
+    the record's ``fps`` (which comes from the median): the paper's FPS are its mean latencies
+    inverted (abstract: 124 FPS = 1000 / 8.07 ms), so a median-based FPS would test another
+    statistic than the one claimed. Kept rather than dropped because the FPS figures are the
+    abstract's headline claims.
+    """
+    if record.status != "ok":
+        return None
+    if metric == "fps":
+        mean = record.value("latency_mean")
+        return record.setup.batch_size * 1000.0 / mean if mean else None
+    return record.value(metric)
 
 
 def _result(
@@ -94,17 +187,39 @@ def _result(
     return ClaimResult(claim=claim, verdict=verdict, reason=reason, **kw)  # type: ignore[arg-type]
 
 
+def _not_ok(
+    records: Iterable[ResultRecord],
+    task: str,
+    model: str,
+    keep: Callable[[ResultRecord], bool] = lambda r: True,
+) -> str | None:
+    """Why ``model``'s ``task`` records (those ``keep`` accepts) are no measurement: the failed or
+    skipped ones with their reasons; None when there are none."""
+    said: list[str] = []
+    for r in records:
+        if r.task == task and r.model.name == model and r.status != "ok" and keep(r):
+            what = "failed" if r.status == "failed" else "was skipped"
+            text = f"the {task} record of {model} {what}: {r.reason or 'no reason recorded'}"
+            if text not in said:
+                said.append(text)
+    return "; ".join(said) or None
+
+
+def _size_text(size: Sequence[int]) -> str:
+    return "x".join(map(str, size))
+
+
 # -- single-model claims --------------------------------------------------------------------------
-def _exact(claim: Claim, record: ResultRecord, protocol: Protocol) -> ClaimResult:
-    measured = _value(record, claim.metric)
+def _exact(claim: Claim, record: ResultRecord, conditions: ClaimConditions) -> ClaimResult:
+    measured = _measured(record, claim.metric)
     assert measured is not None and claim.claimed is not None
     size = _input_size(record)
-    if size != protocol.input_size:
-        shown = "x".join(map(str, size)) if size else "an unknown size"
+    if size != conditions.input_size:
+        shown = _size_text(size) if size else "an unknown size"
         return _result(
             claim,
             "not comparable",
-            f"counted at {shown}; the claim is at {'x'.join(map(str, protocol.input_size))}",
+            f"counted at {shown}; the claim is at {_size_text(conditions.input_size)}",
             record,
             measured=measured,
         )
@@ -124,30 +239,38 @@ def _exact(claim: Claim, record: ResultRecord, protocol: Protocol) -> ClaimResul
     )
 
 
-def _accuracy_conditions(record: ResultRecord, protocol: Protocol) -> str | None:
-    """Why an evaluation record cannot stand for the model's released accuracy (None: it can)."""
-    if record.model.random_init:
-        return "random-init weights: not the model's accuracy"
+def _coco_conditions(record: ResultRecord, conditions: ClaimConditions) -> str | None:
+    """Why an evaluation record is not on the claim's data (full COCO val2017 at its input size)."""
     dataset = record.dataset
     if dataset is None or dataset.generated:
         return "generated stand-in dataset, not COCO val2017"
-    if "val2017" not in dataset.name or dataset.num_images != protocol.coco_images:
+    if "val2017" not in dataset.name or dataset.num_images != conditions.coco_images:
         return (
-            f"{dataset.name} with {dataset.num_images} images, not the {protocol.coco_images} of COCO val2017"
+            f"{dataset.name} with {dataset.num_images} images, "
+            f"not the {conditions.coco_images} of COCO val2017"
         )
     size = _input_size(record)
-    if size is not None and size != protocol.input_size:
-        return f"input {'x'.join(map(str, size))}, not {'x'.join(map(str, protocol.input_size))}"
+    if size is not None and size != conditions.input_size:
+        return f"input {_size_text(size)}, not {_size_text(conditions.input_size)}"
     return None
 
 
-def _tolerance(claim: Claim, record: ResultRecord, protocol: Protocol) -> ClaimResult | None:
-    measured = _value(record, claim.metric)
+def _accuracy_conditions(record: ResultRecord, conditions: ClaimConditions) -> str | None:
+    """Why an evaluation record cannot stand for the model's released accuracy (None: it can)."""
+    if record.model.random_init:
+        return "random-init weights: not the model's accuracy"
+    if weights_release(record) is None:
+        return f"{UNKNOWN_ORIGIN}: {record.model.weights_id or 'no weights id recorded'}"
+    return _coco_conditions(record, conditions)
+
+
+def _tolerance(claim: Claim, record: ResultRecord, conditions: ClaimConditions) -> ClaimResult | None:
+    measured = _measured(record, claim.metric)
     assert measured is not None and claim.claimed is not None
     release = weights_release(record)
     if release is not None and release != claim.release:
         return None  # another release's claim row covers this record
-    why = _accuracy_conditions(record, protocol)
+    why = _accuracy_conditions(record, conditions)
     if why is not None:
         return _result(claim, "not comparable", why, record, measured=measured)
     delta = measured - claim.claimed
@@ -158,29 +281,54 @@ def _tolerance(claim: Claim, record: ResultRecord, protocol: Protocol) -> ClaimR
     return _result(claim, "pass" if ok else "fail", reason, record, measured=measured, delta=delta)
 
 
-def _hardware_deviation(record: ResultRecord, protocol: Protocol) -> str | None:
+def _hardware_deviation(record: ResultRecord, conditions: ClaimConditions) -> str | None:
     s = record.setup
-    if not device_matches(s.device_name, protocol.device):
-        return f"measured on {s.device_name or s.device}, not an NVIDIA {protocol.device}"
-    if (s.backend, s.dtype) != (protocol.backend, protocol.dtype):
-        return f"measured with {s.backend} {s.dtype}, not {protocol.backend} {protocol.dtype}"
-    if s.batch_size != protocol.batch_size:
-        return f"batch size {s.batch_size}, not {protocol.batch_size}"
+    if not device_matches(s.device_name, conditions.device):
+        return f"measured on {s.device_name or s.device}, not an NVIDIA {conditions.device}"
+    if (s.backend, s.dtype) != (conditions.backend, conditions.dtype):
+        return f"measured with {s.backend} {s.dtype}, not {conditions.backend} {conditions.dtype}"
+    if s.batch_size != conditions.batch_size:
+        return f"batch size {s.batch_size}, not {conditions.batch_size}"
     size = _input_size(record)
-    if size is not None and size != protocol.input_size:
-        return f"input {'x'.join(map(str, size))}, not {'x'.join(map(str, protocol.input_size))}"
+    if size is not None and size != conditions.input_size:
+        return f"input {_size_text(size)}, not {_size_text(conditions.input_size)}"
+    if s.timed != conditions.timed:
+        wanted = (
+            "the model alone (the paper times the engine only, without pre- or postprocessing)"
+            if conditions.timed == "model"
+            else conditions.timed
+        )
+        return f"timed {s.timed or 'an unrecorded span'}, not {wanted}"
     return None
 
 
-def _hardware(claim: Claim, records: list[ResultRecord], protocol: Protocol) -> ClaimResult:
+def _input_notes(record: ResultRecord) -> list[str]:
+    """What a comparable latency record still lists as deviating from the paper: in practice the
+    input kind (a fixed tensor instead of COCO images), which does not change the verdict."""
+    s = record.setup
+    size = _input_size(record) or PAPER_T4.input_size
+    others = deviations_from_paper(
+        s.device_name, s.backend, s.dtype, s.batch_size, size, s.timed or "", PAPER_T4.input_kind
+    )
+    notes = []
+    for d in s.deviations:
+        if d in others:
+            continue
+        if d in _FIXED_INPUT:
+            d += " (the paper feeds COCO images; latency barely depends on the content for these models)"
+        notes.append(d)
+    return notes
+
+
+def _hardware(claim: Claim, records: list[ResultRecord], conditions: ClaimConditions) -> ClaimResult:
     """The comparable record if there is one; else the closest one, shown as not comparable."""
     ranked = sorted(
-        records, key=lambda r: (_hardware_deviation(r, protocol) is not None, len(r.setup.deviations))
+        records, key=lambda r: (_hardware_deviation(r, conditions) is not None, len(r.setup.deviations))
     )
     record = ranked[0]
-    measured = _value(record, claim.metric)
+    measured = _measured(record, claim.metric)
     assert measured is not None and claim.claimed is not None
-    why = _hardware_deviation(record, protocol)
+    why = _hardware_deviation(record, conditions)
     if why is not None:
         return _result(
             claim, "not comparable", f"not comparable on this hardware: {why}", record, measured=measured
@@ -191,32 +339,84 @@ def _hardware(claim: Claim, records: list[ResultRecord], protocol: Protocol) -> 
     reason = f"within {claim.tolerance:.0%} on {device}"
     if not ok:
         reason = f"{delta / claim.claimed:+.1%} from the claim on {device} (tolerance {claim.tolerance:.0%})"
+    if claim.metric == "fps":
+        reason += (
+            f"; FPS = 1000 / this record's mean latency ({record.value('latency_mean'):.3f} ms), "
+            "as the paper derives it (the record's own fps uses the median)"
+        )
+    notes = _input_notes(record)
+    if notes:
+        reason += "; note: " + "; ".join(notes)
     return _result(claim, "pass" if ok else "fail", reason, record, measured=measured, delta=delta)
 
 
-def _single(claim: Claim, by_run: dict[str, list[ResultRecord]], protocol: Protocol) -> list[ClaimResult]:
+def _erratum(claim: Claim, result: ClaimResult) -> ClaimResult:
+    """A judged result of a claim whose printed figure is a known erratum: shown, not judged."""
+    if not claim.erratum or result.verdict not in ("pass", "fail"):
+        return result
+    reason = f"known discrepancy in the paper: {claim.erratum} (measured: {result.reason})"
+    return dataclasses.replace(result, verdict="not comparable", reason=reason)
+
+
+def _single(
+    claim: Claim, by_run: dict[str, list[ResultRecord]], conditions: ClaimConditions
+) -> list[ClaimResult]:
     task = _TASK_OF_KIND[claim.kind]
     out: list[ClaimResult] = []
     for run_records in by_run.values():
         found = [
             r
             for r in run_records
-            if r.task == task and r.model.name == claim.model and _value(r, claim.metric) is not None
+            if r.task == task and r.model.name == claim.model and _measured(r, claim.metric) is not None
         ]
         if claim.kind == "hardware":
-            found = [r for r in found if r.setup.batch_size == 1]
+            found = [r for r in found if r.setup.batch_size == conditions.batch_size]
             if found:
-                out.append(_hardware(claim, found, protocol))
+                out.append(_hardware(claim, found, conditions))
             continue
         for record in found:
             result = (
-                _exact(claim, record, protocol)
+                _exact(claim, record, conditions)
                 if claim.kind == "exact"
-                else _tolerance(claim, record, protocol)
+                else _tolerance(claim, record, conditions)
             )
             if result is not None:
                 out.append(result)
-    return out
+    return [_erratum(claim, r) for r in out]
+
+
+def _not_measured(
+    claim: Claim, records: Sequence[ResultRecord], known: set[str], conditions: ClaimConditions
+) -> ClaimResult:
+    """Why no record bears on a single-model claim, as precisely as the records allow."""
+    task = _TASK_OF_KIND[claim.kind]
+    model = claim.model or ""
+
+    def relevant(r: ResultRecord) -> bool:
+        if claim.kind == "hardware":
+            return r.setup.batch_size == conditions.batch_size
+        if claim.kind == "tolerance":
+            return weights_release(r) in (None, claim.release)
+        return True
+
+    releases = {
+        release
+        for r in records
+        if r.task == task and r.model.name == model and r.status == "ok"
+        if (release := weights_release(r)) not in (None, claim.release)
+    }
+    if model not in known:
+        why = f"no adapter named {model} is registered"
+    elif broken := _not_ok(records, task, model, relevant):
+        why = broken
+    elif releases:
+        why = (
+            f"{model} was evaluated with the {', '.join(sorted(releases))} weights only; "
+            f"this claim is about the {claim.release} release"
+        )
+    else:
+        why = f"no {task} record of {model} with {claim.metric}"
+    return ClaimResult(claim=claim, verdict="not measured", reason=why)
 
 
 # -- relative claims ------------------------------------------------------------------------------
@@ -235,24 +435,35 @@ def _context(record: ResultRecord) -> tuple[object, ...]:
     return (record.run_id, s.device_name, s.backend, s.dtype, s.batch_size, _input_size(record), s.timed)
 
 
-def _task_of_metric(metric: str) -> str:
-    if metric in ("params", "gflops", "gflops_torch"):
-        return "complexity"
-    if metric.startswith(("AP", "AR")):
-        return "evaluation"
-    if metric in ("throughput", "max_batch_size"):
-        return "throughput"
-    return "latency"
+def _same_release(claim: Claim, a: ResultRecord, b: ResultRecord) -> str | None:
+    """Why two evaluation records are not the same released weights of the claim (None: they are)."""
+    if a.model.random_init or b.model.random_init:
+        return "random-init weights: an accuracy comparison needs released weights"
+    releases = {r.model.name: weights_release(r) for r in (a, b)}
+    unknown = [name for name, rel in releases.items() if rel is None]
+    if unknown:
+        return f"{UNKNOWN_ORIGIN} for {', '.join(unknown)}"
+    if releases[a.model.name] != releases[b.model.name]:
+        mixed = ", ".join(f"{name} {rel}" for name, rel in releases.items())
+        return f"mixed weights releases ({mixed}): the claim compares one release"
+    wanted = claim.release or "coco"
+    if releases[a.model.name] != wanted:
+        return f"both with {releases[a.model.name]} weights; the claim is about the {wanted} release"
+    return None
 
 
-def _relative_conditions(claim: Claim, a: ResultRecord, b: ResultRecord) -> str | None:
+def _relative_conditions(
+    claim: Claim, a: ResultRecord, b: ResultRecord, conditions: ClaimConditions
+) -> str | None:
     for cond in claim.conditions:
         if cond == "gpu" and not str(a.setup.device).startswith("cuda"):
             return f"measured on {a.setup.device_name or a.setup.device}; the claim is about GPU inference"
-        if cond == "real_weights" and (a.model.random_init or b.model.random_init):
-            return "random-init weights: an accuracy ordering needs released weights"
-        if cond == "coco" and any(r.dataset is None or r.dataset.generated for r in (a, b)):
-            return "generated stand-in dataset, not COCO val2017"
+        if cond == "real_weights" and (why := _same_release(claim, a, b)):
+            return why
+        if cond == "coco":
+            for r in (a, b):
+                if why := _coco_conditions(r, conditions):
+                    return f"{r.model.name}: {why}"
     return None
 
 
@@ -271,16 +482,20 @@ def _relation(claim: Claim, va: float, vb: float) -> tuple[bool, float, float | 
 
 
 def _relative(
-    claim: Claim, records: Sequence[ResultRecord], registered: set[str] | None
+    claim: Claim, records: Sequence[ResultRecord], registered: set[str] | None, conditions: ClaimConditions
 ) -> list[ClaimResult]:
-    task = _task_of_metric(claim.metric)
-    side: dict[str, dict[tuple[object, ...], ResultRecord]] = {claim.a or "": {}, claim.b or "": {}}
+    task = task_of_metric(claim.metric)
+    a_name, b_name = claim.a or "", claim.b or ""
+    side: dict[str, dict[tuple[object, ...], list[ResultRecord]]] = {
+        a_name: defaultdict(list),
+        b_name: defaultdict(list),
+    }
     for r in records:
-        if r.task == task and r.model.name in side and _value(r, claim.metric) is not None:
-            side[r.model.name].setdefault(_context(r), r)
-    shared = [ctx for ctx in side[claim.a or ""] if ctx in side[claim.b or ""]]
+        if r.task == task and r.model.name in side and _measured(r, claim.metric) is not None:
+            side[r.model.name][_context(r)].append(r)
+    shared = [ctx for ctx in side[a_name] if ctx in side[b_name]]
     if not shared:
-        missing = [m for m in (claim.a, claim.b) if m and not side[m]]
+        missing = [m for m in (a_name, b_name) if not side[m]]
         unregistered = [m for m in missing if registered is not None and m not in registered]
         if unregistered:
             reason = (
@@ -288,17 +503,24 @@ def _relative(
                 "(entry point dfine_bench.adapters) makes this claim checkable"
             )
         elif missing:
-            reason = f"needs {claim.a} and {claim.b} in the same run; no {', '.join(missing)} record"
+            detail = "; ".join(_not_ok(records, task, m) or f"no {m} record" for m in missing)
+            reason = f"needs {claim.a} and {claim.b} in the same run; {detail}"
         else:
             reason = f"{claim.a} and {claim.b} were never measured in the same run under the same conditions"
         return [ClaimResult(claim=claim, verdict="not measured", reason=reason)]
     out = []
     for ctx in shared:
-        a, b = side[claim.a or ""][ctx], side[claim.b or ""][ctx]
-        va, vb = _value(a, claim.metric), _value(b, claim.metric)
+        # several records per side (e.g. two weights releases): the first pair meeting the
+        # claim's conditions, else the first pair, shown with why it is not comparable
+        pairs = [
+            (x, y, _relative_conditions(claim, x, y, conditions))
+            for x in side[a_name][ctx]
+            for y in side[b_name][ctx]
+        ]
+        a, b, why = next((p for p in pairs if p[2] is None), pairs[0])
+        va, vb = _measured(a, claim.metric), _measured(b, claim.metric)
         assert va is not None and vb is not None
         holds, measured, delta, both = _relation(claim, va, vb)
-        why = _relative_conditions(claim, a, b)
         verdict = "not comparable" if why else ("pass" if holds else "fail")
         reason = f"{both}: {why}" if why else both
         out.append(
@@ -337,24 +559,10 @@ def check_claims(
     results: list[ClaimResult] = []
     for claim in claim_set:
         if claim.kind == "relative":
-            results.extend(_relative(claim, records, known))
+            results.extend(_relative(claim, records, known, claim_set.protocol))
             continue
         found = _single(claim, by_run, claim_set.protocol)
-        if not found:
-            task = _TASK_OF_KIND[claim.kind]
-            why = f"no {task} record of {claim.model} with {claim.metric}"
-            releases = {
-                weights_release(r) for r in records if r.task == task and r.model.name == claim.model
-            } - {None, claim.release}
-            if releases:
-                why = (
-                    f"{claim.model} was evaluated with the {', '.join(sorted(releases))} weights only; "
-                    f"this claim is about the {claim.release} release"
-                )
-            if claim.model not in known:
-                why = f"no adapter named {claim.model} is registered"
-            found = [ClaimResult(claim=claim, verdict="not measured", reason=why)]
-        results.extend(found)
+        results.extend(found or [_not_measured(claim, records, known, claim_set.protocol)])
     return results
 
 
@@ -384,9 +592,18 @@ def claims_frame(results: Sequence[ClaimResult]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(CLAIM_COLUMNS))
 
 
-def verdict_counts(results: Sequence[ClaimResult]) -> dict[str, int]:
-    """How many results have each verdict (every verdict present, zeros included)."""
-    counts = dict.fromkeys(VERDICTS, 0)
-    for r in results:
-        counts[r.verdict] += 1
-    return counts
+def verdict_counts(results: Sequence[ClaimResult] | pd.DataFrame) -> dict[str, int]:
+    """How many results have each verdict, in ``VERDICTS`` order with zeros included.
+
+    Takes the results or their ``claims_frame`` (what the claims gate and report tables hold),
+    so that every summary counts the same way.
+    """
+    verdicts = (
+        [str(v) for v in results["verdict"]]
+        if isinstance(results, pd.DataFrame)
+        else [r.verdict for r in results]
+    )
+    unknown = sorted(set(verdicts) - set(VERDICTS))
+    if unknown:
+        raise ValueError(f"unknown verdict(s) {', '.join(unknown)}; verdicts are {', '.join(VERDICTS)}")
+    return {v: verdicts.count(v) for v in VERDICTS}

@@ -3,19 +3,23 @@
 A claims file has model ``rows`` (one model and weights release; each metric given becomes one
 claim) and ``relative`` claims (an ordering or gain between two models). Every claim names its
 source (table or figure) and how it is checked (``kind``, derived from the metric for rows).
-A misspelled metric, relation or condition fails on load with the file, entry and allowed values.
+Anything misspelled or mistyped (a metric, relation, condition, key or value) fails on load with
+one ``ConfigError`` naming the file, the entry and what is allowed, never with a traceback or a
+silently ignored key.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from dfine_bench.errors import ConfigError, UnknownNameError
+from dfine_bench.profiling.protocols import PAPER_COCO_IMAGES, PAPER_T4
 from dfine_bench.records.metrics import COCO_STATS, METRICS
 
 #: How a claim is checked (see ``dfine_bench.claims.check``).
@@ -30,11 +34,23 @@ ROW_METRIC_KINDS: dict[str, str] = {
     "fps": "hardware",
 }
 RELATIONS = ("less", "greater", "gain", "ratio")
-#: Conditions a relative claim may require of the records it compares.
-CONDITIONS = ("gpu", "real_weights", "coco")
+#: Conditions a relative claim may require of the records it compares, and the record task
+#: (see ``task_of_metric``) each applies to: a condition that cannot bear on the metric is a typo.
+CONDITION_TASKS: dict[str, tuple[str, ...]] = {
+    "gpu": ("latency", "throughput"),
+    "real_weights": ("evaluation",),
+    "coco": ("evaluation",),
+}
+CONDITIONS = tuple(CONDITION_TASKS)
 #: Weights releases a row may name (matched against the weights id; see ``weights_release``).
 RELEASES = ("coco", "obj2coco", "obj365")
-_ROW_KEYS = {"model", "release", "source", "note", "counter"}
+#: ``defaults`` keys and what each sets.
+DEFAULT_KEYS: dict[str, float] = {
+    "AP_tolerance": 0.2,  # absolute, AP points
+    "latency_tolerance": 0.10,  # relative
+}
+TOP_LEVEL_KEYS = ("name", "title", "protocol", "defaults", "rows", "relative")
+_ROW_KEYS = {"model", "release", "source", "note", "counter", "erratum"}
 _RELATIVE_KEYS = {
     "id",
     "source",
@@ -46,21 +62,41 @@ _RELATIVE_KEYS = {
     "tolerance",
     "text",
     "conditions",
+    "release",
     "note",
 }
 
 
-@dataclass(frozen=True)
-class Protocol:
-    """The conditions under which the paper measured (what ``tolerance``/``hardware`` claims need)."""
+def task_of_metric(metric: str) -> str:
+    """The record task that measures ``metric`` (relative claims compare records of this task)."""
+    if metric in ("params", "gflops", "gflops_torch"):
+        return "complexity"
+    if metric.startswith(("AP", "AR")):
+        return "evaluation"
+    if metric in ("throughput", "max_batch_size"):
+        return "throughput"
+    return "latency"
 
-    description: str = ""
-    device: str = "T4"
-    backend: str = "tensorrt"
-    dtype: str = "fp16"
-    batch_size: int = 1
-    input_size: tuple[int, int] = (640, 640)
-    coco_images: int = 5000
+
+@dataclass(frozen=True)
+class ClaimConditions:
+    """The conditions a claims file says its numbers were measured under (its ``protocol:`` block).
+
+    Not ``dfine_bench.profiling.Protocol`` (a preset the profiler runs), but the same facts seen
+    from the claims' side: the defaults are taken from ``PAPER_T4`` so that the two cannot drift
+    apart silently (the shipped ``dfine_paper.yaml`` is tested to match it). ``device`` is a
+    whole-word part of the GPU name (see ``device_matches``); ``timed`` is what the latency
+    covers (the paper: the TensorRT engine alone); ``coco_images`` is the size of COCO val2017.
+    """
+
+    description: str = PAPER_T4.description
+    device: str = PAPER_T4.reference_device or ""  # no reference device: no latency is comparable
+    backend: str = PAPER_T4.backend
+    dtype: str = PAPER_T4.dtype
+    batch_size: int = PAPER_T4.batch_size
+    input_size: tuple[int, int] = PAPER_T4.input_size
+    timed: str = PAPER_T4.timed
+    coco_images: int = PAPER_COCO_IMAGES
 
 
 @dataclass(frozen=True)
@@ -71,6 +107,9 @@ class Claim:
     after rounding to it); ``tolerance`` is absolute for AP and gains, relative for latency.
     ``counted_elsewhere``: the paper copied this params/GFLOPs figure from the model's own
     authors, who used another counter, so an exact match is not expected (shown for reference).
+    ``erratum``: a known discrepancy in the paper's figure (why it cannot match); such a claim is
+    measured and shown but never judged. ``release`` is the weights release the claim is about
+    (relative claims: only with the ``real_weights`` condition; None there means COCO).
     """
 
     id: str
@@ -90,6 +129,7 @@ class Claim:
     text: str = ""
     note: str = ""
     counted_elsewhere: bool = False
+    erratum: str = ""
 
     @property
     def subject(self) -> str:
@@ -97,23 +137,36 @@ class Claim:
         return self.model if self.model else f"{self.a} vs {self.b}"
 
     def describe(self) -> str:
+        """The claim in words: its ``text`` if the file gives one, else built from its fields
+        (relative claims have no single claimed value, so they are worded from the relation)."""
         if self.text:
             return self.text
+        if self.kind == "relative":
+            return self._describe_relative()
         release = f" ({self.release} weights)" if self.release and self.kind == "tolerance" else ""
-        return f"{self.model}{release}: {self.metric} = {self.claimed:g} {self.unit}".strip()
+        value = "?" if self.claimed is None else f"{self.claimed:g}"
+        return f"{self.model}{release}: {self.metric} = {value} {self.unit}".strip()
+
+    def _describe_relative(self) -> str:
+        plain = f"{self.a} {self.relation} {self.b} ({self.metric})"
+        if self.relation not in ("gain", "ratio") or self.claimed is None:
+            return plain
+        unit = f" {self.unit}" if self.relation == "gain" and self.unit else ""
+        within = f" ± {self.tolerance:g}{unit}" if self.tolerance is not None else ""
+        return f"{plain}: {self.claimed:g}{unit}{within}"
 
 
 @dataclass(frozen=True)
 class ClaimSet:
-    """The claims of one file, with the protocol they were measured under."""
+    """The claims of one file, with the conditions (``protocol:``) they were measured under."""
 
     name: str
     title: str
     path: Path
-    protocol: Protocol
+    protocol: ClaimConditions
     claims: tuple[Claim, ...] = field(default_factory=tuple)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Claim]:
         return iter(self.claims)
 
     def __len__(self) -> int:
@@ -147,22 +200,64 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
-def _number(value: Any, where: str) -> float:
+def _number(value: Any, where: str, *, non_negative: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if non_negative and value < 0:
+        raise ConfigError(f"{where}: expected a number >= 0, got {value!r}")
     return float(value)
 
 
-def _row_claims(row: Any, index: int, path: Path, defaults: dict[str, Any]) -> list[Claim]:
+def _text(value: Any, where: str) -> str:
+    """A string field; YAML turns unquoted ``yes``/``1.0`` into other types, which would be a typo."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where}: expected a non-empty string, got {value!r}")
+    return value
+
+
+def _unknown_keys(data: dict[str, Any], allowed: Any, where: str) -> None:
+    unknown = sorted(str(k) for k in set(data) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+        )
+
+
+def _entries(data: dict[str, Any], key: str, path: Path) -> list[Any]:
+    value = data.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ConfigError(f"{path}: '{key}' must be a list of entries (got {value!r})")
+    return value
+
+
+def _defaults(data: Any, path: Path) -> dict[str, float]:
+    """The ``defaults`` block, every key known and every value a number (else one clear error)."""
+    if data is None:
+        return dict(DEFAULT_KEYS)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: 'defaults' must be a mapping (got {data!r})")
+    _unknown_keys(data, DEFAULT_KEYS, f"{path}: defaults")
+    values = dict(DEFAULT_KEYS)
+    for key, value in data.items():
+        values[key] = _number(value, f"{path}: defaults.{key}", non_negative=True)
+    return values
+
+
+def _row_claims(row: Any, index: int, path: Path, defaults: dict[str, float]) -> list[Claim]:
     where = f"{path}: rows[{index}]"
     if not isinstance(row, dict) or "model" not in row or "source" not in row:
         raise ConfigError(f"{where} needs at least 'model' and 'source' (got {row!r})")
+    model = _text(row["model"], f"{where}.model")
+    source = _text(row["source"], f"{where}.source")
     release = row.get("release", "coco")
     counter = row.get("counter", "paper")
     if counter not in ("paper", "other"):
         raise ConfigError(f"{where}: counter {counter!r} is not 'paper' or 'other'")
     if release not in RELEASES:
         raise ConfigError(f"{where}: release {release!r} is not one of {', '.join(RELEASES)}")
+    erratum = _text(row["erratum"], f"{where}.erratum") if "erratum" in row else ""
     claims = []
     for key, value in row.items():
         if key in _ROW_KEYS:
@@ -175,85 +270,125 @@ def _row_claims(row: Any, index: int, path: Path, defaults: dict[str, Any]) -> l
         kind = ROW_METRIC_KINDS[key]
         tolerance = None
         if kind == "tolerance":
-            tolerance = float(defaults.get("AP_tolerance", 0.2))
+            tolerance = defaults["AP_tolerance"]
         elif kind == "hardware":
-            tolerance = float(defaults.get("latency_tolerance", 0.10))
-        source = str(row["source"])
+            tolerance = defaults["latency_tolerance"]
         claims.append(
             Claim(
-                id=f"{row['model']}.{release}.{key}.{_slug(source)}",
+                id=f"{model}.{release}.{key}.{_slug(source)}",
                 source=source,
                 kind=kind,
                 metric=key,
                 unit=METRICS[key].unit,
                 claimed=_number(value, f"{where}.{key}"),
-                model=str(row["model"]),
+                model=model,
                 release=release,
                 decimals=_decimals(value),
                 tolerance=tolerance,
                 note=str(row.get("note", "")),
                 counted_elsewhere=counter == "other" and kind == "exact",
+                erratum=erratum,
             )
         )
+    if erratum and not claims:
+        raise ConfigError(f"{where}: 'erratum' needs a metric in the same row")
     return claims
+
+
+def _conditions(entry: dict[str, Any], metric: str, where: str) -> tuple[str, ...]:
+    raw = entry.get("conditions", [])
+    allowed = ", ".join(CONDITIONS)
+    if not isinstance(raw, list) or not all(isinstance(c, str) for c in raw):
+        raise ConfigError(
+            f"{where}: conditions must be a list such as [gpu] (got {raw!r}); allowed: {allowed}"
+        )
+    bad = [c for c in raw if c not in CONDITIONS]
+    if bad:
+        raise ConfigError(f"{where}: unknown condition(s) {', '.join(bad)}; allowed: {allowed}")
+    task = task_of_metric(metric)
+    misplaced = [c for c in raw if task not in CONDITION_TASKS[c]]
+    if misplaced:
+        raise ConfigError(
+            f"{where}: condition(s) {', '.join(misplaced)} do not apply to {metric} (a {task} metric): "
+            + "; ".join(f"{c} applies to {', '.join(CONDITION_TASKS[c])} metrics" for c in misplaced)
+        )
+    return tuple(raw)
 
 
 def _relative_claim(entry: Any, index: int, path: Path) -> Claim:
     where = f"{path}: relative[{index}]"
     if not isinstance(entry, dict):
         raise ConfigError(f"{where} is not a mapping")
-    unknown = set(entry) - _RELATIVE_KEYS
-    if unknown:
-        allowed = ", ".join(sorted(_RELATIVE_KEYS))
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {allowed}")
+    _unknown_keys(entry, _RELATIVE_KEYS, where)
     missing = [k for k in ("id", "source", "metric", "a", "b", "relation") if k not in entry]
     if missing:
         raise ConfigError(f"{where} lacks {', '.join(missing)}")
     if entry["metric"] not in METRICS:
         raise ConfigError(f"{where}: unknown metric {entry['metric']!r}; known: {', '.join(METRICS)}")
-    if entry["relation"] not in RELATIONS:
-        raise ConfigError(f"{where}: relation {entry['relation']!r} is not one of {', '.join(RELATIONS)}")
-    conditions = tuple(entry.get("conditions", ()))
-    bad = [c for c in conditions if c not in CONDITIONS]
-    if bad:
-        raise ConfigError(f"{where}: unknown condition(s) {', '.join(bad)}; allowed: {', '.join(CONDITIONS)}")
-    claimed = entry.get("claimed")
-    if entry["relation"] in ("gain", "ratio") and claimed is None:
-        raise ConfigError(f"{where}: relation {entry['relation']} needs 'claimed' (and 'tolerance')")
+    if entry["a"] == entry["b"]:
+        raise ConfigError(f"{where}: a and b are both {entry['a']!r}; a relative claim compares two models")
+    relation = entry["relation"]
+    if relation not in RELATIONS:
+        raise ConfigError(f"{where}: relation {relation!r} is not one of {', '.join(RELATIONS)}")
+    conditions = _conditions(entry, entry["metric"], where)
+    valued = relation in ("gain", "ratio")
+    if valued and (entry.get("claimed") is None or entry.get("tolerance") is None):
+        # without a tolerance a measured gain would have to equal the printed one to the last bit
+        raise ConfigError(f"{where}: relation {relation} needs 'claimed' and 'tolerance'")
+    if not valued and ("claimed" in entry or "tolerance" in entry):
+        raise ConfigError(
+            f"{where}: 'claimed'/'tolerance' apply to the relations gain and ratio only, not {relation}"
+        )
+    release = entry.get("release")
+    if release is not None:
+        if release not in RELEASES:
+            raise ConfigError(f"{where}: release {release!r} is not one of {', '.join(RELEASES)}")
+        if "real_weights" not in conditions:
+            raise ConfigError(f"{where}: 'release' needs the condition real_weights")
     return Claim(
-        id=str(entry["id"]),
-        source=str(entry["source"]),
+        id=_text(entry["id"], f"{where}.id"),
+        source=_text(entry["source"], f"{where}.source"),
         kind="relative",
         metric=str(entry["metric"]),
-        unit=METRICS[entry["metric"]].unit if entry["relation"] != "ratio" else "ratio",
-        claimed=None if claimed is None else _number(claimed, f"{where}.claimed"),
-        a=str(entry["a"]),
-        b=str(entry["b"]),
-        relation=str(entry["relation"]),
-        tolerance=None
-        if entry.get("tolerance") is None
-        else _number(entry["tolerance"], f"{where}.tolerance"),
+        unit=METRICS[entry["metric"]].unit if relation != "ratio" else "ratio",
+        claimed=_number(entry["claimed"], f"{where}.claimed") if valued else None,
+        a=_text(entry["a"], f"{where}.a"),
+        b=_text(entry["b"], f"{where}.b"),
+        relation=str(relation),
+        release=release,
+        tolerance=_number(entry["tolerance"], f"{where}.tolerance", non_negative=True) if valued else None,
         conditions=conditions,
         text=str(entry.get("text", "")),
         note=str(entry.get("note", "")),
     )
 
 
-def _protocol(data: Any, path: Path) -> Protocol:
+def _positive_int(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{where}: expected a positive integer, got {value!r}")
+    return value
+
+
+def _protocol(data: Any, path: Path) -> ClaimConditions:
+    """The ``protocol`` block: keys and value types checked; what it leaves out is ``PAPER_T4``'s."""
     if data is None:
-        return Protocol()
+        return ClaimConditions()
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: 'protocol' must be a mapping")
-    known = Protocol.__dataclass_fields__
-    unknown = set(data) - set(known)
-    if unknown:
-        raise ConfigError(
-            f"{path}: unknown protocol key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(known)}"
-        )
-    values = dict(data)
-    if "input_size" in values:
-        values["input_size"] = tuple(int(v) for v in values["input_size"])
-    return Protocol(**values)
+        raise ConfigError(f"{path}: 'protocol' must be a mapping (got {data!r})")
+    known = [f.name for f in fields(ClaimConditions)]
+    _unknown_keys(data, known, f"{path}: protocol")
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        where = f"{path}: protocol.{key}"
+        if key in ("batch_size", "coco_images"):
+            values[key] = _positive_int(value, where)
+        elif key == "input_size":
+            if not isinstance(value, list) or len(value) != 2:
+                raise ConfigError(f"{where}: expected [height, width], got {value!r}")
+            values[key] = tuple(_positive_int(v, where) for v in value)
+        else:
+            values[key] = _text(value, where)
+    return ClaimConditions(**values)
 
 
 def load_claims(name_or_path: str | Path) -> ClaimSet:
@@ -273,19 +408,20 @@ def load_claims(name_or_path: str | Path) -> ClaimSet:
         raise ConfigError(f"claims file {path} is not readable YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"claims file {path} must be a mapping with 'rows' and/or 'relative'")
-    defaults = data.get("defaults") or {}
+    _unknown_keys(data, TOP_LEVEL_KEYS, str(path))
+    defaults = _defaults(data.get("defaults"), path)
     claims: list[Claim] = []
-    for i, row in enumerate(data.get("rows") or []):
+    for i, row in enumerate(_entries(data, "rows", path)):
         claims.extend(_row_claims(row, i, path, defaults))
-    for i, entry in enumerate(data.get("relative") or []):
+    for i, entry in enumerate(_entries(data, "relative", path)):
         claims.append(_relative_claim(entry, i, path))
     ids = [c.id for c in claims]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         raise ConfigError(f"claims file {path}: duplicate claim id(s) {', '.join(duplicates)}")
     return ClaimSet(
-        name=str(data.get("name", path.stem)),
-        title=str(data.get("title", path.stem)),
+        name=_text(data["name"], f"{path}: name") if "name" in data else path.stem,
+        title=_text(data["title"], f"{path}: title") if "title" in data else path.stem,
         path=path,
         protocol=_protocol(data.get("protocol"), path),
         claims=tuple(claims),

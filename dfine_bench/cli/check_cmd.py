@@ -4,12 +4,17 @@
 ``--claims NAME`` checks it against the paper's claims. With neither, the run's own
 ``suite.baseline`` (from its ``run.json``) is used. Both together: the worse exit code wins
 (1 over 2 over 0).
+
+Exit 1 means "regression" and nothing else: a crash inside the check (a bug, not a finding) is
+caught here and exits 2 ("cannot compare"), where the CLI's generic path would let it escape
+as a traceback with exit 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from pathlib import Path
 
 from dfine_bench.checks.baseline import BaselineError, RunData, load_baseline, load_run
@@ -27,8 +32,8 @@ from dfine_bench.utils.files import atomic_write_text
 
 EPILOG = """\
 exit codes: 0 no regression, 1 regression, 2 cannot compare (another model set, device, backend,
-dataset or schema; a missing metric; a corrupt baseline). Both a regression and something that
-cannot be compared: 1.
+dataset, weights or schema; a missing metric; a corrupt baseline; an error in the check itself).
+Both a regression and something that cannot be compared: 1.
 
 examples:
   dfine-bench check --baseline results/baselines/ci.json results/ci --markdown check.md
@@ -102,13 +107,36 @@ def main(args: argparse.Namespace) -> int:
     try:
         code = _check(args, markdown)
     except DfineBenchError as exc:
-        if args.markdown:
-            atomic_write_text(args.markdown, render_error_markdown(str(exc)))
-        raise
+        _write_error_markdown(args, str(exc))
+        raise  # the CLI prints it and exits 2
+    except Exception as exc:  # a bug in the check is not a regression: never exit 1 for it
+        message = f"internal error: {type(exc).__name__}: {exc}"
+        print(
+            f"dfine-bench check: {message} (exit 2, cannot compare; a bug in the check, not a finding "
+            "about the run: the traceback follows)",
+            file=sys.stderr,
+        )
+        traceback.print_exc(file=sys.stderr)
+        _write_error_markdown(args, f"{message} (the traceback is in the job's log)")
+        return 2
     if args.markdown:
-        atomic_write_text(args.markdown, "\n".join(markdown))
+        try:
+            atomic_write_text(args.markdown, "\n".join(markdown))
+        except OSError as exc:
+            print(f"dfine-bench check: could not write {args.markdown}: {exc}", file=sys.stderr)
+            return code if code == 1 else 2  # keep a regression's 1; otherwise the outcome is lost
         print(f"\nmarkdown: {args.markdown}")
     return code
+
+
+def _write_error_markdown(args: argparse.Namespace, message: str) -> None:
+    """The "cannot compare" page for ``--markdown``; a failure to write it must not hide ``message``."""
+    if not args.markdown:
+        return
+    try:
+        atomic_write_text(args.markdown, render_error_markdown(message))
+    except OSError as exc:
+        print(f"dfine-bench check: could not write {args.markdown}: {exc}", file=sys.stderr)
 
 
 def _check(args: argparse.Namespace, markdown: list[str]) -> int:
@@ -135,7 +163,8 @@ def _check(args: argparse.Namespace, markdown: list[str]) -> int:
         print(title)
         if not outcome.frame.empty:
             print(claims_text(outcome.frame))
-        markdown.append(claims_markdown(outcome.frame, f"dfine-bench check --claims {title}"))
+        heading = f"dfine-bench check --claims {args.claims}: {outcome.summary} (exit {outcome.exit_code})"
+        markdown.append(claims_markdown(outcome.frame, heading))
         codes.append(outcome.exit_code)
     sys.stdout.flush()
     if 1 in codes:

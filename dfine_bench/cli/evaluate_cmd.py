@@ -15,6 +15,7 @@ from dfine_bench.errors import DatasetError
 from dfine_bench.evaluation.engines import ENGINES
 from dfine_bench.records.metrics import COCO_STATS
 from dfine_bench.records.schema import ModelInfo, ResultRecord, Setup
+from dfine_bench.utils.files import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--results-dir", type=Path, default=Path("results"), help="where runs are written")
     p.add_argument("--run-id", help="run folder name (default: a new timestamped id)")
     p.add_argument("--model-name", default="external", help="name of the detector that made the predictions")
+    p.add_argument(
+        "--weights",
+        help="hub id or checkpoint file of the weights that made the predictions (provenance; a released "
+        "checkpoint lets the paper's accuracy claims apply to this record)",
+    )
     p.set_defaults(func=main)
 
 
@@ -74,7 +80,14 @@ def main(args: argparse.Namespace) -> int:
             outcome,
             run_id=run_id,
             model=ModelInfo(
-                name=args.model_name, family="external", weights_source="external", random_init=False
+                name=args.model_name,
+                family="external",
+                weights_source="external",
+                weights_id=args.weights,
+                weights_sha256=sha256_file(args.weights)
+                if args.weights and Path(args.weights).is_file()
+                else None,
+                random_init=False,
             ),
             base_setup=Setup(device="n/a", batch_size=1, protocol="custom"),
             environment=capture_environment(),

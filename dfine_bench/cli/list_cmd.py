@@ -1,4 +1,5 @@
-"""``dfine-bench list``: what is registered — models, suites, datasets, backends, protocols, claims."""
+"""``dfine-bench list``: what is registered — models, suites, datasets, backends, protocols, weights,
+claims."""
 
 from __future__ import annotations
 
@@ -11,20 +12,31 @@ import pandas as pd
 import torch
 import yaml
 
-from dfine_bench.adapters.registry import get_registered, list_models, load_errors
+from dfine_bench.adapters.catalog import models_table
+from dfine_bench.adapters.registry import get_spec, list_models, load_errors
 from dfine_bench.config.loading import group_options, suites_dir
+from dfine_bench.errors import UnknownNameError
+from dfine_bench.reporting.labels import normalize_name
 
 KINDS = ("models", "suites", "datasets", "backends", "protocols", "weights", "claims")
+#: Under ``list models`` when parameters were counted: how its count differs from the records'.
+PARAMS_NOTE = (
+    "params_total_m: every parameter of the model as built, in millions (training-only heads and "
+    "unfused layers included); the `params` of a run's complexity records counts, as the paper "
+    "does, only the modules that run at inference, so it is a little smaller."
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "list",
-        help="list registered models, suites, datasets, backends, protocols, claims",
+        help="list registered models, suites, datasets, backends, protocols, weights, claims",
         description="List what dfine-bench knows. With no argument, everything.",
     )
     p.add_argument("what", nargs="?", choices=[*KINDS, "all"], default="all")
-    p.add_argument("--family", help="models: only this family (e.g. d-fine, rt-detr)")
+    p.add_argument(
+        "--family", help="models: only this family (case and dashes ignored: d-fine = dfine; e.g. rt-detr)"
+    )
     p.add_argument("--no-params", action="store_true", help="models: skip computing parameter counts")
     p.add_argument("--suites-dir", action="append", default=[], metavar="DIR", help="extra suites folder")
     p.set_defaults(func=main)
@@ -38,29 +50,27 @@ def _first_comment(path: Path) -> str:
     return ""
 
 
-def models_frame(family: str | None = None, compute_params: bool = True) -> pd.DataFrame:
-    try:
-        from dfine_bench.adapters.catalog import models_table
+def model_families(family: str) -> list[str]:
+    """The registered families ``family`` names, matched as ``compare --family`` does (case and
+    punctuation ignored: ``d-fine`` = ``dfine``); an unknown family is an error listing those that exist."""
+    families = sorted({get_spec(name).family for name in list_models()})
+    matched = [f for f in families if normalize_name(f) == normalize_name(family)]
+    if not matched:
+        raise UnknownNameError("model family", family, families)
+    return matched
 
+
+def models_frame(family: str | None = None, compute_params: bool = True) -> pd.DataFrame:
+    """One row per registered model (only ``family``'s if given); ``params_total_m`` counts every
+    parameter of the model as built (see ``PARAMS_NOTE``)."""
+    if family is None:
         df = models_table(compute_params=compute_params)
-    except ImportError:
-        rows = []
-        for name in list_models():
-            s = get_registered(name).spec
-            rows.append(
-                {
-                    "name": name,
-                    "family": s.family,
-                    "input_size": "x".join(map(str, s.input_size)),
-                    "fdr": s.fdr,
-                    "go_lsd": s.go_lsd,
-                    "weights": ", ".join(s.hub_ids),
-                }
-            )
-        df = pd.DataFrame(rows)
-    if family is not None and not df.empty:
-        df = df[df["family"] == family]
-    return df
+    else:
+        df = pd.concat(
+            [models_table(compute_params=compute_params, family=f) for f in model_families(family)],
+            ignore_index=True,
+        )
+    return df.rename(columns={"params_m": "params_total_m"})
 
 
 def suites_frame(extra_dirs: list[str]) -> pd.DataFrame:
@@ -138,6 +148,8 @@ def main(args: argparse.Namespace) -> int:
             df = pd.DataFrame({"claims": claims})
         print(f"== {kind} ==")
         print(df.to_string(index=False) if not df.empty else "(none)")
+        if kind == "models" and "params_total_m" in df and df["params_total_m"].notna().any():
+            print(PARAMS_NOTE)
         print()
     errors = load_errors()
     if errors and "models" in kinds:

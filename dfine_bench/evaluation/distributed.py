@@ -58,6 +58,21 @@ def broadcast_object(obj: T, src: int = 0) -> T:
     return holder[0]
 
 
+def shutdown_distributed(*, wait: bool = True) -> None:
+    """Leave the process group cleanly at the end of a run (a no-op in a single process).
+
+    Without it a rank that finishes first exits with gloo's threads still alive and aborts
+    ("terminate called without an active exception"), which torchrun reports as a failed run.
+    ``wait`` first waits for every rank (only on success: a rank that failed would leave the
+    others waiting at the barrier).
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if wait:
+        dist.barrier()
+    dist.destroy_process_group()
+
+
 def shard(items: list[T], rank: int, world: int) -> list[T]:
     """Round-robin share of ``items`` for ``rank``: every item lands on exactly one rank."""
     return items[rank::world]

@@ -35,7 +35,7 @@ class ClaimsTable:
         self.frame = claims_frame(self.results).reset_index(drop=True)
 
     def counts(self) -> dict[str, int]:
-        """How many claims got each verdict, in the checker's verdict order; verdicts none got are left out."""
+        """Claims per verdict, in the checker's verdict order; verdicts no claim got are left out."""
         return {v: n for v, n in verdict_counts(self.results).items() if n}
 
     def summary(self) -> str:

@@ -50,7 +50,8 @@ def formatted_frame(table: ComparisonTable) -> pd.DataFrame:
 
 
 def format_claims(frame: pd.DataFrame) -> pd.DataFrame:
-    """A claims display frame as text: claimed/measured/delta numbers to 3 significant decimals."""
+    """A claims display frame as text: claimed/measured/delta numbers to 4 significant digits
+    (``0.1234``, ``42.8``, ``1235``; delta signed)."""
     out = frame.copy()
     for col in out.columns:
         if col in ("claimed", "measured", "delta"):
@@ -61,6 +62,13 @@ def format_claims(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _claim_number(v: Any, *, signed: bool = False) -> str:
+    """A claimed / measured / delta value to 4 significant digits (what ``format_claims`` prints).
+
+    >>> _claim_number(42.8), _claim_number(3.7412), _claim_number(0.0123456), _claim_number(12345.6)
+    ('42.8', '3.741', '0.01235', '1.235e+04')
+    >>> _claim_number(-0.5, signed=True), _claim_number(1.23456, signed=True), _claim_number(None)
+    ('-0.5', '+1.235', '—')
+    """
     if _missing(v):
         return NOT_MEASURED
     if isinstance(v, (int, float)) and not isinstance(v, bool):

@@ -18,6 +18,7 @@ import pandas as pd
 from dfine_bench.reporting.claims_table import FOLDED_COLUMNS, NO_CLAIMS, SHOWN_VERDICTS
 from dfine_bench.reporting.content import ReportContent
 from dfine_bench.reporting.formatting import LEGEND, format_claims, formatted_frame
+from dfine_bench.reporting.provenance import NOTHING_OFF_PROTOCOL
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("dfine_bench.reporting", "templates"),
@@ -82,6 +83,8 @@ def render_html(content: ReportContent) -> str:
         run_ids=prov.run_ids,
         filters=filters,
         statement=prov.stand_in,
+        nothing_off_protocol=NOTHING_OFF_PROTOCOL,
+        on_protocol=prov.on_protocol,
         has_stand_ins=prov.has_stand_ins,
         paper_protocol=content.paper_protocol,
         legend=LEGEND,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from dfine_bench.profiling.protocols import PAPER_T4, on_reference_device
 from dfine_bench.records.schema import DatasetInfo, ModelInfo, ResultRecord, Setup
 
 #: The paper's measurement protocol, in words, for the reports' reference line.
@@ -97,8 +96,3 @@ def matches_device(setup: Setup, wanted: str) -> bool:
     if w in (device, device.split(":", 1)[0]):
         return True
     return w in (setup.device_name or "").lower()
-
-
-def on_paper_device(setup: Setup) -> bool:
-    """Whether the paper's reference device (an NVIDIA T4) really ran this setup."""
-    return on_reference_device(setup.device_name, PAPER_T4)

@@ -8,6 +8,7 @@ import pandas as pd
 from dfine_bench.reporting.claims_table import FOLDED_COLUMNS, NO_CLAIMS, SHOWN_VERDICTS
 from dfine_bench.reporting.content import ReportContent
 from dfine_bench.reporting.formatting import LEGEND, format_claims, formatted_frame, markdown_table
+from dfine_bench.reporting.provenance import NOTHING_OFF_PROTOCOL
 
 
 def _table(frame: pd.DataFrame, empty: str) -> str:
@@ -46,12 +47,10 @@ def render_markdown(content: ReportContent) -> str:
     if prov.stand_in:
         out += ["> [!WARNING]", "> **Stand-ins and deviations — read this first:**", ">"]
         out += [f"> - {line}" for line in prov.stand_in]
-    else:
-        out += [
-            "> [!NOTE]",
-            "> Nothing here is a stand-in: released weights, COCO val2017, the paper's protocol.",
-        ]
-    out += [">", f"> The paper's protocol: {content.paper_protocol}.", ""]
+    else:  # only when no record is a stand-in or lists a deviation
+        out += ["> [!NOTE]", f"> {NOTHING_OFF_PROTOCOL}"]
+    out += [">", *(f"> {line}" for line in prov.on_protocol)]
+    out += [f"> The paper's protocol: {content.paper_protocol}.", ""]
 
     out += ["## Overview", "", f"Column blocks per measurement setup (keys below the table); {LEGEND}.", ""]
     if cmp.tables:

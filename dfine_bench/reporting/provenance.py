@@ -5,7 +5,12 @@ machine environment (versions, git revision, devices), the weights of each model
 sha256), the datasets (annotation file and sha256), every deviation from the paper's protocol
 per measurement setup, the tasks that failed or were skipped, and the records' notes.
 ``stand_in_statement`` says in sentences what was not the real thing: random-init weights,
-generated data, a device that is not the paper's T4, a backend that is not TensorRT FP16.
+generated data, and every deviation from the paper's protocol the records list (another
+dataset or fewer images, another input size, a device that is not the paper's T4, a backend
+that is not TensorRT FP16, ...).
+
+Reports are meant to be published: machine identity (``hostname``) stays in the records and is
+never shown; ``ENVIRONMENT_FIELDS`` is what a report may show.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ import pandas as pd
 from dfine_bench.records.schema import ResultRecord
 from dfine_bench.reporting import labels
 
-#: Environment fields shown in reports, in this order (others stay in the records).
+#: Environment fields shown in reports, in this order. Others (``hostname``, the Python executable's
+#: path) stay in the records: reports are meant to be published.
 ENVIRONMENT_FIELDS = (
     "dfine_bench",
     "git_revision",
@@ -44,10 +50,8 @@ ENVIRONMENT_FIELDS = (
     "cpu_count",
     "gpus",
     "torch_threads",
-    "hostname",
 )
 _SPEED_TASKS = ("latency", "throughput")
-_PAPER_VAL_IMAGES = 5000
 
 
 @dataclass
@@ -61,7 +65,8 @@ class Provenance:
     deviations: pd.DataFrame
     problems: pd.DataFrame
     notes: pd.DataFrame
-    stand_in: list[str]
+    stand_in: list[str]  # stand_in_statement: [] only when nothing is a stand-in or off the protocol
+    on_protocol: list[str]  # on_protocol_statement
     has_stand_ins: bool
 
 
@@ -182,8 +187,31 @@ def notes_frame(records: Sequence[ResultRecord]) -> pd.DataFrame:
     return pd.DataFrame([{"note": n, "models": ", ".join(sorted(m))} for n, m in notes.items()])
 
 
+#: What each task's numbers are, for the deviation sentences; tasks measured together share one.
+_DEVIATION_SUBJECTS = (
+    (("evaluation",), "AP"),
+    (("complexity",), "Params and GFLOPs"),
+    (("latency", "throughput"), "Speed"),
+    (("trace",), "Operator traces"),
+)
+#: What reports say when no record is a stand-in and no measuring record lists a deviation.
+NOTHING_OFF_PROTOCOL = (
+    "Nothing here is a stand-in or off the paper's protocol: released weights, real data, and no "
+    "record lists a deviation from the paper's protocol (dataset, number of images, input size, "
+    "device, backend, precision, batch size, what was timed)."
+)
+
+
 def stand_in_statement(records: Sequence[ResultRecord]) -> list[str]:
-    """Sentences saying what in these records is a stand-in or off the paper's protocol."""
+    """Sentences saying what in these records is a stand-in or off the paper's protocol; [] if nothing.
+
+    Driven by the records alone: random-init weights, generated data, and every ``setup.deviations``
+    of the records that measured something (status ``ok``); the runner fills those for each task
+    (dataset and number of images, input size, device, backend, precision, batch size, what was
+    timed). A failed or skipped record gave no number, so it adds no sentence (it is listed with
+    the failed and skipped tasks). An empty list is the only case in which a report may say that
+    nothing is a stand-in or off the protocol (``NOTHING_OFF_PROTOCOL``).
+    """
     out: list[str] = []
     random = sorted({r.model.name for r in records if r.model.random_init})
     if random:
@@ -200,47 +228,48 @@ def stand_in_statement(records: Sequence[ResultRecord]) -> list[str]:
             f"Generated data instead of COCO val2017 ({'; '.join(generated)}): AP on it says nothing "
             "about any model's accuracy."
         )
-    partial = sorted(
-        {
-            labels.dataset_label(r.dataset)
-            for r in records
-            if r.dataset
-            and not r.dataset.generated
-            and r.task == "evaluation"
-            and (
-                "val2017" not in r.dataset.name
-                or (r.dataset.subset or r.dataset.num_images or 0) != _PAPER_VAL_IMAGES
-            )
-        }
-    )
-    if partial:
-        out.append(
-            f"AP measured on {'; '.join(partial)}, not the full COCO val2017 ({_PAPER_VAL_IMAGES} images) "
-            "the paper reports."
-        )
-    speed = [r for r in records if r.task in _SPEED_TASKS and r.status == "ok"]  # what measured
-    off_device = sorted({labels.device_label(r.setup) for r in speed if not labels.on_paper_device(r.setup)})
-    if off_device:
-        out.append(
-            f"Speed measured on {', '.join(off_device)}, not the paper's NVIDIA T4: latency, FPS and "
-            "throughput here are not comparable with the paper's numbers."
-        )
-    off_backend = sorted(
-        {
-            f"{r.setup.backend} {r.setup.dtype}"
-            for r in speed
-            if (r.setup.backend, r.setup.dtype) != ("tensorrt", "fp16")
-        }
-    )
-    if off_backend:
-        out.append(f"Backends {', '.join(off_backend)}, not TensorRT FP16 as in the paper.")
-    on_protocol = [r for r in speed if not r.setup.deviations]
-    if on_protocol:
-        devices = sorted({labels.device_label(r.setup) for r in on_protocol})
-        out.append(
-            f"Measured under the paper's protocol on {', '.join(devices)}: {len(on_protocol)} record(s)."
-        )
+    measured = [r for r in records if r.status == "ok"]
+    for tasks, subject in _DEVIATION_SUBJECTS:
+        group = [r for r in measured if r.task in tasks]
+        items = [_deviation_item(dev, rs, group) for dev, rs in _by_deviation(group).items()]
+        if items:
+            out.append(f"{subject} not measured as in the paper: {'; '.join(items)}.")
     return out
+
+
+def _by_deviation(records: Sequence[ResultRecord]) -> dict[str, list[ResultRecord]]:
+    """Each deviation the records list (first-seen order) with the records that list it."""
+    out: dict[str, list[ResultRecord]] = {}
+    for r in records:
+        for dev in dict.fromkeys(r.setup.deviations):
+            out.setdefault(dev, []).append(r)
+    return out
+
+
+def _deviation_item(dev: str, having: Sequence[ResultRecord], group: Sequence[ResultRecord]) -> str:
+    """``dev``, naming the tasks / models it applies to when that is not all of the group's."""
+    tasks = sorted({r.task for r in having})
+    models = sorted({r.model.name for r in having})
+    some_tasks = set(tasks) != {r.task for r in group}
+    some_models = set(models) != {r.model.name for r in group}
+    if some_tasks and some_models:
+        return f"{dev} ({', '.join(tasks)} of {', '.join(models)})"
+    if some_tasks or some_models:
+        return f"{dev} ({', '.join(tasks if some_tasks else models)} only)"
+    return dev
+
+
+def on_protocol_statement(records: Sequence[ResultRecord]) -> list[str]:
+    """The speed measurements that list no deviation from the paper's protocol, as one sentence."""
+    on_protocol = [
+        r for r in records if r.task in _SPEED_TASKS and r.status == "ok" and not r.setup.deviations
+    ]
+    if not on_protocol:
+        return []
+    devices = sorted({labels.device_label(r.setup) for r in on_protocol})
+    return [
+        f"Measured under the paper's protocol on {', '.join(devices)}: {len(on_protocol)} speed record(s)."
+    ]
 
 
 def provenance(records: Sequence[ResultRecord]) -> Provenance:
@@ -254,5 +283,6 @@ def provenance(records: Sequence[ResultRecord]) -> Provenance:
         problems=problems_frame(records),
         notes=notes_frame(records),
         stand_in=stand_in_statement(records),
+        on_protocol=on_protocol_statement(records),
         has_stand_ins=any(r.is_stand_in for r in records),
     )

@@ -210,7 +210,9 @@ def filter_records(
     ]
     if records and not out:
         asked = ", ".join(x for x in (f"family={family}" if family else "", _tasks_text(tasks)) if x)
-        have = f"families: {_values(r.model.family for r in records)}; tasks: {_values(r.task for r in records)}"
+        have = (
+            f"families: {_values(r.model.family for r in records)}; tasks: {_values(r.task for r in records)}"
+        )
         raise DfineBenchError(f"no record matches {asked} among {len(records)} records ({have})")
     if device is None and backend is None:
         return out
@@ -520,7 +522,9 @@ def _table_notes(group: Group, records: list[ResultRecord]) -> list[str]:
     deviations = _deviations(own)
     if deviations:
         notes.append("deviations from the paper's protocol: " + "; ".join(deviations))
-    throughput = [d for d in _deviations([r for r in records if r.task == "throughput"]) if d not in deviations]
+    throughput = [
+        d for d in _deviations([r for r in records if r.task == "throughput"]) if d not in deviations
+    ]
     if throughput:
         head = "throughput, at each model's best batch size (column 'best batch'), "
         head += "also deviates: " if own else "deviates from the paper's protocol: "

@@ -16,10 +16,12 @@ from dfine_bench.cli import main
 pytestmark = pytest.mark.slow
 
 
-def claims_file(tmp_path: Path, params: float) -> Path:
+def claims_file(tmp_path: Path, params: float, first: str = "") -> Path:
+    """A claims file on toy_det_color's parameter count, after the claim row ``first`` if given."""
     path = tmp_path / f"toy_{params}.yaml"
     path.write_text(
         "name: toy\ntitle: toy claims\nprotocol:\n  description: toy\nrows:\n"
+        f"{first}"
         f'  - {{model: toy_det_color, source: "test", params: {params}}}\n'
     )
     return path
@@ -55,7 +57,19 @@ def test_claim_that_fails_exits_1(run_640: Path, tmp_path: Path, capsys) -> None
     code, out = check(capsys, "--claims", claims_file(tmp_path, 0.5), run_640, "--markdown", md)
     assert code == 1, out
     assert "1 fail" in out
-    assert "| fail |" in md.read_text()
+    text = md.read_text()
+    assert "| fail |" in text
+    name = tmp_path / "toy_0.5.yaml"
+    assert f"## dfine-bench check --claims {name}: 1 fail (exit 1)" in text
+    assert "--claims claims" not in text
+
+
+def test_summary_counts_in_verdict_order(run_640: Path, tmp_path: Path, capsys) -> None:
+    """Counts from dfine_bench.claims.verdict_counts: pass before not measured, whatever the file's order."""
+    unmeasured = '  - {model: toy_det_b, source: "test", params: 1.0}\n'
+    code, out = check(capsys, "--claims", claims_file(tmp_path, 0.2, first=unmeasured), run_640)
+    assert code == 0, out
+    assert "1 pass, 1 not measured (exit 0)" in out
 
 
 def test_nothing_comparable_exits_2(run_640: Path, tmp_path: Path, capsys) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gate_helpers import copy_run
+from gate_helpers import RunFn, copy_run
 
 from dfine_bench.cli import main
 
@@ -21,6 +21,7 @@ pytestmark = pytest.mark.slow
 
 EVAL = "evaluation-toy_det_slow-faster_coco_eval"
 LATENCY = "latency-toy_det_slow-eager-fp32-bs1"
+THROUGHPUT = "throughput-toy_det_slow-eager-fp32"
 
 
 def check(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str]:
@@ -54,6 +55,13 @@ def edit_record(run_dir: Path, record_id: str, change: Callable[[dict[str, Any]]
 def test_the_run_against_its_own_baseline_passes(timing, capsys) -> None:
     code, out = check(capsys, "--baseline", timing[1], timing[0])
     assert code == 0, out
+
+
+def test_markdown_that_cannot_be_written_is_not_a_regression(timing, tmp_path: Path, capsys) -> None:
+    """An unwritable --markdown is exit 2 (the outcome was not delivered), never the generic exit 1."""
+    code, out = check(capsys, "--baseline", timing[1], timing[0], "--markdown", tmp_path)
+    assert code == 2, out
+    assert f"could not write {tmp_path}" in out
 
 
 def test_corrupt_baseline(timing, tmp_path: Path, capsys) -> None:
@@ -162,6 +170,89 @@ def test_not_ok_record_against_a_clean_baseline(timing, capsys, status: str, cod
     assert f"ok in the baseline, {status} now: injected" in out
 
 
+def as_crashed(doc: dict[str, Any]) -> None:
+    """Rewrite a record the way the runner writes a task that crashed: the same record id, status
+    failed, no metrics, no dataset, the run's base setup (none of the task's own: timed part,
+    engine, swept batch sizes; the evaluation batch size and the process's threads) and the model
+    as known before it was built."""
+    base_setup = {k: doc["setup"][k] for k in ("device", "device_name", "dtype", "backend", "input_size")}
+    doc.update(
+        status="failed",
+        reason="RuntimeError: boom",
+        metrics={},
+        details={},
+        dataset=None,
+        setup={**base_setup, "batch_size": 4, "threads": 2, "protocol": "custom", "extra": {}},
+    )
+    doc["model"].update(weights_seed=None, weights_id=None, weights_sha256=None)
+
+
+@pytest.mark.parametrize("record_id", [EVAL, LATENCY, THROUGHPUT])
+def test_a_task_that_crashed_is_a_regression(timing, capsys, record_id: str) -> None:
+    """README: "a newly failed record is a regression", for the records the runner writes on a crash."""
+    run = copy_run(timing[0], "t_crashed")
+    edit_record(run, record_id, as_crashed)
+    code, out = check(capsys, "--baseline", timing[1], run)
+    assert code == 1, out
+    (line,) = [x for x in out.splitlines() if x.startswith(record_id)]
+    assert (
+        "status" in line and "WORSE" in line and "ok in the baseline, failed now: RuntimeError: boom" in line
+    )
+    assert "another setup" not in out, "a crash is a regression, not an incomparable setup"
+
+
+def test_a_real_run_whose_tasks_crash_is_a_regression(
+    run_toy: RunFn, timing, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same, end to end: the runner's own records of crashed tasks, against a clean baseline."""
+    import dfine_bench.evaluation
+    import dfine_bench.profiling
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the task fell over")
+
+    monkeypatch.setattr(dfine_bench.evaluation, "evaluate_model", crash)
+    monkeypatch.setattr(dfine_bench.profiling, "profile_model", crash)
+    run = run_toy("t_all_crashed", ["toy_det_slow"], expect=1, TOY_SLEEP_S="0.02")
+    code, out = check(capsys, "--baseline", timing[1], run)
+    assert code == 1, out
+    failed = [
+        x for x in out.splitlines() if "ok in the baseline, failed now: RuntimeError: the task fell over" in x
+    ]
+    assert {x.split()[0] for x in failed} == set(json.loads(timing[1].read_text())["records"]), out
+    assert "another setup" not in out and "records in the" not in out, out
+
+
+def test_baselines_keep_the_checkpoint(timing, edit_baseline, capsys) -> None:
+    """weights_id / weights_sha256 are saved; a baseline saved before they were is still read."""
+    doc = json.loads(timing[1].read_text())
+    assert all({"weights_id", "weights_sha256"} <= set(r["model"]) for r in doc["records"].values())
+
+    def forget(doc: dict[str, Any]) -> None:
+        for rec in doc["records"].values():
+            del rec["model"]["weights_id"], rec["model"]["weights_sha256"]
+
+    code, out = check(capsys, "--baseline", edit_baseline(forget), timing[0])
+    assert code == 0, out
+    assert "no weights_id / weights_sha256" in out and "re-save" in out
+
+
+def test_another_checkpoint_cannot_compare(timing, edit_baseline, capsys) -> None:
+    def old(doc: dict[str, Any]) -> None:
+        for rec in doc["records"].values():
+            rec["model"].update(weights_id="ckpt/old.pth", weights_sha256="a" * 64)
+
+    run = copy_run(timing[0], "t_checkpoint")
+    for path in (run / "records").glob("*.json"):
+        edit_record(
+            run, path.stem, lambda d: d["model"].update(weights_id="ckpt/new.pth", weights_sha256="b" * 64)
+        )
+    code, out = check(capsys, "--baseline", edit_baseline(old), run)
+    assert code == 2, out
+    assert "other weights: model.weights_id is 'ckpt/old.pth' in the baseline but 'ckpt/new.pth'" in out
+    assert f"model.weights_sha256 is '{'a' * 64}' in the baseline but '{'b' * 64}'" in out
+
+
 def test_unfinished_run_cannot_compare(timing, capsys) -> None:
     run = copy_run(timing[0], "t_interrupted")
     meta = json.loads((run / "run.json").read_text())
@@ -205,7 +296,7 @@ def test_default_run_is_the_newest(timing, tmp_path: Path, capsys) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     code, out = check(capsys, "--baseline", timing[1], "--results-dir", empty)
-    assert code == 2 and "no run found" in out
+    assert code == 2 and f"no run with records under {empty}" in out
 
 
 def test_nothing_to_check_against(timing, capsys) -> None:

@@ -8,7 +8,9 @@ import pytest
 
 from dfine_bench.claims import (
     CLAIM_COLUMNS,
+    KNOWN_RELEASE_ORGS,
     VERDICTS,
+    ClaimConditions,
     check_claims,
     claims_frame,
     load_claims,
@@ -16,10 +18,20 @@ from dfine_bench.claims import (
     weights_release,
 )
 from dfine_bench.errors import ConfigError, UnknownNameError
+from dfine_bench.profiling.protocols import PAPER_T4, deviations_from_paper
 from dfine_bench.records.metrics import metric
 from dfine_bench.records.schema import DatasetInfo, ModelInfo, ResultRecord, Setup
 
-REGISTERED = ["dfine_n", "dfine_s", "dfine_l", "dfine_x", "rtdetr_r18", "rtdetr_r50", "deformable_detr"]
+REGISTERED = [
+    "dfine_n",
+    "dfine_s",
+    "dfine_m",
+    "dfine_l",
+    "dfine_x",
+    "rtdetr_r18",
+    "rtdetr_r50",
+    "deformable_detr",
+]
 COCO_VAL = DatasetInfo(name="val2017", num_images=5000, annotations_sha256="a" * 64)
 
 
@@ -37,16 +49,24 @@ def record(
     dtype: str = "fp32",
     input_size: tuple[int, int] = (640, 640),
     batch_size: int = 1,
+    timed: str | None = None,
+    deviations: list[str] | None = None,
+    source: str | None = None,
+    status: str = "ok",
+    reason: str | None = None,
 ) -> ResultRecord:
+    """A record as the runner writes it; ``weights`` None is random-init unless ``source`` says
+    otherwise (``dfine-bench evaluate`` writes real weights with no weights id)."""
+    source = source or ("hub" if weights else "random-init")
     return ResultRecord(
         run_id=run,
-        record_id=f"{task}-{model}-{backend}-{dtype}-{device}",
+        record_id=f"{task}-{model}-{backend}-{dtype}-{device}-{weights}",
         task=task,
         model=ModelInfo(
             name=model,
-            weights_source="hub" if weights else "random-init",
+            weights_source=source,
             weights_id=weights,
-            random_init=weights is None,
+            random_init=source == "random-init",
             input_size=list(input_size),
         ),
         setup=Setup(
@@ -56,10 +76,14 @@ def record(
             dtype=dtype,
             batch_size=batch_size,
             input_size=list(input_size),
+            timed=timed,
+            deviations=list(deviations or []),
         ),
         environment={},
         metrics={k: metric(k, v) for k, v in metrics.items()},
         dataset=dataset,
+        status=status,
+        reason=reason,
     )
 
 
@@ -146,7 +170,7 @@ def test_each_release_is_checked_against_its_own_row() -> None:
 
 def test_latency_is_judged_only_on_the_papers_hardware() -> None:
     claim = "dfine_l.coco.latency_mean.table_1"
-    t4 = dict(device="cuda", device_name="Tesla T4", backend="tensorrt", dtype="fp16")
+    t4 = dict(device="cuda", device_name="Tesla T4", backend="tensorrt", dtype="fp16", timed="model")
     (ok,) = results_for(claim, [record("latency", "dfine_l", {"latency_mean": 8.3}, **t4)])
     assert ok.verdict == "pass"
     (slow,) = results_for(claim, [record("latency", "dfine_l", {"latency_mean": 9.5}, **t4)])
@@ -202,3 +226,287 @@ def test_bad_claims_files_name_the_entry(tmp_path: Path) -> None:
         load_claims(bad)
     with pytest.raises(UnknownNameError, match="dfine_paper"):
         load_claims("dfine_papr")
+
+
+# -- review fixes ---------------------------------------------------------------------------------
+T4 = dict(device="cuda", device_name="Tesla T4", backend="tensorrt", dtype="fp16", timed="model")
+HUB_L = "ustc-community/dfine_l_coco"
+
+
+def write_claims(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "mine.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_relative_claims_without_text_are_described(tmp_path: Path) -> None:
+    path = write_claims(
+        tmp_path,
+        "relative:\n"
+        "  - {id: o, source: T, metric: latency_mean, a: dfine_l, relation: less, b: rtdetr_r50}\n"
+        "  - {id: g, source: T, metric: AP, a: dab_detr, relation: gain, b: dab_detr_x, claimed: 5.3,"
+        " tolerance: 0.3}\n",
+    )
+    ordering, gain = load_claims(path)
+    assert ordering.describe() == "dfine_l less rtdetr_r50 (latency_mean)"
+    assert gain.describe() == "dab_detr gain dab_detr_x (AP): 5.3 % ± 0.3 %"
+    assert list(claims_frame(check_claims(load_claims(path), [], registered=[]))["text"]) == [
+        ordering.describe(),
+        gain.describe(),
+    ]
+
+
+def test_a_known_erratum_is_measured_and_shown_not_judged() -> None:
+    claims = load_claims("dfine_paper")
+    assert [c.id for c in claims if c.erratum] == ["dfine_m.coco.gflops.table_7"]  # that cell only
+    counted = [record("complexity", "dfine_m", {"params": 19.59, "gflops": 56.68})]
+    results = {r.claim.id: r for r in check_claims(claims, counted, registered=REGISTERED)}
+    erratum = results["dfine_m.coco.gflops.table_7"]
+    assert erratum.verdict == "not comparable"
+    assert erratum.measured == 56.68 and erratum.delta == pytest.approx(0.08)
+    assert "known discrepancy in the paper" in erratum.reason and "56.680 rounds to 56.7" in erratum.reason
+    assert results["dfine_m.coco.gflops.readme_model_zoo_coco"].verdict == "pass"  # 57 in the README
+    assert results["dfine_m.coco.params.table_7"].verdict == "fail"  # the split row is still judged
+    (off,) = results_for(
+        "dfine_m.coco.gflops.table_7",
+        [record("complexity", "dfine_m", {"gflops": 56.6}, input_size=(320, 320))],
+    )
+    assert off.verdict == "not comparable" and "320x320" in off.reason  # other reasons still come first
+
+
+def test_erratum_must_be_text_with_a_metric(tmp_path: Path) -> None:
+    path = write_claims(tmp_path, "rows:\n  - {model: dfine_m, source: T7, erratum: 56.7}\n")
+    with pytest.raises(ConfigError, match=r"mine\.yaml: rows\[0\]\.erratum: expected a non-empty string"):
+        load_claims(path)
+    path.write_text("rows:\n  - {model: dfine_m, source: T7, erratum: misprint}\n")
+    with pytest.raises(ConfigError, match="'erratum' needs a metric"):
+        load_claims(path)
+
+
+def test_latency_claims_need_the_model_alone_timed() -> None:
+    claim = "dfine_l.coco.latency_mean.table_1"
+    for timed in ("end-to-end", "model+postprocess", None):
+        (res,) = results_for(
+            claim, [record("latency", "dfine_l", {"latency_mean": 8.1}, **dict(T4, timed=timed))]
+        )
+        assert res.verdict == "not comparable" and res.measured == 8.1
+        assert f"timed {timed or 'an unrecorded span'}, not the model alone" in res.reason
+    (ok,) = results_for(claim, [record("latency", "dfine_l", {"latency_mean": 8.1}, **T4)])
+    assert ok.verdict == "pass" and "note" not in ok.reason
+
+
+def test_a_fixed_input_is_noted_but_not_held_against_a_latency() -> None:
+    fixed = deviations_from_paper("Tesla T4", "tensorrt", "fp16", 1, (640, 640), "model", "fixed")
+    assert fixed  # the profiler's own sentence for a fixed random tensor
+    rec = record("latency", "dfine_l", {"latency_mean": 8.1}, deviations=fixed, **T4)
+    (res,) = results_for("dfine_l.coco.latency_mean.table_1", [rec])
+    assert res.verdict == "pass"
+    assert f"note: {fixed[0]}" in res.reason and "the paper feeds COCO images" in res.reason
+    h100 = record(
+        "latency", "dfine_l", {"latency_mean": 3.0}, deviations=fixed, **dict(T4, device_name="NVIDIA H100")
+    )
+    (other,) = results_for("dfine_l.coco.latency_mean.table_1", [h100])
+    assert other.verdict == "not comparable" and "note" not in other.reason
+
+
+def test_fps_claims_use_the_mean_latency_like_the_paper() -> None:
+    # median 6.67 ms -> the record's fps 150; mean 8.07 ms -> 123.9 FPS, the abstract's 124
+    rec = record("latency", "dfine_l", {"latency_mean": 8.07, "latency_median": 6.67, "fps": 150.0}, **T4)
+    (res,) = results_for("dfine_l.coco.fps.abstract", [rec])
+    assert res.verdict == "pass" and res.measured == pytest.approx(1000 / 8.07)
+    assert "mean latency (8.070 ms)" in res.reason
+    no_mean = record("latency", "dfine_l", {"fps": 124.0}, **T4)
+    (missing,) = results_for("dfine_l.coco.fps.abstract", [no_mean])
+    assert missing.verdict == "not measured"
+
+
+@pytest.mark.parametrize(
+    ("model", "source", "weights", "release"),
+    [
+        ("dfine_l", "hub", "ustc-community/dfine_l_coco", "coco"),
+        ("dfine_l", "hub", "ustc-community/dfine-large-obj2coco-e25", "obj2coco"),
+        ("dfine_x", "hub", "ustc-community/dfine_x_obj365", "obj365"),
+        ("rtdetr_r50", "hub", "PekingU/rtdetr_r50vd", "coco"),
+        ("rtdetr_r50", "hub", "PekingU/rtdetr_r50vd_coco_o365", "obj2coco"),
+        ("dfine_l", "official", "/ckpt/dfine_l_obj2coco_e25.pth", "obj2coco"),
+        ("dfine_l", "official", "C:\\ckpt\\dfine_l_coco.pth", "coco"),
+        ("deim_dfine_l", "official", "/ckpt/deim_dfine_hgnetv2_l_coco_58e.pth", "coco"),
+        ("unregistered_plugin", "hub", "facebook/some-detr", "coco"),  # the known orgs
+        # not recognisably a release:
+        ("dfine_l", "local", "/models/my_finetune", None),
+        ("dfine_l", "hub", "someone/dfine_l_coco", None),
+        ("dfine_l", "hub", "PekingU/rtdetr_r50vd", None),  # another model's publisher
+        ("dfine_l", "local", "/models/ustc-community/dfine_l_coco", None),  # a directory, not the hub
+        ("dfine_l", "official", "/ckpt/model_final.pth", None),
+        ("dfine_l", "official", "/ckpt/dfine_l_coco_finetuned.pth", None),
+        ("dfine_l", "official", "/ckpt/deim_dfine_hgnetv2_l_coco_58e.pth", None),  # DEIM's, not D-FINE's
+        ("dfine_l", "official", "/ckpt/dfine_x_coco.pth", None),
+        ("dfine_l", "local", None, None),  # `dfine-bench evaluate` with real weights, no id
+        ("dfine_l", "random-init", None, None),
+    ],
+)
+def test_weights_release_only_names_recognised_releases(
+    model: str, source: str, weights: str | None, release: str | None
+) -> None:
+    rec = record("evaluation", model, {"AP": 1.0}, weights=weights, source=source)
+    assert weights_release(rec) == release
+
+
+def test_the_fallback_orgs_cover_the_registry() -> None:
+    from dfine_bench.adapters.registry import get_spec, list_models
+
+    orgs = {h.split("/", 1)[0] for name in list_models() for h in get_spec(name).hub_ids}
+    assert orgs and orgs <= set(KNOWN_RELEASE_ORGS)
+
+
+def test_accuracy_claims_refuse_weights_of_unknown_origin() -> None:
+    claim = "dfine_l.coco.AP.table_1"
+    for weights, source in (("/models/my_finetune", "local"), (None, "local")):
+        rec = record("evaluation", "dfine_l", {"AP": 54.0}, weights=weights, source=source, dataset=COCO_VAL)
+        (res,) = results_for(claim, [rec])
+        assert res.verdict == "not comparable" and res.measured == 54.0
+        assert "weights of unknown origin (not a released checkpoint)" in res.reason
+    (rand,) = results_for(claim, [record("evaluation", "dfine_l", {"AP": 0.1}, dataset=COCO_VAL)])
+    assert "random-init" in rand.reason and "unknown origin" not in rand.reason
+
+
+def _ap_pair(a_ap: float, b_ap: float, **kw: object) -> list[ResultRecord]:
+    weights_a = kw.pop("weights_a", HUB_L)
+    weights_b = kw.pop("weights_b", "PekingU/rtdetr_r50vd")
+    kw.setdefault("dataset", COCO_VAL)
+    return [
+        record("evaluation", "dfine_l", {"AP": a_ap}, weights=weights_a, **kw),  # type: ignore[arg-type]
+        record("evaluation", "rtdetr_r50", {"AP": b_ap}, weights=weights_b, **kw),  # type: ignore[arg-type]
+    ]
+
+
+def test_relative_coco_condition_is_the_full_val2017_at_640() -> None:
+    claim = "dfine_l_more_ap_than_rtdetr_r50"
+    (ok,) = results_for(claim, _ap_pair(54.0, 53.1))
+    assert ok.verdict == "pass"
+    subset = DatasetInfo(name="val2017", num_images=500, annotations_sha256="b" * 64)
+    (part,) = results_for(claim, _ap_pair(54.0, 53.1, dataset=subset))
+    assert part.verdict == "not comparable" and "500 images, not the 5000" in part.reason
+    other = DatasetInfo(name="my_val", num_images=5000, annotations_sha256="c" * 64)
+    (mine,) = results_for(claim, _ap_pair(54.0, 53.1, dataset=other))
+    assert mine.verdict == "not comparable" and "my_val" in mine.reason
+    (small,) = results_for(claim, _ap_pair(54.0, 53.1, input_size=(320, 320)))
+    assert small.verdict == "not comparable" and "input 320x320" in small.reason
+
+
+def test_relative_real_weights_need_one_known_release() -> None:
+    claim = "dfine_l_more_ap_than_rtdetr_r50"
+    (mixed,) = results_for(claim, _ap_pair(57.1, 53.1, weights_a="ustc-community/dfine_l_obj2coco"))
+    assert mixed.verdict == "not comparable" and "mixed weights releases" in mixed.reason
+    (unknown,) = results_for(claim, _ap_pair(54.0, 53.1, weights_a="someone/dfine_l_coco"))
+    assert unknown.verdict == "not comparable"
+    assert "weights of unknown origin (not a released checkpoint) for dfine_l" in unknown.reason
+    both_o365 = _ap_pair(
+        57.1, 55.3, weights_a="ustc-community/dfine_l_obj2coco", weights_b="PekingU/rtdetr_r50vd_coco_o365"
+    )
+    (o365,) = results_for(claim, both_o365)
+    assert o365.verdict == "not comparable" and "about the coco release" in o365.reason
+    # a run with both releases of both models: the COCO pair is the one compared
+    (paired,) = results_for(claim, both_o365 + _ap_pair(54.0, 53.1))
+    assert paired.verdict == "pass" and paired.measured == pytest.approx(0.9)
+
+
+def test_relative_claims_may_name_a_release(tmp_path: Path) -> None:
+    path = write_claims(
+        tmp_path,
+        "relative:\n"
+        "  - {id: o365, source: T1, metric: AP, a: dfine_l, relation: greater, b: rtdetr_r50,"
+        " conditions: [real_weights, coco], release: obj2coco}\n",
+    )
+    records = _ap_pair(
+        57.1, 55.3, weights_a="ustc-community/dfine_l_obj2coco", weights_b="PekingU/rtdetr_r50vd_coco_o365"
+    )
+    (res,) = check_claims(load_claims(path), records, registered=REGISTERED)
+    assert res.verdict == "pass"
+    (coco,) = check_claims(load_claims(path), _ap_pair(54.0, 53.1), registered=REGISTERED)
+    assert coco.verdict == "not comparable" and "about the obj2coco release" in coco.reason
+
+
+#: (file text, the error it must give): each names the file and the entry.
+BAD_FILES = [
+    ("defaults: {AP_tolerance: abc}\n", r"mine\.yaml: defaults\.AP_tolerance: expected a number"),
+    (
+        "defaults: {ap_tolerance: 0.3}\n",
+        r"mine\.yaml: defaults: unknown key\(s\) ap_tolerance; allowed: AP_tol",
+    ),
+    ("defaults: [0.2]\n", r"mine\.yaml: 'defaults' must be a mapping"),
+    ("row: []\n", r"mine\.yaml: unknown key\(s\) row; allowed: defaults, name, protocol, relative, rows"),
+    ("rows: dfine_n\n", r"mine\.yaml: 'rows' must be a list"),
+    ("relative: {id: x}\n", r"mine\.yaml: 'relative' must be a list"),
+    ("protocol: {input_size: 640}\n", r"mine\.yaml: protocol\.input_size: expected \[height, width\]"),
+    ("protocol: {input_size: [640, x]}\n", r"mine\.yaml: protocol\.input_size: expected a positive integer"),
+    ("protocol: {coco_images: many}\n", r"mine\.yaml: protocol\.coco_images: expected a positive integer"),
+    ("protocol: {batch_size: true}\n", r"mine\.yaml: protocol\.batch_size: expected a positive integer"),
+    ("protocol: {device: 4}\n", r"mine\.yaml: protocol\.device: expected a non-empty string"),
+    ("protocol: {gpu: T4}\n", r"mine\.yaml: protocol: unknown key\(s\) gpu; allowed: .*timed"),
+    ("rows:\n  - {model: dfine_n, source: 7}\n", r"rows\[0\]\.source: expected a non-empty string"),
+]
+_REL = "relative:\n  - {id: x, source: T, metric: latency_mean, a: m1, b: m2, "
+BAD_FILES += [
+    (
+        _REL + "relation: less, conditions: gpu}\n",
+        r"relative\[0\]: conditions must be a list such as \[gpu\]",
+    ),
+    (_REL + "relation: less, conditions: [coco]}\n", r"condition\(s\) coco do not apply to latency_mean"),
+    (_REL + "relation: gain, claimed: 1}\n", r"relative\[0\]: relation gain needs 'claimed' and 'tolerance'"),
+    (_REL + "relation: ratio, tolerance: 1}\n", r"relation ratio needs 'claimed' and 'tolerance'"),
+    (_REL + "relation: less, claimed: 1}\n", r"apply to the relations gain and ratio only, not less"),
+    (_REL + "relation: gain, claimed: 1, tolerance: -1}\n", r"tolerance: expected a number >= 0"),
+    (_REL + "relation: less, release: coco}\n", r"'release' needs the condition real_weights"),
+    (
+        "relative:\n  - {id: x, source: T, metric: AP, a: m1, b: m2, relation: less, "
+        "conditions: [real_weights], release: o365}\n",
+        r"release 'o365' is not one of coco, obj2coco, obj365",
+    ),
+    (
+        "relative:\n  - {id: x, source: T, metric: AP, a: m1, b: m1, relation: less}\n",
+        r"a and b are both 'm1'",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BAD_FILES, ids=[f"bad{i}" for i in range(len(BAD_FILES))])
+def test_claims_file_mistakes_are_one_clear_error(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_claims(write_claims(tmp_path, text))
+
+
+def test_not_measured_says_why_a_record_did_not_count() -> None:
+    failed = record("evaluation", "dfine_l", {}, weights=HUB_L, status="failed", reason="CUDA out of memory")
+    (res,) = results_for("dfine_l.coco.AP.table_1", [failed])
+    assert res.verdict == "not measured"
+    assert res.reason == "the evaluation record of dfine_l failed: CUDA out of memory"
+    skipped = record("latency", "dfine_l", {}, status="skipped", reason="TensorRT is not installed", **T4)
+    (lat,) = results_for("dfine_l.coco.latency_mean.table_1", [skipped])
+    assert lat.reason == "the latency record of dfine_l was skipped: TensorRT is not installed"
+    pair = [skipped, record("latency", "rtdetr_r50", {"latency_mean": 9.0}, **T4)]
+    (rel,) = results_for("dfine_l_faster_than_rtdetr_r50", pair)
+    assert rel.verdict == "not measured"
+    assert "the latency record of dfine_l was skipped: TensorRT is not installed" in rel.reason
+    (none,) = results_for("dfine_l.coco.AP.table_1", [])
+    assert none.reason == "no evaluation record of dfine_l with AP"
+
+
+def test_verdict_counts_take_results_or_their_frame() -> None:
+    results = results_for(
+        "dfine_n.coco.params.readme_model_zoo_coco", [record("complexity", "dfine_n", {"params": 3.745})]
+    ) + results_for("dfine_l.coco.AP.table_1", [])
+    expected = {"pass": 1, "fail": 0, "not comparable": 0, "not measured": 1}
+    assert verdict_counts(results) == expected == verdict_counts(claims_frame(results))
+    assert list(verdict_counts(claims_frame(results))) == list(VERDICTS)
+
+
+def test_the_paper_protocol_matches_the_profilers_preset(tmp_path: Path) -> None:
+    """The claims' conditions and ``PAPER_T4`` describe one protocol: a change to either shows here."""
+    paper = load_claims("dfine_paper").protocol
+    overlap = (paper.device, paper.backend, paper.dtype, paper.batch_size, paper.input_size, paper.timed)
+    preset = (PAPER_T4.reference_device, PAPER_T4.backend, PAPER_T4.dtype, PAPER_T4.batch_size)
+    assert overlap == (*preset, PAPER_T4.input_size, PAPER_T4.timed)
+    partial = load_claims(write_claims(tmp_path, "protocol: {description: mine, dtype: fp32}\n")).protocol
+    assert partial == ClaimConditions(description="mine", dtype="fp32")
+    assert (partial.device, partial.backend, partial.timed) == ("T4", "tensorrt", "model")

@@ -78,3 +78,14 @@ def test_missing_files_exit_2(
     assert rc == 2 and "annotation file nope.json does not exist" in capsys.readouterr().err
     rc = main(["evaluate", "--annotations", str(gen_dataset.annotations), "--predictions", "p.json"])
     assert rc == 2 and "predictions file p.json does not exist" in capsys.readouterr().err
+
+
+def test_evaluate_records_which_weights_made_the_predictions(
+    cli_env: Path, gen_dataset: ResolvedDataset, preds: Path
+) -> None:
+    args = ["--annotations", str(gen_dataset.annotations), "--predictions", str(preds), "--run-id", "ev2"]
+    assert (
+        main(["evaluate", *args, "--model-name", "dfine_l", "--weights", "ustc-community/dfine_l_coco"]) == 0
+    )
+    (record,) = load_records([cli_env / "results" / "ev2"], strict=True)
+    assert record.model.weights_id == "ustc-community/dfine_l_coco" and record.model.weights_sha256 is None

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
-
-from dfine_bench.claims import CLAIM_COLUMNS
+from dfine_bench.claims import Claim, ClaimResult
 from dfine_bench.profiling.protocols import deviations_from_paper
 from dfine_bench.records import DatasetInfo, ModelInfo, ResultRecord, Setup, metric
 from dfine_bench.reporting.claims_table import ClaimsTable
@@ -191,18 +189,38 @@ def suite_records(*, generated: bool = True, real: bool = False, run_id: str = "
 
 
 def claim(
-    claim_id: str, model: str, metric: str, claimed: float, measured: float | None, verdict: str, **kw: Any
-) -> dict[str, Any]:
-    """One row of a claims table in the contract's columns (``dfine_bench.claims.CLAIM_COLUMNS``)."""
+    claim_id: str,
+    model: str,
+    metric: str,
+    claimed: float,
+    measured: float | None,
+    verdict: str,
+    *,
+    unit: str = "",
+    reason: str = "",
+) -> ClaimResult:
+    """One checked claim as the checker returns it; its text is its id (what tables show)."""
     delta = None if measured is None or verdict not in ("pass", "fail") else measured - claimed
-    row = dict.fromkeys(CLAIM_COLUMNS)
-    row.update(claim_id=claim_id, source="Table 1", model=model, metric=metric, claimed=claimed)
-    row.update(measured=measured, delta=delta, verdict=verdict, kind="exact", unit="")
-    if measured is not None:
-        row.update(device_name=CPU, backend="eager")
-    row.update(kw)
-    return row
+    where = {"device_name": CPU, "backend": "eager", "dtype": "fp32"} if measured is not None else {}
+    return ClaimResult(
+        claim=Claim(
+            id=claim_id,
+            source="Table 1",
+            kind="exact",
+            metric=metric,
+            unit=unit,
+            claimed=claimed,
+            model=model,
+            text=claim_id,
+        ),
+        verdict=verdict,
+        reason=reason,
+        measured=measured,
+        delta=delta,
+        run_id="run-a" if measured is not None else None,
+        **where,
+    )
 
 
-def claims_table(rows: list[dict[str, Any]], name: str = "test_claims") -> ClaimsTable:
-    return ClaimsTable(name, pd.DataFrame(rows, columns=list(CLAIM_COLUMNS)))
+def claims_table(results: list[ClaimResult], name: str = "test_claims") -> ClaimsTable:
+    return ClaimsTable(name, results)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 from markdown_it import MarkdownIt
@@ -20,9 +22,11 @@ from reporting_helpers import (
 )
 
 from dfine_bench.errors import DfineBenchError
+from dfine_bench.records import ResultRecord
 from dfine_bench.reporting import build_report
 from dfine_bench.reporting import report as report_module
-from dfine_bench.reporting.claims_table import ClaimsTable
+from dfine_bench.reporting.claims_table import ClaimsTable, check_claims_table
+from dfine_bench.reporting.provenance import environments_frame, stand_in_statement
 
 
 class _Resources(HTMLParser):
@@ -132,8 +136,9 @@ def test_stand_ins_are_stated_plainly_in_both_files(stand_in_report: Path) -> No
     for text, overview in ((visible, "Overview One row per model"), (md, "## Overview")):
         assert "Random-init weights" in text and "dfine_n, dfine_s, rtdetr_r18" in text
         assert "Generated data instead of COCO val2017" in text
-        assert f"Speed measured on {CPU}, not the paper's NVIDIA T4" in text
-        assert "not TensorRT FP16" in text
+        assert f"Speed not measured as in the paper: ran on {CPU}, not an NVIDIA T4" in text
+        assert "PyTorch eager fp32, not TensorRT FP16" in text
+        assert "Nothing here is a stand-in" not in text
         assert text.index("Random-init weights") < text.index(overview)  # before any table
     # "T4" only ever appears as the paper's device, never as a label of these numbers
     for m in re.finditer(r"T4", visible):
@@ -167,7 +172,8 @@ def test_real_weights_on_the_paper_device_say_so(tmp_path: Path) -> None:
     assert WEIGHTS_SHA in md and ANNOTATIONS_SHA in md and "org/dfine_s_coco" in md
     assert "Random-init" not in md and "Generated data" not in md
     assert f"Measured under the paper's protocol on {t4}" in md
-    assert "not the paper's NVIDIA T4" not in md
+    assert "not an NVIDIA T4" not in md
+    assert "Nothing here is a stand-in or off the paper's protocol" in md  # no record lists a deviation
 
 
 def test_no_records_is_an_error_not_an_empty_report(tmp_path: Path) -> None:
@@ -250,6 +256,91 @@ def test_skipped_speed_is_not_described_as_measured(tmp_path: Path) -> None:
                reason="TensorRT is not installed"),
     ]  # fmt: skip
     md = (build_report(records, tmp_path / "r", claims=None) / "README.md").read_text()
-    assert "Speed measured on" not in md and "not TensorRT FP16" not in md
+    assert "Speed not measured as in the paper" not in md  # its deviations are in the provenance only
     assert "TensorRT is not installed" in md  # listed under failed and skipped tasks
     assert "| skipped |" in md
+
+
+def _real(task: str, name: str, metrics: dict[str, float], deviations: list[str], **kw: Any) -> ResultRecord:
+    """A record with released weights on the paper's device and backend, listing ``deviations``."""
+    kw = {"device": "cuda", "device_name": "Tesla T4", "backend": "tensorrt", "dtype": "fp16", **kw}
+    r = record(task, name, metrics, real=True, **kw)
+    r.setup.deviations = list(deviations)
+    return r
+
+
+def test_deviations_of_every_record_are_stated_and_nothing_else_claims_the_protocol(tmp_path: Path) -> None:
+    """Released weights, a T4 and TensorRT FP16 are still off the protocol at 320x320 or timed end to end."""
+    subset = "coco_val2017 with 500 images, not the 5000 of COCO val2017"
+    records = [
+        _real("evaluation", "dfine_s", {"AP": 40.1}, [subset, "input 320x320, not 640x640"]),
+        _real("complexity", "dfine_s", {"params": 10.2}, ["counted at 320x320, not 640x640"]),
+        _real("latency", "dfine_s", {"latency_median": 3.0}, ["timed end-to-end, not the model alone"]),
+        _real("latency", "dfine_n", {"latency_median": 2.0}, []),
+    ]  # fmt: skip
+    statement = stand_in_statement(records)
+    assert statement == [
+        "AP not measured as in the paper: coco_val2017 with 500 images, not the 5000 of COCO val2017; "
+        "input 320x320, not 640x640.",
+        "Params and GFLOPs not measured as in the paper: counted at 320x320, not 640x640.",
+        "Speed not measured as in the paper: timed end-to-end, not the model alone (dfine_s only).",
+    ]
+    out = build_report(records, tmp_path / "r", claims=None)
+    md = (out / "README.md").read_text()
+    visible = " ".join(" ".join(parse_html(out / "index.html").text).split())
+    for text in (md, visible):
+        assert "Nothing here is a stand-in" not in text
+        assert "not measured as in the paper: counted at 320x320" in text
+        assert "timed end-to-end, not the model alone" in text
+        assert "Measured under the paper's protocol on Tesla T4: 1 speed record(s)" in text
+    assert "> [!WARNING]" in md
+    # one deviation anywhere is enough; none anywhere is the only case for the "nothing here" line
+    for i in range(3):
+        alone = [r if j == i else _real(r.task, r.model.name, {}, []) for j, r in enumerate(records)]
+        assert stand_in_statement(alone), records[i].task
+    clean = [_real(r.task, r.model.name, {}, []) for r in records]
+    assert stand_in_statement(clean) == []
+    md = (build_report(clean, tmp_path / "clean", claims=None) / "README.md").read_text()
+    assert "> [!NOTE]" in md and "Nothing here is a stand-in or off the paper's protocol" in md
+
+
+def test_statement_says_which_tasks_and_models_a_deviation_concerns() -> None:
+    lat = record("latency", "dfine_n", {"latency_median": 10.0})
+    tput = record("throughput", "dfine_s", {"throughput": 40.0}, batch_size=4)
+    failed = record("latency", "rtdetr_r18", {}, device_name="Other CPU", status="failed", reason="boom")
+    (_, speed) = stand_in_statement([lat, tput, failed])
+    assert speed.startswith(f"Speed not measured as in the paper: ran on {CPU}, not an NVIDIA T4; ")
+    assert "batch size 4, not 1 (throughput of dfine_s)" in speed
+    assert "Other CPU" not in speed  # a failed record measured nothing
+
+
+def test_hostname_is_never_published(tmp_path: Path) -> None:
+    records = suite_records()
+    for r in records:
+        r.environment["hostname"] = "build-host-7f3a"
+    assert "hostname" not in set(environments_frame(records)["field"])
+    out = build_report(records, tmp_path / "r", claims=None)
+    for name in ("index.html", "README.md"):
+        text = (out / name).read_text()
+        assert "build-host-7f3a" not in text and "hostname" not in text
+        assert ENV["git_revision"] in text  # the rest of the environment is still there
+
+
+def test_claims_table_is_the_checkers_results() -> None:
+    """No "not checked" state is left: a table holds the checker's results, counted by the checker."""
+    assert {f.name for f in dataclasses.fields(ClaimsTable)} == {"name", "results", "frame"}
+    assert check_claims_table(suite_records(), None) is None
+    assert check_claims_table(suite_records(), "") is None
+    table = claims_table(
+        [
+            claim("c1", "dfine_x", "AP", 59.3, None, "not measured"),
+            claim("c2", "dfine_n", "params", 4.0, 3.7, "fail", unit="M"),
+            claim("c3", "dfine_n", "gflops", 7.0, 7.1, "pass", unit="GFLOPs"),
+            claim("c4", "dfine_s", "params", 10.0, 10.2, "pass", unit="M"),
+        ]
+    )
+    assert table.counts() == {"pass": 2, "fail": 1, "not measured": 1}  # the checker's verdict order
+    assert table.summary() == "claims 'test_claims': 4 checked — 2 pass, 1 fail, 1 not measured"
+    assert list(table.frame["claim_id"]) == ["c1", "c2", "c3", "c4"]
+    assert claims_table([]).summary() == "claims 'test_claims': no claims"
+    assert claims_table([]).display_frame().empty

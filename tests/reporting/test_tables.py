@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import math
 
 import pandas as pd
@@ -9,9 +10,9 @@ import pytest
 from reporting_helpers import CPU, GPU, record, suite_records
 
 from dfine_bench.errors import DfineBenchError
-from dfine_bench.reporting import build_comparison, filter_records
+from dfine_bench.reporting import build_comparison, filter_records, formatting
 from dfine_bench.reporting.formatting import formatted_frame, markdown_table
-from dfine_bench.reporting.tables import NOT_MEASURED, SPEED, STAND_IN_COLUMN
+from dfine_bench.reporting.tables import DEVICE_TASKS, NOT_MEASURED, SPEED, STAND_IN_COLUMN
 
 
 def _numbers(frame: pd.DataFrame) -> list[float]:
@@ -140,11 +141,13 @@ def test_filters() -> None:
         ),
     ]
     assert {r.model.family for r in filter_records(records, family="D-FINE")} == {"dfine"}
-    assert {r.setup.device_name for r in filter_records(records, device="H100")} == {GPU}
-    assert {r.setup.device_name for r in filter_records(records, device="cuda")} == {GPU}
+    timed = [r for r in filter_records(records, device="H100") if r.task in DEVICE_TASKS]
+    assert {r.setup.device_name for r in timed} == {GPU}
+    timed = [r for r in filter_records(records, device="cuda") if r.task in DEVICE_TASKS]
+    assert {r.setup.device_name for r in timed} == {GPU}
     assert {r.task for r in filter_records(records, tasks=["latency"])} == {"latency"}
     cmp = build_comparison(records, backend="tensorrt")
-    assert [t.group.backend for t in cmp.tables] == ["tensorrt"]
+    assert [t.group.backend for t in cmp.table(SPEED)] == ["tensorrt"]
     with pytest.raises(DfineBenchError, match=r"no record matches device=T4.*devices: .*H100"):
         filter_records(records, device="T4")
     with pytest.raises(DfineBenchError, match="unknown task"):
@@ -154,3 +157,57 @@ def test_filters() -> None:
 def test_no_records_is_a_clear_error() -> None:
     with pytest.raises(DfineBenchError, match="run `dfine-bench run` first"):
         build_comparison([])
+
+
+def test_device_and_backend_filters_keep_accuracy_and_complexity() -> None:
+    """Evaluation and complexity records carry eager and the run's device; a speed filter keeps them."""
+    onnx = [
+        record("latency", name, {"latency_median": 5.0}, backend="onnxruntime")
+        for name in ("dfine_n", "dfine_s", "rtdetr_r18")
+    ]
+    records = [*suite_records(), *onnx]
+    cmp = build_comparison(records, backend="onnxruntime")
+    assert {t.kind for t in cmp.tables} == {"accuracy", "complexity", SPEED}
+    assert [t.group.backend for t in cmp.table(SPEED)] == ["onnxruntime"]
+    (cx,) = cmp.table("complexity")
+    assert sorted(cx.frame["model"]) == ["dfine_n", "dfine_s", "rtdetr_r18"]
+    assert {r.task for r in cmp.records} == {"evaluation", "complexity", "latency"}
+    assert {r.setup.backend for r in cmp.records if r.task in DEVICE_TASKS} == {"onnxruntime"}
+    on_gpu = record("latency", "dfine_n", {"latency_median": 2.0}, device="cuda", device_name=GPU)
+    gpu = [*suite_records(), on_gpu]
+    cmp = build_comparison(gpu, device="cuda")
+    assert {t.kind for t in cmp.tables} == {"accuracy", "complexity", SPEED}
+    assert [t.group.device_name for t in cmp.table(SPEED)] == [GPU]
+    # a filter no speed record matches is still an error, naming the speed records' values
+    with pytest.raises(DfineBenchError, match=r"matches backend=tensorrt .*backends: eager, onnxruntime"):
+        build_comparison(records, backend="tensorrt")
+    with pytest.raises(DfineBenchError, match=r"no record matches backend=onnxruntime"):
+        build_comparison(records, backend="onnxruntime", tasks=["complexity"])
+
+
+def test_latency_notes_list_latency_deviations_only() -> None:
+    """A throughput record's setup is its best batch size; that is no deviation of the batch-1 latency."""
+    records = [
+        record("latency", "dfine_n", {"latency_median": 10.0}),
+        record("latency", "dfine_s", {"latency_median": 30.0}),
+        record("throughput", "dfine_n", {"throughput": 120.0}, batch_size=4, details={"best_batch_size": 4}),
+        record("throughput", "dfine_s", {"throughput": 40.0}, details={"best_batch_size": 1}),
+    ]
+    (table,) = build_comparison(records).table(SPEED)
+    (latency_note,) = [n for n in table.notes if n.startswith("deviations from the paper's protocol")]
+    assert f"ran on {CPU}, not an NVIDIA T4" in latency_note
+    assert "batch size" not in latency_note
+    (throughput_note,) = [n for n in table.notes if n.startswith("throughput")]
+    assert "best batch size" in throughput_note and "also deviates: batch size 4, not 1" in throughput_note
+    assert "NVIDIA T4" not in throughput_note  # said once, in the latency note
+    # throughput alone: its own deviations, all of them, under the throughput note
+    (alone,) = build_comparison(records[2:]).table(SPEED)
+    assert not any(n.startswith("deviations") for n in alone.notes)
+    (note,) = [n for n in alone.notes if n.startswith("throughput")]
+    assert "deviates from the paper's protocol" in note and "batch size 4, not 1" in note and CPU in note
+
+
+def test_claim_numbers_are_four_significant_digits_as_documented() -> None:
+    results = doctest.testmod(formatting)
+    assert results.attempted >= 2 and results.failed == 0
+    assert "4 significant digits" in (formatting.format_claims.__doc__ or "")
