@@ -464,19 +464,17 @@ class SuiteRunner:
         if unit.startswith("evaluation/"):
             engine = str(_value(self.cfg.evaluation.engine))
             return [TaskOutcome(task="evaluation", key=engine, status=status, reason=reason)]
+        from dfine_bench.profiling.complexity import complexity_key
+        from dfine_bench.profiling.profile import backend_task_keys
+
         backend = self._backend_of(unit)
-        key = unit.rsplit("/", 1)[1]
         prof = self.cfg.profiling
         keys: list[tuple[str, str]] = []
         if prof.complexity and backend is self.backends[0]:
-            h, w = (int(v) for v in prof.flops_input_size)
-            keys.append(("complexity", f"{h}x{w}"))
-        if prof.latency:
-            keys.append(("latency", f"{key}-bs1"))
-        if prof.throughput:
-            keys.append(("throughput", key))
-        if prof.trace:
-            keys.append(("trace", key))
+            keys.append(("complexity", complexity_key(prof.flops_input_size)))
+        keys += backend_task_keys(
+            unit.rsplit("/", 1)[1], latency=prof.latency, throughput=prof.throughput, trace=prof.trace
+        )
         return [TaskOutcome(task=t, key=k, status=status, reason=reason) for t, k in keys]
 
     def _run_unit(self, unit: str, adapter: DetectorAdapter) -> list[TaskOutcome]:

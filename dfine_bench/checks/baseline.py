@@ -210,8 +210,9 @@ def noisy_latencies(entries: Mapping[str, Entry], max_spread: float = 1.5) -> di
             continue
         arr = np.asarray(e.samples_ms, dtype=np.float64)
         median = float(np.median(arr))
-        if median > 0 and float(np.percentile(arr, 90)) / median > max_spread:
-            out[rid] = float(np.percentile(arr, 90)) / median
+        spread = float(np.percentile(arr, 90)) / median if median > 0 else 0.0
+        if spread > max_spread:
+            out[rid] = spread
     return out
 
 

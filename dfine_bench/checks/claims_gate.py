@@ -1,27 +1,28 @@
 """``check --claims``: a run against the paper's claims, as an exit code for CI.
 
-Uses ``dfine_bench.claims.check_claims``, ``claims_frame`` and ``verdict_counts`` (contract in
-that package).
-Exit 1 when any claim's verdict is ``fail``; 2 when no claim could be compared at all (every
-verdict ``not measured`` or ``not comparable``, or no claims); 0 otherwise.
+The claims are checked and tabulated by ``dfine_bench.reporting.claims_table.ClaimsTable`` (the
+same table ``compare`` and reports show); this module only turns its verdict counts into an
+exit code: 1 when any claim's verdict is ``fail``; 2 when no claim could be compared at all
+(every verdict ``not measured`` or ``not comparable``, or no claims); 0 otherwise.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from dfine_bench.records.schema import ResultRecord
+
+if TYPE_CHECKING:
+    from dfine_bench.reporting.claims_table import ClaimsTable
 
 
 @dataclass
 class ClaimsOutcome:
-    """The claims table and the exit code it adds up to, with a one-line summary."""
+    """The checked claims and the exit code they add up to, with a one-line summary."""
 
-    name: str
-    frame: pd.DataFrame
+    table: ClaimsTable
     exit_code: int
     summary: str
 
@@ -29,15 +30,17 @@ class ClaimsOutcome:
 def check_run_claims(name: str, records: Sequence[ResultRecord]) -> ClaimsOutcome:
     """Check ``records`` against the claims file ``name`` (a name under suites/claims/ or a path).
 
-    The counts come from ``dfine_bench.claims.verdict_counts``, so the summary lists verdicts in
-    that package's ``VERDICTS`` order (pass, fail, ...) whatever the order of the claims file.
+    The summary lists verdicts in ``dfine_bench.claims.VERDICTS`` order (pass, fail, ...)
+    whatever the order of the claims file.
     """
-    from dfine_bench.claims import check_claims, claims_frame, verdict_counts
+    # imported here: dfine_bench.reporting loads matplotlib, and `import dfine_bench.checks`
+    # (the gate as a library) should not
+    from dfine_bench.reporting.claims_table import check_claims_table
 
-    results = check_claims(name, list(records))
-    frame = claims_frame(results)
-    counts = verdict_counts(results)
-    summary = ", ".join(f"{n} {v}" for v, n in counts.items() if n) or "no claims"
+    table = check_claims_table(records, name)
+    assert table is not None  # a name was given
+    counts = table.counts()
+    summary = ", ".join(f"{n} {v}" for v, n in counts.items()) or "no claims"
     if counts.get("fail"):
         code = 1
     elif not counts.get("pass"):
@@ -45,4 +48,4 @@ def check_run_claims(name: str, records: Sequence[ResultRecord]) -> ClaimsOutcom
         summary = f"nothing could be compared ({summary})"
     else:
         code = 0
-    return ClaimsOutcome(name=name, frame=frame, exit_code=code, summary=summary)
+    return ClaimsOutcome(table=table, exit_code=code, summary=summary)

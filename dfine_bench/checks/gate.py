@@ -548,7 +548,6 @@ def compare(
                                 _unit(metric),
                             )
                         )
-                continue
             continue
         result.rows.extend(_compare_metrics(base, new, baseline, tol, alpha, floor))
 

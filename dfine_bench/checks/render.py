@@ -12,7 +12,18 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from dfine_bench.checks.gate import BAND_QUANTILE, CANNOT, NOT_COMPARED, OK, CheckResult, Row, fmt_value
+from dfine_bench.checks.gate import (
+    BAND_QUANTILE,
+    BETTER,
+    CANNOT,
+    CHANGED,
+    NOT_COMPARED,
+    OK,
+    WORSE,
+    CheckResult,
+    Row,
+    fmt_value,
+)
 from dfine_bench.records.metrics import COCO_STATS
 
 HEADER = ("record", "metric", "baseline", "run", "verdict", "why")
@@ -41,10 +52,8 @@ def _cells(row: Row) -> list[str]:
 
 
 def _counts(result: CheckResult) -> str:
-    counts: dict[str, int] = {}
-    for r in result.rows:
-        counts[r.verdict] = counts.get(r.verdict, 0) + 1
-    order = [v for v in ("WORSE", "CHANGED", CANNOT, NOT_COMPARED, "better", OK) if v in counts]
+    counts = Counter(r.verdict for r in result.rows)
+    order = [v for v in (WORSE, CHANGED, CANNOT, NOT_COMPARED, BETTER, OK) if v in counts]
     return ", ".join(f"{counts[v]} {v}" for v in order) or "nothing compared"
 
 
@@ -160,27 +169,3 @@ def render_markdown(result: CheckResult, full: bool = False) -> str:
 def render_error_markdown(message: str, what: str = "check") -> str:
     """The markdown written when the inputs could not even be read (exit 2)."""
     return f"## ⚠️ dfine-bench {what}: CANNOT COMPARE\n\n{_md_escape(message)}\n"
-
-
-CLAIM_TABLE_COLUMNS = ("claim_id", "model", "metric", "claimed", "measured", "verdict", "reason")
-
-
-def _claim_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    cols = [c for c in CLAIM_TABLE_COLUMNS if c in frame.columns]
-    rows = [
-        [fmt_value(v) if isinstance(v, float) else ("-" if v is None else str(v)) for v in values]
-        for values in frame[cols].itertuples(index=False)
-    ]
-    return cols, rows
-
-
-def claims_text(frame: pd.DataFrame) -> str:
-    """The claims table (``dfine_bench.claims.claims_frame``) for the console."""
-    cols, rows = _claim_rows(frame)
-    return format_table(rows, cols)
-
-
-def claims_markdown(frame: pd.DataFrame, title: str) -> str:
-    """The claims table as a markdown section."""
-    cols, rows = _claim_rows(frame)
-    return f"## {title}\n\n{markdown_table(cols, rows)}\n"

@@ -21,7 +21,12 @@ import pandas as pd
 
 from dfine_bench.claims.model import Claim, ClaimConditions, ClaimSet, load_claims, task_of_metric
 from dfine_bench.errors import UnknownNameError
-from dfine_bench.profiling.protocols import PAPER_T4, deviations_from_paper, device_matches
+from dfine_bench.profiling.protocols import (
+    PAPER_T4,
+    accuracy_deviations,
+    deviations_from_paper,
+    device_matches,
+)
 from dfine_bench.records.schema import ResultRecord
 
 VERDICTS = ("pass", "fail", "not comparable", "not measured")
@@ -242,17 +247,18 @@ def _exact(claim: Claim, record: ResultRecord, conditions: ClaimConditions) -> C
 def _coco_conditions(record: ResultRecord, conditions: ClaimConditions) -> str | None:
     """Why an evaluation record is not on the claim's data (full COCO val2017 at its input size)."""
     dataset = record.dataset
-    if dataset is None or dataset.generated:
-        return "generated stand-in dataset, not COCO val2017"
-    if "val2017" not in dataset.name or dataset.num_images != conditions.coco_images:
-        return (
-            f"{dataset.name} with {dataset.num_images} images, "
-            f"not the {conditions.coco_images} of COCO val2017"
-        )
-    size = _input_size(record)
-    if size is not None and size != conditions.input_size:
-        return f"input {_size_text(size)}, not {_size_text(conditions.input_size)}"
-    return None
+    if dataset is None:
+        return "no dataset recorded, not COCO val2017"
+    why = accuracy_deviations(
+        dataset.name,
+        dataset.num_images,
+        dataset.generated,
+        _input_size(record),
+        None,
+        coco_images=conditions.coco_images,
+        reference_size=conditions.input_size,
+    )
+    return why[0] if why else None
 
 
 def _accuracy_conditions(record: ResultRecord, conditions: ClaimConditions) -> str | None:

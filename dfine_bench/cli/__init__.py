@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -58,3 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"dfine-bench {args.command}: interrupted; records written so far are kept", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader closed the pipe (`dfine-bench list | head`): nothing of ours failed. Point
+        # stdout at devnull so the interpreter's final flush does not raise again (Python docs,
+        # "Note on SIGPIPE"), and exit as a process killed by SIGPIPE would.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

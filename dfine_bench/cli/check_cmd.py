@@ -20,13 +20,7 @@ from pathlib import Path
 from dfine_bench.checks.baseline import BaselineError, RunData, load_baseline, load_run
 from dfine_bench.checks.claims_gate import check_run_claims
 from dfine_bench.checks.gate import compare
-from dfine_bench.checks.render import (
-    claims_markdown,
-    claims_text,
-    render_error_markdown,
-    render_markdown,
-    render_text,
-)
+from dfine_bench.checks.render import render_error_markdown, render_markdown, render_text
 from dfine_bench.errors import DfineBenchError
 from dfine_bench.utils.files import atomic_write_text
 
@@ -109,6 +103,8 @@ def main(args: argparse.Namespace) -> int:
     except DfineBenchError as exc:
         _write_error_markdown(args, str(exc))
         raise  # the CLI prints it and exits 2
+    except BrokenPipeError:
+        raise  # the reader closed stdout (`| head`): the CLI's concern, not a bug in the check
     except Exception as exc:  # a bug in the check is not a regression: never exit 1 for it
         message = f"internal error: {type(exc).__name__}: {exc}"
         print(
@@ -156,15 +152,17 @@ def _check(args: argparse.Namespace, markdown: list[str]) -> int:
         markdown.append(render_markdown(result, full=args.full))
         codes.append(result.exit_code)
     if args.claims:
+        from dfine_bench.reporting.formatting import format_claims, markdown_table, text_table
+
         outcome = check_run_claims(args.claims, run.records)
         title = f"claims {args.claims}: {outcome.summary} (exit {outcome.exit_code})"
         if codes:
             print()
         print(title)
-        if not outcome.frame.empty:
-            print(claims_text(outcome.frame))
-        heading = f"dfine-bench check --claims {args.claims}: {outcome.summary} (exit {outcome.exit_code})"
-        markdown.append(claims_markdown(outcome.frame, heading))
+        shown = format_claims(outcome.table.display_frame())  # the table compare and reports show
+        if not shown.empty:
+            print(text_table(shown))
+        markdown.append(f"## dfine-bench check --{title}\n\n{markdown_table(shown)}\n")
         codes.append(outcome.exit_code)
     sys.stdout.flush()
     if 1 in codes:

@@ -43,7 +43,7 @@ import contextlib
 import functools
 import logging
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -353,6 +353,12 @@ def _topk_head_correction(
     return torch_extra, cal_extra, notes
 
 
+def complexity_key(input_size: Sequence[int]) -> str:
+    """The outcome key of a params/GFLOPs count at ``input_size`` (h, w): ``"640x640"``."""
+    h, w = (int(v) for v in input_size)
+    return f"{h}x{w}"
+
+
 def complexity(
     adapter: DetectorAdapter,
     input_size: tuple[int, int],
@@ -453,7 +459,7 @@ def complexity(
         )
     return TaskOutcome(
         task="complexity",
-        key=f"{h}x{w}",
+        key=complexity_key(input_size),
         metrics=metrics,
         details=details,
         setup={

@@ -22,7 +22,7 @@ from dfine_bench.adapters.base import DetectorAdapter
 from dfine_bench.errors import BackendUnavailable, DfineBenchError
 from dfine_bench.profiling import _config as C
 from dfine_bench.profiling.backends import BackendRunner, build_backend, check_backend, validate
-from dfine_bench.profiling.complexity import complexity
+from dfine_bench.profiling.complexity import complexity, complexity_key
 from dfine_bench.profiling.memory import MemoryWatch
 from dfine_bench.profiling.onnx_export import OnnxExportError
 from dfine_bench.profiling.output_check import OutputDifference, compare_outputs
@@ -107,6 +107,22 @@ def _timed_fn(
     return model_postprocess
 
 
+def backend_key(name: str, dtype: str) -> str:
+    """The key of one backend's outcomes (and of the runner's ``profile/<model>/<key>`` unit)."""
+    return f"{name}-{dtype}"
+
+
+def backend_task_keys(key: str, *, latency: bool, throughput: bool, trace: bool) -> list[tuple[str, str]]:
+    """``(task, outcome key)`` of the timing tasks one backend runs. A task that could not run is
+    recorded under the same key, so a baseline's "ok" meets today's "failed" under one record id."""
+    keys = [("latency", f"{key}-bs1")] if latency else []
+    if throughput:
+        keys.append(("throughput", key))
+    if trace:
+        keys.append(("trace", key))
+    return keys
+
+
 def _failed(task: str, key: str, exc: BaseException, setup: dict[str, Any]) -> TaskOutcome:
     """A task that raised: a ``failed`` outcome under the key a success would have had."""
     return TaskOutcome(
@@ -152,7 +168,7 @@ def profile_model(
         raise DfineBenchError(f"profiling.timed={timed!r} is not one of {', '.join(TIMED_MODES)}")
     validate(name, dtype, device)
     protocol_name = str(C.get(protocol, "name", "custom"))
-    key_base = f"{name}-{dtype}"
+    key_base = backend_key(name, dtype)
     input_size = tuple(int(s) for s in adapter.spec.input_size)
     flops_size = tuple(int(s) for s in C.get_list(cfg, "flops_input_size", list(input_size)))
     if len(flops_size) != 2:
@@ -199,7 +215,7 @@ def profile_model(
                     c = complexity(adapter, flops_size)  # type: ignore[arg-type]
                 except Exception as exc:  # counting failed: recorded, the timings still run
                     log.exception("%s: counting params and GFLOPs failed", adapter.spec.name)
-                    c = _failed("complexity", f"{flops_size[0]}x{flops_size[1]}", exc, {})
+                    c = _failed("complexity", complexity_key(flops_size), exc, {})
                 c.setup.update({"device": device, "device_name": dev_name, "protocol": protocol_name})
                 outcomes.append(c)
                 progress_bar.update()
@@ -231,7 +247,7 @@ def _profile_backend(
     inputs: _Inputs,
     setup: Callable[..., dict[str, Any]],
 ) -> list[TaskOutcome]:
-    key_base = f"{name}-{dtype}"
+    key_base = backend_key(name, dtype)
     want_latency = bool(C.get(cfg, "latency", True))
     want_throughput = bool(C.get(cfg, "throughput", True))
     want_trace = bool(C.get(cfg, "trace", False))
@@ -242,17 +258,16 @@ def _profile_backend(
     cuda = torch.device(device).type == "cuda"
     sizes = sweep_sizes(batch_sizes, max_bs, extend=cuda and len(batch_sizes) > 1)
 
+    task_keys = dict(
+        backend_task_keys(key_base, latency=want_latency, throughput=want_throughput, trace=want_trace)
+    )
+
     def not_run(status: str, reason: str, details: dict[str, Any] | None = None) -> list[TaskOutcome]:
-        tasks = [("latency", f"{key_base}-bs1")] if want_latency else []
-        if want_throughput:
-            tasks.append(("throughput", key_base))
-        if want_trace:
-            tasks.append(("trace", key_base))
         return [
             TaskOutcome(
                 task=t, key=k, status=status, reason=reason, details=dict(details or {}), setup=setup(1)
             )
-            for t, k in tasks
+            for t, k in task_keys.items()
         ]
 
     try:
@@ -372,7 +387,7 @@ def _profile_backend(
             outcomes.append(
                 TaskOutcome(
                     task="latency",
-                    key=f"{key_base}-bs1",
+                    key=task_keys["latency"],
                     metrics=metrics,
                     details=details,
                     setup=setup(1),
@@ -382,7 +397,7 @@ def _profile_backend(
 
         except Exception as exc:  # timing failed: recorded, the other tasks stand
             log.exception("%s %s: latency failed", adapter.spec.name, key_base)
-            outcomes.append(_failed("latency", f"{key_base}-bs1", exc, setup(1)))
+            outcomes.append(_failed("latency", task_keys["latency"], exc, setup(1)))
 
     if want_throughput and sizes:
         try:

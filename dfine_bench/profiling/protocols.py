@@ -113,17 +113,24 @@ def accuracy_deviations(
     num_images: int | None,
     generated: bool,
     input_size: Sequence[int] | None,
-    batch_size: int = 1,
+    batch_size: int | None = 1,
+    *,
+    coco_images: int = PAPER_COCO_IMAGES,
+    reference_size: Sequence[int] = PAPER_T4.input_size,
 ) -> list[str]:
-    """Plain sentences for each way an evaluation differs from the paper's (COCO val2017, 640x640)."""
+    """Plain sentences for each way an evaluation differs from the paper's (COCO val2017, 640x640).
+
+    ``coco_images`` / ``reference_size``: the reference, when a claims file states its own;
+    ``batch_size=None`` leaves the batch size out (it does not change AP, only how it ran).
+    """
     out: list[str] = []
     if generated:
         out.append("generated stand-in dataset, not COCO val2017")
-    elif "val2017" not in dataset_name or num_images != PAPER_COCO_IMAGES:
-        out.append(f"{dataset_name} with {num_images} images, not the {PAPER_COCO_IMAGES} of COCO val2017")
-    if input_size is not None and tuple(int(s) for s in input_size) != PAPER_T4.input_size:
-        out.append(f"input {_size(input_size)}, not {_size(PAPER_T4.input_size)}")
-    if int(batch_size) != PAPER_T4.batch_size:
+    elif "val2017" not in dataset_name or num_images != coco_images:
+        out.append(f"{dataset_name} with {num_images} images, not the {coco_images} of COCO val2017")
+    if input_size is not None and tuple(int(s) for s in input_size) != tuple(reference_size):
+        out.append(f"input {_size(input_size)}, not {_size(reference_size)}")
+    if batch_size is not None and int(batch_size) != PAPER_T4.batch_size:
         out.append(f"batch size {int(batch_size)}, not {PAPER_T4.batch_size}")
     return out
 

@@ -70,6 +70,11 @@ class ClaimsTable:
             }
         )
 
+    def folded_frame(self) -> pd.DataFrame:
+        """The claims reports fold away (verdicts outside ``SHOWN_VERDICTS``), in ``FOLDED_COLUMNS``."""
+        rest = self.display_frame([v for v in self.frame["verdict"].unique() if v not in SHOWN_VERDICTS])
+        return rest[list(FOLDED_COLUMNS)]
+
 
 def check_claims_table(records: Sequence[ResultRecord], claims: str | None) -> ClaimsTable | None:
     """Check ``records`` against the claim set ``claims`` (a name under suites/claims/ or a YAML path).

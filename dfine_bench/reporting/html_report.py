@@ -15,7 +15,7 @@ from typing import Any
 import jinja2
 import pandas as pd
 
-from dfine_bench.reporting.claims_table import FOLDED_COLUMNS, NO_CLAIMS, SHOWN_VERDICTS
+from dfine_bench.reporting.claims_table import NO_CLAIMS, SHOWN_VERDICTS
 from dfine_bench.reporting.content import ReportContent
 from dfine_bench.reporting.formatting import LEGEND, format_claims, formatted_frame
 from dfine_bench.reporting.provenance import NOTHING_OFF_PROTOCOL
@@ -49,8 +49,8 @@ def _claims_html(content: ReportContent) -> tuple[str, str, int]:
     html = _html_table(format_claims(claims.display_frame(SHOWN_VERDICTS)), "claims text")
     for verdict in ("pass", "fail"):
         html = html.replace(f"<td>{verdict}</td>", f'<td class="verdict-{verdict}">{verdict}</td>')
-    rest = claims.display_frame([v for v in claims.frame["verdict"].unique() if v not in SHOWN_VERDICTS])
-    folded = _html_table(format_claims(rest[list(FOLDED_COLUMNS)]), "claims text") if len(rest) else ""
+    rest = claims.folded_frame()
+    folded = _html_table(format_claims(rest), "claims text") if len(rest) else ""
     return html, folded, len(rest)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from dfine_bench.reporting.claims_table import FOLDED_COLUMNS, NO_CLAIMS, SHOWN_VERDICTS
+from dfine_bench.reporting.claims_table import NO_CLAIMS, SHOWN_VERDICTS
 from dfine_bench.reporting.content import ReportContent
 from dfine_bench.reporting.formatting import LEGEND, format_claims, formatted_frame, markdown_table
 from dfine_bench.reporting.provenance import NOTHING_OFF_PROTOCOL
@@ -67,11 +67,11 @@ def render_markdown(content: ReportContent) -> str:
         shown = claims.display_frame(SHOWN_VERDICTS)
         if len(shown):
             out += [markdown_table(format_claims(shown)), ""]
-        rest = claims.display_frame([v for v in claims.frame["verdict"].unique() if v not in SHOWN_VERDICTS])
+        rest = claims.folded_frame()
         if len(rest):
             # GitHub renders <details>; the table inside needs blank lines around it
             out += ["<details>", f"<summary>{len(rest)} claim(s) that no record here covers</summary>", ""]
-            out += [markdown_table(format_claims(rest[list(FOLDED_COLUMNS)])), "", "</details>", ""]
+            out += [markdown_table(format_claims(rest)), "", "</details>", ""]
 
     out += ["## Tables per measurement setup", ""]
     for t in cmp.tables:

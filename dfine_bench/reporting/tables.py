@@ -157,10 +157,7 @@ class Comparison:
         position = {key: i for i, key in enumerate(self.overview.row_keys)}
         for t in self.tables:
             values = [c for c in t.frame.columns if c not in (*ROW_COLUMNS, "run", "record")]
-            block = pd.DataFrame(float("nan"), index=out.index, columns=values, dtype=object)
-            for key, (_, item) in zip(t.row_keys, t.frame.iterrows()):
-                for c in values:
-                    block.at[position[key], c] = item[c]
+            block = _aligned(t, values, position)
             block.columns = [f"{t.title} | {c}" for c in values]
             out = pd.concat([out, block], axis=1)
         return out
@@ -537,6 +534,16 @@ def _deviations(records: Iterable[ResultRecord]) -> list[str]:
     return list(dict.fromkeys(d for r in records for d in r.setup.deviations))
 
 
+def _aligned(table: ComparisonTable, cols: list[str], position: dict[tuple[str, ...], int]) -> pd.DataFrame:
+    """``cols`` of ``table`` laid on the overview's rows (``position``: row key -> row number);
+    rows the table does not have stay NaN."""
+    block = pd.DataFrame(float("nan"), index=range(len(position)), columns=cols, dtype=object)
+    for key, (_, item) in zip(table.row_keys, table.frame.iterrows()):
+        for c in cols:
+            block.at[position[key], c] = item[c]
+    return block
+
+
 def _overview(
     tables: list[ComparisonTable],
     row_meta: dict[tuple[str, ...], dict[str, str]],
@@ -558,10 +565,7 @@ def _overview(
         wanted = [c for c, col in t.columns.items() if col.source in OVERVIEW_SOURCES[t.kind]]
         if not wanted:
             continue
-        block = pd.DataFrame(float("nan"), index=range(len(rows)), columns=wanted, dtype=object)
-        for key, (_, item) in zip(t.row_keys, t.frame.iterrows()):
-            for c in wanted:
-                block.at[position[key], c] = item[c]
+        block = _aligned(t, wanted, position)
         block.columns = pd.MultiIndex.from_tuples([(t.title, c) for c in wanted])
         for c in wanted:
             columns[f"{t.title} | {c}"] = t.columns[c]

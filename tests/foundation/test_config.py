@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -86,3 +87,21 @@ def test_suites_ship_in_the_package_layout() -> None:
     assert (suites_dir() / "run.yaml").is_file()
     for group in ("suite", "dataset", "backend", "protocol", "weights", "evaluation", "profiling", "output"):
         assert group_options(group), group
+
+
+def test_closed_stdout_pipe_is_not_a_traceback() -> None:
+    """`dfine-bench list | head`: the reader going away is no error of ours."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line is written
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "dfine_bench", "list", "backends"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr

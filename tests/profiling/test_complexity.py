@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import NUM_CLASSES, NUM_QUERIES, ToyAdapter, inference_params
+from profiling_toys import NUM_CLASSES, NUM_QUERIES, ToyAdapter, inference_params
 
 from dfine_bench.profiling.complexity import COUNTER_NOTES, _record_ran, complexity, used_parameters
 

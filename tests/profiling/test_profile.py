@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ToyAdapter, ToyDetNet
 from omegaconf import OmegaConf
+from profiling_toys import ToyAdapter, ToyDetNet
 
 from dfine_bench.config.schema import BackendConfig, ProfilingConfig, ProtocolConfig, Timed
 from dfine_bench.errors import DfineBenchError
