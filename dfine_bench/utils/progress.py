@@ -46,6 +46,7 @@ class Progress:
         self._initial = initial
         self._start = time.perf_counter()
         self._last_draw = 0.0
+        self.postfix = ""  # shown after the rate, e.g. the current loss
 
     def __enter__(self) -> Progress:
         self._start = time.perf_counter()
@@ -72,6 +73,8 @@ class Progress:
         if self.total and rate > 0:
             eta = (self.total - self.done) / rate
             parts.append(f"ETA {int(eta // 60)}:{int(eta % 60):02d}")
+        if self.postfix:
+            parts.append(self.postfix)
         return " | ".join(parts)
 
     def update(self, n: int = 1) -> None:
