@@ -124,7 +124,11 @@ class _Ema:
 
 def _loss_parts(loss_dict: Mapping[str, torch.Tensor]) -> dict[str, float]:
     """The final layer's loss terms (``loss_vfl``, ``loss_bbox``, ...), without aux/denoising copies."""
-    return {k: float(v) for k, v in loss_dict.items() if "_aux_" not in k and "_dn_" not in k and "_enc" not in k}
+    return {
+        k: float(v.detach())
+        for k, v in loss_dict.items()
+        if "_aux_" not in k and "_dn_" not in k and "_enc" not in k
+    }
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -183,7 +187,9 @@ def train(
         start_step, elapsed_before = int(state["step"]), float(state["elapsed_s"])
         log.info("resuming training from step %d (%s)", start_step, ckpt_path)
     started = time.perf_counter()
-    with Progress(settings.steps, f"train {adapter.spec.name}", unit="step", enabled=progress, initial=start_step) as bar:
+    with Progress(
+        settings.steps, f"train {adapter.spec.name}", unit="step", enabled=progress, initial=start_step
+    ) as bar:
         for step in range(start_step, settings.steps):
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, settings)
@@ -208,7 +214,13 @@ def train(
             bar.postfix = f"loss {row['loss']:.3f}"
             if (step + 1) % settings.log_every == 0:
                 recent = [r["loss"] for r in losses[-settings.log_every :]]
-                log.info("step %d/%d loss %.4f lr %.2e", step + 1, settings.steps, sum(recent) / len(recent), row["lr"])
+                log.info(
+                    "step %d/%d loss %.4f lr %.2e",
+                    step + 1,
+                    settings.steps,
+                    sum(recent) / len(recent),
+                    row["lr"],
+                )
             done = step + 1
             if done % settings.checkpoint_every == 0 or done == settings.steps:
                 _save_checkpoint(

@@ -1,0 +1,247 @@
+"""One ``dfine-bench train`` run: config -> model + data -> training -> weights, curves, AP, record.
+
+Writes into the run folder (``train.out_dir``, by default ``results/train/<model>-<hash>`` so
+that the same command resumes the same folder):
+
+* ``checkpoint.pt``: the resumable state (see ``trainer``);
+* ``model/``: the EMA weights as a ``save_pretrained`` folder (fp32), ``model-fp16/`` the same in
+  fp16 (what the committed fixture ships);
+* ``loss.csv`` and ``loss.png``: the loss curve;
+* ``train_record.json``: settings, data, weights, wall time, final loss and the AP of the fp16
+  weights on the training split and the held-out split, with the environment and git revision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+
+from dfine_bench.adapters import DetectorAdapter, create_model, get_spec
+from dfine_bench.adapters.weights import resolve_weights_arg
+from dfine_bench.config.schema import DatasetConfig, EvaluationConfig
+from dfine_bench.config.train_schema import TrainConfig
+from dfine_bench.data.dataset import ResolvedDataset
+from dfine_bench.data.resolve import resolve_dataset
+from dfine_bench.errors import ConfigError
+from dfine_bench.records.environment import capture_environment, git_state
+from dfine_bench.training.data import TrainingSamples
+from dfine_bench.training.trainer import TrainResult, TrainSettings, train
+from dfine_bench.utils.files import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+RECORD = "train_record.json"
+FP16_DIR = "model-fp16"
+#: COCO stats shown in the console and the record.
+SHOWN = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+
+
+@dataclass
+class TrainReport:
+    out_dir: Path
+    result: TrainResult
+    ap: dict[str, dict[str, float | None]]  # split -> COCO stats of the fp16 weights
+
+
+def _enum(v: Any) -> Any:
+    return getattr(v, "value", v)
+
+
+def settings_from(cfg: TrainConfig) -> TrainSettings:
+    t = cfg.train
+    return TrainSettings(
+        steps=t.steps,
+        batch_size=t.batch_size,
+        lr=t.lr,
+        weight_decay=t.weight_decay,
+        warmup_steps=t.warmup_steps,
+        min_lr_ratio=t.min_lr_ratio,
+        grad_clip=t.grad_clip,
+        ema_decay=t.ema_decay,
+        ema_warmup=t.ema_warmup,
+        seed=t.seed,
+        checkpoint_every=t.checkpoint_every,
+        log_every=t.log_every,
+        device=cfg.device,
+    )
+
+
+def input_size_of(cfg: TrainConfig) -> tuple[int, int]:
+    size = cfg.input_size or cfg.model.input_size or list(get_spec(cfg.model.name).input_size)
+    if len(size) != 2 or min(size) < 32 or any(s % 32 for s in size):
+        raise ConfigError(f"input_size must be [height, width], multiples of 32 (>= 32), got {list(size)}")
+    return int(size[0]), int(size[1])
+
+
+def validate(cfg: TrainConfig) -> TrainSettings:
+    """Every check that needs no model or data, so a bad value fails before any work."""
+    settings = settings_from(cfg)
+    settings.validate()
+    get_spec(cfg.model.name)  # unknown model: one line with suggestions
+    input_size_of(cfg)
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={cfg.device}: this torch build has no CUDA device; use device=cpu")
+    if cfg.train.eval_train_images < 0:
+        raise ConfigError(f"train.eval_train_images must be >= 0, got {cfg.train.eval_train_images}")
+    return settings
+
+
+def _weights_arg(cfg: TrainConfig) -> str:
+    return resolve_weights_arg(str(_enum(cfg.weights.source)), cfg.weights.path)
+
+
+def run_key(cfg: TrainConfig) -> str:
+    """Hash of everything that changes the trained weights (not the output folder)."""
+    blob = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True, enum_to_str=True)
+    assert isinstance(blob, dict)
+    blob["train"] = {
+        k: v for k, v in blob["train"].items() if k not in ("out_dir", "results_dir", "log_every")
+    }
+    for key in ("progress", "log_level", "val_dataset"):
+        blob.pop(key, None)
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def build_model(cfg: TrainConfig) -> DetectorAdapter:
+    options: dict[str, Any] = {
+        "weights": _weights_arg(cfg),
+        "seed": cfg.train.seed,  # one seed: initial weights too
+        "input_size": input_size_of(cfg),
+        "revision": cfg.weights.revision,
+        "trust_remote_code": cfg.weights.trust_remote_code,
+    }
+    if cfg.model.num_classes is not None:
+        options["num_classes"] = cfg.model.num_classes
+    return create_model(cfg.model.name, **options)
+
+
+def _dataset(dcfg: DatasetConfig, cache: Path) -> ResolvedDataset:
+    return resolve_dataset(dcfg, cache)
+
+
+def evaluate_weights(
+    name: str, weights_dir: Path, input_size: tuple[int, int], dataset: ResolvedDataset, device: str
+) -> dict[str, float | None]:
+    """COCO stats of a ``save_pretrained`` folder through the ordinary evaluation path."""
+    from dfine_bench.evaluation.loop import evaluate_model
+
+    adapter = create_model(name, weights=str(weights_dir), input_size=input_size, device=device)
+    with tempfile.TemporaryDirectory() as work:
+        outcome = evaluate_model(
+            adapter, dataset, EvaluationConfig(num_workers=0, resume=False), Path(work), device=device,
+            progress=False,
+        )  # fmt: skip
+    assert outcome is not None
+    return {k: outcome.metrics[k].value for k in SHOWN if k in outcome.metrics}
+
+
+def plot_losses(losses: list[dict[str, float]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [r["step"] for r in losses]
+    values = [r["loss"] for r in losses]
+    window = max(1, len(values) // 100)
+    smooth = [
+        sum(values[max(0, i - window + 1) : i + 1]) / len(values[max(0, i - window + 1) : i + 1])
+        for i in range(len(values))
+    ]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(steps, values, color="#bbbbbb", linewidth=0.6, label="loss per step")
+    ax.plot(steps, smooth, color="#1f77b4", linewidth=1.5, label=f"mean of {window} steps")
+    ax.set_xlabel("step")
+    ax.set_ylabel("total training loss")
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def run_training(cfg: TrainConfig, command: list[str]) -> TrainReport:
+    settings = validate(cfg)
+    results = Path(cfg.train.results_dir)
+    out_dir = (
+        Path(cfg.train.out_dir)
+        if cfg.train.out_dir
+        else results / "train" / f"{cfg.model.name}-{run_key(cfg)}"
+    )
+    adapter = build_model(cfg)
+    train_set = _dataset(cfg.dataset, results)
+    samples = TrainingSamples(train_set, adapter)  # no annotations / unknown categories: error here
+    val_set = _dataset(cfg.val_dataset, results) if cfg.val_dataset is not None else None
+    log.info(
+        "training %s (%s) at %s on %s (%d images) for %d steps of %d into %s",
+        cfg.model.name, adapter.weights.label, list(adapter.spec.input_size), train_set.name, len(samples),
+        settings.steps, settings.batch_size, out_dir,
+    )  # fmt: skip
+    result = train(adapter, samples, settings, out_dir, progress=cfg.progress)
+    fp16_dir = out_dir / FP16_DIR
+    adapter.model.to("cpu").half().save_pretrained(str(fp16_dir))  # type: ignore[operator]
+    plot_losses(result.losses, out_dir / "loss.png", f"{cfg.model.name}: {settings.steps} steps")
+
+    size = adapter.spec.input_size
+    ap: dict[str, dict[str, float | None]] = {}
+    if cfg.train.eval_train_images > 0:
+        train_eval = _dataset(cfg.dataset, results)
+        train_eval.subset = cfg.train.eval_train_images
+        ap["train"] = evaluate_weights(cfg.model.name, fp16_dir, size, train_eval, cfg.device)
+    if val_set is not None:
+        ap["held_out"] = evaluate_weights(cfg.model.name, fp16_dir, size, val_set, cfg.device)
+    record = {
+        "kind": "training",
+        "command": command,
+        "config": OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True, enum_to_str=True),
+        "settings": asdict(settings),
+        "model": {**adapter.describe(), "random_init": False, "trained_here": True},
+        "initial_weights": _weights_arg(cfg),
+        "datasets": {
+            "train": asdict(train_set.info()),
+            **({"held_out": asdict(val_set.info())} if val_set is not None else {}),
+        },
+        "steps": result.steps,
+        "wall_time_s": round(result.wall_time_s, 1),
+        "final_loss": result.final_loss,
+        "ap": ap,
+        "ap_note": "AP of the fp16 weights on generated data: fixture numbers, never COCO numbers",
+        "weights": {
+            "fp32": str(result.model_dir),
+            "fp16": str(fp16_dir),
+            "fp16_sha256": _sha(fp16_dir / "model.safetensors"),
+        },
+        "environment": {**capture_environment(), **git_state()},
+    }
+    atomic_write_json(out_dir / RECORD, record)
+    return TrainReport(out_dir=out_dir, result=result, ap=ap)
+
+
+def _sha(path: Path) -> str:
+    from dfine_bench.utils.files import sha256_file
+
+    return sha256_file(path)
+
+
+def print_summary(report: TrainReport, stream: Any = sys.stdout) -> None:
+    r = report.result
+    print(
+        f"trained {r.steps} steps in {r.wall_time_s / 60:.1f} min; final loss {r.final_loss:.3f}", file=stream
+    )
+    for split, stats in report.ap.items():
+        shown = ", ".join(f"{k} {v:.2f}" for k, v in stats.items() if v is not None)
+        print(f"  {split} (generated data, fixture numbers): {shown}", file=stream)
+    print(
+        f"  weights: {r.model_dir} (fp32), {report.out_dir / FP16_DIR} (fp16); curve: {report.out_dir / 'loss.png'}",
+        file=stream,
+    )
