@@ -242,6 +242,7 @@ def print_summary(report: TrainReport, stream: Any = sys.stdout) -> None:
         shown = ", ".join(f"{k} {v:.2f}" for k, v in stats.items() if v is not None)
         print(f"  {split} (generated data, fixture numbers): {shown}", file=stream)
     print(
-        f"  weights: {r.model_dir} (fp32), {report.out_dir / FP16_DIR} (fp16); curve: {report.out_dir / 'loss.png'}",
+        f"  weights: {r.model_dir} (fp32), {report.out_dir / FP16_DIR} (fp16); "
+        f"curve: {report.out_dir / 'loss.png'}",
         file=stream,
     )

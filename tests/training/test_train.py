@@ -82,7 +82,7 @@ def test_killed_run_resumes_to_the_same_weights(tiny_data, tmp_path: Path) -> No
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert [r["loss"] for r in result.losses] == [
-        float(row["loss"]) for row in csv.DictReader(open(tmp_path / "a" / "loss.csv"))
+        float(row["loss"]) for row in csv.DictReader((tmp_path / "a" / "loss.csv").read_text().splitlines())
     ]
     assert (tmp_path / "b" / "model" / "model.safetensors").is_file()
     assert (tmp_path / "b" / "model" / "config.json").is_file()

@@ -36,7 +36,7 @@ def test_train_writes_weights_curve_and_record(cli_env: Path, capsys: pytest.Cap
         "loss.png",
     ):
         assert (out / name).is_file(), name
-    rows = list(csv.DictReader(open(out / "loss.csv")))
+    rows = list(csv.DictReader((out / "loss.csv").read_text().splitlines()))
     assert [int(r["step"]) for r in rows] == [1, 2, 3]
     record = json.loads((out / "train_record.json").read_text())
     assert record["steps"] == 3 and record["settings"]["seed"] == 0
