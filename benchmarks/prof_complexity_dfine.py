@@ -8,12 +8,13 @@ weights (counts do not depend on the values), and checks each size against
   official model (commit 4a1f73a, YAML configs ``dfine_hgnetv2_{n,s,m,l,x}_coco.yml``, random
   init, ``deploy()``, calflops 0.3.2, torch 2.13 on CPU; run outside this project). Its params
   are ``sum(p.numel())`` over the deploy model, which still holds the training-only denoising
-  class embedding (``(num_classes + 1) x hidden_dim``) that ours leaves out as never run;
+  class embedding (``(num_classes + 1) x hidden_dim``); ours counts it too and must be equal;
 * ``PAPER``: the README's rounded numbers (S and M also to one decimal in the paper's Table 7).
 
     python benchmarks/prof_complexity_dfine.py
 
-Exits 1 unless every size is within 0.5 % of the official GFLOPs and rounds to the README.
+Exits 1 unless every size has the official params exactly, is within 0.5 % of the official GFLOPs
+and rounds to the README.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def main() -> int:
         diff = 100.0 * (gflops - o_gflops) / o_gflops
         match = (
             abs(diff) < 0.5
+            and round(params * 1e6) == o_params
             and round(params) == round(p_params)
             and round(gflops) == round(p_gflops)
             and round(gflops) == round(o_gflops)
@@ -71,8 +73,8 @@ def main() -> int:
             f"{diff:+8.4f} {p_gflops:6} {out.metrics['gflops_torch'].value:13.2f}  {'yes' if match else 'NO'}"
         )
     print(
-        "official params include the training-only denoising class embedding (never run; ours leave "
-        "it out).\nD-FINE-M: the official tool gives 56.68 (README: 57); the paper's Table 7 says 56.6."
+        "params: the official count exactly (the deploy model, denoising class embedding included)."
+        "\nD-FINE-M: the official tool gives 56.68 (README: 57); the paper's Table 7 says 56.6."
     )
     return 0 if ok else 1
 

@@ -39,3 +39,7 @@ class DatasetError(DfineBenchError):
 
 class BackendUnavailable(DfineBenchError):
     """A profiling backend, dtype or device that this machine cannot run; suites record a skip."""
+
+
+class DependencyError(DfineBenchError):
+    """An installed package that fails to import (e.g. a torchvision built for another torch)."""

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from dfine_bench.adapters.spec import ModelSpec  # torch-free; re-exported here for existing imports
+
 #: Named output tensors of a model's forward, e.g. {"logits": (B,Q,C), "pred_boxes": (B,Q,4)}.
 RawOutputs = Mapping[str, torch.Tensor]
 
@@ -30,35 +32,11 @@ Image = np.ndarray
 
 
 @dataclass(frozen=True)
-class ModelSpec:
-    """What a registered model is, known without building it (cheap: used by ``list``).
-
-    ``fdr`` says whether the decoder refines box *distributions* (D-FINE's Fine-grained
-    Distribution Refinement) and ``fdr_bins`` its number of bins (``max_num_bins``);
-    ``go_lsd`` whether the released weights were trained with GO-LSD self-distillation.
-    """
-
-    name: str
-    family: str
-    input_size: tuple[int, int]  # (height, width) the model is benchmarked at
-    num_classes: int
-    label_set: str = "coco80"  # which label-index -> category mapping the head uses
-    fdr: bool = False
-    fdr_bins: int | None = None
-    go_lsd: bool = False
-    hub_ids: tuple[str, ...] = ()  # known Hugging Face hub ids for released weights
-    weights_formats: tuple[str, ...] = ("random-init", "hub", "local")
-    num_queries: int | None = None
-    detections_per_image: int | None = None  # what the official postprocessor keeps
-    description: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class WeightsInfo:
     """Where the weights of a built adapter came from: part of every record's provenance.
 
-    ``source`` is one of ``random-init``, ``hub``, ``local``, ``official``.
+    ``source`` is one of ``random-init``, ``hub``, ``local``, ``official``, ``fixture`` (the
+    project's own trained fixture, ``dfine_fixture``).
     ``sha256`` hashes the weights file(s) as read from disk (None for random-init).
     """
 
@@ -67,6 +45,7 @@ class WeightsInfo:
     sha256: str | None = None
     seed: int | None = None  # for random-init
     revision: str | None = None
+    release: str | None = None  # the release tag (coco, obj2coco, ...) the loader recognised, if any
 
     @property
     def is_random_init(self) -> bool:
@@ -77,6 +56,8 @@ class WeightsInfo:
         """A short, honest description for tables: never mistakes random weights for real ones."""
         if self.is_random_init:
             return f"random-init (seed {self.seed})"
+        if self.source == "fixture":  # trained here on generated data: real, but never a COCO model
+            return "fixture weights, trained on generated data"
         return f"{self.source}: {self.identifier}"
 
 
@@ -236,6 +217,9 @@ class DetectorAdapter(abc.ABC):
             "weights_sha256": self.weights.sha256,
             "weights_seed": self.weights.seed,
             "weights_label": self.weights.label,
+            # written by the weights loader from the spec's release data, never guessed from names
+            "weights_release": self.weights.release,
+            "weights_tag": self.spec.tag(self.weights.release),
             "random_init": self.weights.is_random_init,
         }
 

@@ -177,6 +177,7 @@ def _register() -> None:
                 num_queries=queries,
                 detections_per_image=keep,
                 hub_ids=hub_ids,
+                releases={"coco": hub_ids},
                 description=f"{description}; input_size = (shortest edge, longest edge)",
             ),
             factory,

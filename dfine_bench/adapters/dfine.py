@@ -136,15 +136,33 @@ OFFICIAL_PARAMS = {"n": 3_782_693, "s": 10_321_877, "m": 19_590_064, "l": 31_244
 PAPER_PARAMS_M = {"n": 4, "s": 10, "m": 19, "l": 31, "x": 62}
 
 
+def releases_for(size: str) -> dict[str, tuple[str, ...]]:
+    """D-FINE-``size``'s weight releases: tag -> its hub ids and official checkpoint file names."""
+    long = _LONG[size]
+
+    def sources(release: str, suffix: str = "") -> tuple[str, ...]:
+        dashed = release + suffix.replace("_", "-")
+        return (
+            f"ustc-community/dfine_{size}_{release}{suffix}",
+            f"ustc-community/dfine-{long}-{dashed}",
+            f"dfine_{size}_{release}{suffix}.pth",
+        )
+
+    obj2coco = sources("obj2coco")
+    if size in ("n", "l"):  # these obj2coco releases carry the fine-tuning length in their name
+        obj2coco += sources("obj2coco", "_e25")
+    return {"coco": sources("coco"), "obj2coco": obj2coco, "obj365": sources("obj365")}
+
+
+def deim_releases_for(size: str) -> dict[str, tuple[str, ...]]:
+    """DEIM's D-FINE-``size`` release: official files only (the epoch count varies by size)."""
+    epochs = {"n": 160, "s": 120, "m": 90, "l": 50, "x": 50}[size]  # Intellindust/DEIM README
+    return {"coco": (f"deim_dfine_hgnetv2_{size}_coco_{epochs}e.pth",)}
+
+
 def hub_ids_for(size: str) -> tuple[str, ...]:
     """Known hub ids of D-FINE-``size`` releases: COCO-80 heads first, then Objects365."""
-    long = _LONG[size]
-    ids = [f"ustc-community/dfine_{size}_coco", f"ustc-community/dfine-{long}-coco"]
-    ids += [f"ustc-community/dfine_{size}_obj2coco", f"ustc-community/dfine-{long}-obj2coco"]
-    if size in ("n", "l"):  # these obj2coco releases carry the fine-tuning length in their name
-        ids += [f"ustc-community/dfine_{size}_obj2coco_e25", f"ustc-community/dfine-{long}-obj2coco-e25"]
-    ids += [f"ustc-community/dfine_{size}_obj365", f"ustc-community/dfine-{long}-obj365"]
-    return tuple(ids)
+    return tuple(s for sources in releases_for(size).values() for s in sources if "/" in s)
 
 
 def dfine_config(size: str, num_classes: int) -> Any:
@@ -196,7 +214,8 @@ def _dfine_class() -> type:
     return DFineForObjectDetection
 
 
-def _family(size: str) -> FamilyBuilder:
+def dfine_family(size: str) -> FamilyBuilder:
+    """How D-FINE-``size`` is built and loaded (shared with the trained fixture)."""
     return FamilyBuilder(
         make_config=lambda num_classes: dfine_config(size, num_classes),
         model_class=_dfine_class,
@@ -208,7 +227,7 @@ def _family(size: str) -> FamilyBuilder:
 
 
 def _factory(size: str):
-    family = _family(size)
+    family = dfine_family(size)
 
     def factory(spec: ModelSpec, **options: Any) -> DetectorAdapter:
         return build_adapter(spec, family, **options)
@@ -293,6 +312,7 @@ def _register() -> None:
                 name=f"dfine_{size}",
                 family="dfine",
                 hub_ids=hub_ids_for(size),
+                releases=releases_for(size),
                 weights_formats=("random-init", "hub", "local", "official"),
                 description=f"D-FINE-{size.upper()} (HGNetv2 {DFINE_SIZES[size]['backbone']}), "
                 "transformers DFine",
@@ -305,6 +325,7 @@ def _register() -> None:
             ModelSpec(
                 name=f"deim_dfine_{size}",
                 family="deim",
+                releases=deim_releases_for(size),
                 weights_formats=("random-init", "local", "official"),
                 description=f"DEIM-D-FINE-{size.upper()}: DEIM-trained weights on the D-FINE-{size.upper()} "
                 "architecture (official DEIM .pth load through the D-FINE converter)",
@@ -325,6 +346,7 @@ def _register() -> None:
             num_queries=300,
             detections_per_image=300,
             hub_ids=("Intellindust/DEIMv2_HGNetv2_N_COCO",),
+            releases={"coco": ("Intellindust/DEIMv2_HGNetv2_N_COCO",)},
             description="DEIMv2-N (HGNetv2 B0) through transformers' Deimv2ForObjectDetection",
         ),
         lambda spec, **options: build_adapter(spec, _deimv2_family(), **options),

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from PIL import Image as PILImage
+from safetensors import SafetensorError
 
 from dfine_bench.adapters.base import (
     Detections,
@@ -32,6 +33,7 @@ from dfine_bench.adapters.base import (
     RawOutputs,
     WeightsInfo,
 )
+from dfine_bench.adapters.imports import explain_import_error
 from dfine_bench.adapters.labels import label_set_for, label_to_category
 from dfine_bench.adapters.weights import (
     AUTO,
@@ -48,7 +50,7 @@ from dfine_bench.adapters.weights import (
     sha256_files,
     snapshot_revision,
 )
-from dfine_bench.errors import CheckpointError, DfineBenchError
+from dfine_bench.errors import CheckpointError, DependencyError, DfineBenchError
 
 log = logging.getLogger(__name__)
 
@@ -240,8 +242,15 @@ class FamilyBuilder:
     num_classes_of: Callable[[Mapping[str, torch.Tensor]], int | None] | None = None
     reinit_convs: bool = False
 
+    def resolved_class(self) -> type:
+        """The model class; a broken import below transformers is named with its cause and fix."""
+        try:
+            return self.model_class()
+        except ImportError as exc:  # transformers' lazy import hides the cause; find it
+            raise DependencyError(explain_import_error("transformers", exc)) from exc
+
     def make_model(self, num_classes: int) -> torch.nn.Module:
-        return self.model_class()(self.make_config(num_classes))
+        return self.resolved_class()(self.make_config(num_classes))
 
     def from_pretrained(self, directory: Path, num_classes: int, source: str) -> torch.nn.Module:
         """Load a ``save_pretrained`` directory into *our* architecture, failing on any misfit.
@@ -254,15 +263,20 @@ class FamilyBuilder:
         verbosity = transformers.logging.get_verbosity()
         transformers.logging.set_verbosity_error()  # our error lists the misfit; skip its long table
         try:
-            model, info = self.model_class().from_pretrained(
+            model, info = self.resolved_class().from_pretrained(
                 str(directory),
                 config=self.make_config(num_classes),
                 output_loading_info=True,
                 ignore_mismatched_sizes=True,
                 local_files_only=True,
+                # fp32 whatever the file holds: an fp16 checkpoint (e.g. the committed fixture) would
+                # otherwise make an fp16 model, and precision is the backend's choice, not the file's
+                dtype=torch.float32,
             )
-        except (OSError, ValueError, RuntimeError) as exc:
-            raise CheckpointError(f"weights {source} could not be loaded: {exc}") from exc
+        except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
+            # one line: a truncated file's error spans several (safetensors' "incomplete metadata")
+            reason = " ".join(str(exc).split())
+            raise CheckpointError(f"weights {source} could not be loaded: {reason}") from exc
         finally:
             transformers.logging.set_verbosity(verbosity)
         check_loading_info(info, source)
@@ -350,6 +364,8 @@ def build_adapter(
             identifier=request.value,
             sha256=sha256_files(found.files),
             revision=(revision or snapshot_revision(directory)) if request.kind == "hub" else None,
+            # a hub id listed in the spec's release data is that release; a local directory may hold anything
+            release=spec.release_of(request.value) if request.kind == "hub" else None,
         )
     else:  # a checkpoint file
         assert request.value is not None
@@ -371,7 +387,8 @@ def _load_file(
         nc = num_classes or official_nc or spec.num_classes
         model = family.make_model(nc)
         load_state_dict_strict(model, state, str(path))
-        return model, nc, dataclasses.replace(info, source="official")
+        # an official checkpoint under a release's own file name is that release (the spec's data)
+        return model, nc, dataclasses.replace(info, source="official", release=spec.release_of(str(path)))
     if not (
         isinstance(loaded, Mapping) and loaded and all(isinstance(v, torch.Tensor) for v in loaded.values())
     ):

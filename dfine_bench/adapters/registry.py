@@ -6,6 +6,14 @@ targets are called once (or simply imported, if they are modules) to register mo
 
     [project.entry-points."dfine_bench.adapters"]
     my_detector = "my_pkg.adapter:register"
+
+Names may carry a timm-style release tag: ``create_model("dfine_s.obj2coco")`` builds
+``dfine_s`` with the weights of its ``obj2coco`` release (``ModelSpec.releases``).
+
+Reading specs is cheap: ``list_models`` / ``get_spec`` use the generated index of the built-in
+specs (``_model_index.py``, checked against the family modules' sources) and import no torch;
+the family modules themselves are imported only when a model is built, or when the index is out
+of date.
 """
 
 from __future__ import annotations
@@ -15,48 +23,67 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dfine_bench.adapters.base import AdapterFactory, DetectorAdapter, ModelSpec
-from dfine_bench.errors import UnknownNameError
+from dfine_bench.adapters.spec import ModelSpec, split_tag
+from dfine_bench.errors import ConfigError, UnknownNameError
+
+if TYPE_CHECKING:
+    from dfine_bench.adapters.base import AdapterFactory, DetectorAdapter
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "dfine_bench.adapters"
+RANDOM_INIT = "random-init"
 
-#: Modules of the built-in families; imported on first use so ``import dfine_bench`` stays cheap.
+#: Modules of the built-in families; imported on first build so ``import dfine_bench`` stays cheap.
 _BUILTIN_MODULES = (
     "dfine_bench.adapters.dfine",
+    "dfine_bench.adapters.fixture",
     "dfine_bench.adapters.rtdetr",
     "dfine_bench.adapters.detr_family",
     "dfine_bench.adapters.yolo",
+    "dfine_bench.adapters.fdr_variants",
 )
 
 
 @dataclass(frozen=True)
 class RegisteredModel:
     spec: ModelSpec
-    factory: AdapterFactory
+    factory: AdapterFactory | None  # None: known from the index, family module not imported yet
     origin: str  # "builtin" or the entry point's name
 
 
 _REGISTRY: dict[str, RegisteredModel] = {}
+_INDEXED: set[str] = set()  # names whose spec (and parameter count) came from the model index
 _LOAD_ERRORS: dict[str, str] = {}
-_loaded = False
+_loaded = False  # plug-ins discovered (tests reset it to discover a new one)
+_builtins_loaded = False
 
 
 def register_model(spec: ModelSpec, factory: AdapterFactory, *, origin: str = "builtin") -> None:
     """Add a model. ``factory(spec, weights=..., num_classes=..., **options)`` builds its adapter."""
-    if spec.name in _REGISTRY and _REGISTRY[spec.name].factory is not factory:
-        raise ValueError(f"model {spec.name!r} is already registered by {_REGISTRY[spec.name].origin}")
+    old = _REGISTRY.get(spec.name)
+    if old is not None and old.factory is not None and old.factory is not factory:
+        raise ValueError(f"model {spec.name!r} is already registered by {old.origin}")
+    if old is not None and old.factory is None and spec.num_parameters is None:
+        # the index measured this model's parameter count: keep it (the family module need not)
+        spec = _with_count(spec, old.spec.num_parameters)
     _REGISTRY[spec.name] = RegisteredModel(spec=spec, factory=factory, origin=origin)
 
 
-def _ensure_loaded() -> None:
-    global _loaded
-    if _loaded:
+def _with_count(spec: ModelSpec, count: int | None) -> ModelSpec:
+    from dataclasses import replace
+
+    return replace(spec, num_parameters=count) if count is not None else spec
+
+
+def _load_builtins() -> None:
+    """Import the built-in family modules (torch, transformers): their real factories register."""
+    global _builtins_loaded
+    if _builtins_loaded:
         return
-    _loaded = True
+    _builtins_loaded = True
     for module in _BUILTIN_MODULES:
         try:
             importlib.import_module(module)
@@ -65,6 +92,13 @@ def _ensure_loaded() -> None:
                 continue
             _LOAD_ERRORS[module] = str(exc)
             log.debug("adapter module %s not loaded: %s", module, exc)
+
+
+def _load_plugins() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             target: Any = ep.load()
@@ -75,44 +109,129 @@ def _ensure_loaded() -> None:
             log.warning("could not load adapter entry point %r (%s): %s", ep.name, ep.value, exc)
 
 
+def _ensure_specs() -> None:
+    """Every spec known: built-ins from the index when it is current (no torch), else imported."""
+    if not _builtins_loaded:
+        from dfine_bench.adapters.model_index import builtin_specs
+
+        specs = builtin_specs(_BUILTIN_MODULES)
+        if specs is None:
+            _load_builtins()
+        else:
+            for spec in specs:
+                if spec.name not in _REGISTRY:
+                    _REGISTRY[spec.name] = RegisteredModel(spec=spec, factory=None, origin="builtin")
+                    _INDEXED.add(spec.name)
+    _load_plugins()
+
+
+def _ensure_loaded() -> None:
+    """Every model buildable: the built-in family modules imported, plug-ins loaded."""
+    _load_builtins()
+    _load_plugins()
+
+
 def load_errors() -> dict[str, str]:
     """Adapter modules or plug-ins that failed to load, with the reason (shown by ``list``)."""
-    _ensure_loaded()
+    _ensure_specs()
     return dict(_LOAD_ERRORS)
 
 
 def list_models(family: str | None = None) -> list[str]:
-    _ensure_loaded()
+    _ensure_specs()
     names = [n for n, m in _REGISTRY.items() if family is None or m.spec.family == family]
     return sorted(names)
 
 
+def from_index(name: str) -> bool:
+    """Whether ``name``'s spec came from the model index (its count was measured, or found
+    impossible, when the index was written: no need to build it again)."""
+    _ensure_specs()
+    return name in _INDEXED
+
+
+def list_releases(name: str) -> list[str]:
+    """The release-tagged names of a model (``dfine_s.coco``, ``dfine_s.obj2coco``, ...)."""
+    spec = get_spec(name)
+    return [f"{spec.name}.{tag}" for tag in spec.releases]
+
+
 def get_registered(name: str) -> RegisteredModel:
-    _ensure_loaded()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownNameError("model", name, _REGISTRY) from None
+    """The registry entry of ``name`` (a release tag is ignored here); its factory is loaded."""
+    base, _ = split_tag(name)
+    _ensure_specs()
+    entry = _REGISTRY.get(base)
+    if entry is not None and entry.factory is None:
+        _ensure_loaded()
+        entry = _REGISTRY.get(base)
+    if entry is None or entry.factory is None:
+        if base.endswith("+fdr"):  # an FDR variant of a baseline that has none: say why
+            from dfine_bench.adapters.fdr_variants import variant_of
+
+            variant_of(base[: -len("+fdr")])
+        raise UnknownNameError("model", name, _REGISTRY)
+    return entry
 
 
 def get_spec(name: str) -> ModelSpec:
-    return get_registered(name).spec
+    """The spec of ``name`` (``dfine_s`` or ``dfine_s.obj2coco``), without importing its family."""
+    base, tag = split_tag(name)
+    _ensure_specs()
+    try:
+        spec = _REGISTRY[base].spec
+    except KeyError:
+        if base.endswith("+fdr"):  # an FDR variant of a baseline that has none: say why
+            from dfine_bench.adapters.fdr_variants import variant_of
+
+            variant_of(base[: -len("+fdr")])
+        raise UnknownNameError("model", name, _REGISTRY) from None
+    if tag is not None and tag not in spec.releases:
+        raise UnknownNameError(f"release of {base}", tag, spec.releases)
+    return spec
+
+
+def release_weights(name: str, weights: str | None = None) -> str | None:
+    """The ``weights=`` a tagged name implies: its release's first hub id (one already in the HF
+    cache preferred). None for an untagged name. A tag with other explicit weights is an error."""
+    base, tag = split_tag(name)
+    if tag is None:
+        return None
+    spec = get_spec(name)
+    hub_ids = [s for s in spec.releases[tag] if "/" in s]
+    if weights not in (None, "auto") and weights not in spec.releases[tag]:
+        raise ConfigError(
+            f"model {name!r} names the {tag} release of {base}, but weights={weights!r} was given too: "
+            f"use the plain name {base!r} with those weights, or drop weights"
+        )
+    if weights in spec.releases[tag]:
+        return weights
+    if not hub_ids:
+        raise ConfigError(
+            f"the {tag} release of {base} has no hub id (only official files: "
+            f"{', '.join(spec.releases[tag])}); pass weights=<path to that file> with the model {base!r}"
+        )
+    from dfine_bench.adapters.weights import cached_snapshot
+
+    return next((h for h in hub_ids if cached_snapshot(h) is not None), hub_ids[0])
 
 
 def create_model(
     name: str,
-    weights: str = "random-init",
+    weights: str | None = None,
     num_classes: int | None = None,
     **options: Any,
 ) -> DetectorAdapter:
     """Build a registered model's adapter in eval mode.
 
-    ``weights``: ``random-init`` (with ``seed=``), ``auto`` (the HF cache if it holds the
-    model's hub weights, else random-init), a hub id, a local ``save_pretrained`` directory,
-    or a checkpoint file (official D-FINE ``.pth`` or ``.safetensors``).
+    ``weights``: ``random-init`` (the default, with ``seed=``), ``auto`` (the HF cache if it
+    holds the model's hub weights, else random-init), a hub id, a local ``save_pretrained``
+    directory, or a checkpoint file (official D-FINE ``.pth`` or ``.safetensors``). A
+    release-tagged name (``dfine_s.obj2coco``) loads that release's weights instead.
     """
     entry = get_registered(name)
-    adapter = entry.factory(entry.spec, weights=weights, num_classes=num_classes, **options)
+    assert entry.factory is not None  # get_registered loads it
+    chosen = release_weights(name, weights) or weights or RANDOM_INIT
+    adapter = entry.factory(entry.spec, weights=chosen, num_classes=num_classes, **options)
     return adapter.eval()
 
 
@@ -123,4 +242,4 @@ def unregister_model(name: str) -> None:
 
 def registered_factories() -> dict[str, Callable[..., DetectorAdapter]]:
     _ensure_loaded()
-    return {n: m.factory for n, m in _REGISTRY.items()}
+    return {n: m.factory for n, m in _REGISTRY.items() if m.factory is not None}

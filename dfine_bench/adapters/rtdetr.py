@@ -86,12 +86,12 @@ def _register() -> None:
         for v2 in (False, True):
             family = _family(depth, v2)
             name = f"rtdetr{'v2' if v2 else ''}_{depth}"
-            if v2:
-                hub_ids: tuple[str, ...] = (f"PekingU/rtdetr_v2_{depth}vd",)
-            else:
-                hub_ids = (f"PekingU/rtdetr_{depth}vd",)
-                if depth != "r34":  # Objects365-pretrained, COCO fine-tuned releases
-                    hub_ids += (f"PekingU/rtdetr_{depth}vd_coco_o365",)
+            releases: dict[str, tuple[str, ...]] = {
+                "coco": (f"PekingU/rtdetr{'_v2' if v2 else ''}_{depth}vd",)
+            }
+            if not v2 and depth != "r34":  # Objects365-pretrained, COCO fine-tuned releases
+                releases["obj2coco"] = (f"PekingU/rtdetr_{depth}vd_coco_o365",)
+            hub_ids = tuple(h for ids in releases.values() for h in ids)
 
             def factory(spec: ModelSpec, _family: FamilyBuilder = family, **options: Any) -> DetectorAdapter:
                 return build_adapter(spec, _family, **options)
@@ -105,6 +105,7 @@ def _register() -> None:
                     num_queries=300,
                     detections_per_image=300,
                     hub_ids=hub_ids,
+                    releases=releases,
                     description=f"RT-DETR{'v2' if v2 else ''}-{depth.upper()} (ResNet-vd), transformers",
                     extra={"paper_params_m": PAPER_PARAMS_M[depth]},
                 ),

@@ -13,6 +13,12 @@ hash and tolerances, the git revision, the device and the package versions.
 (``dfine_bench.checks.gate``) compares like with like. ``load_baseline`` refuses anything it
 cannot vouch for (a corrupt file, another format or record schema version) with a
 ``BaselineError`` naming the file, the field and the fix.
+
+A baseline holds finite numbers only: ``save_baseline`` and ``load_baseline`` refuse a NaN or an
+infinite metric or latency sample (``check_finite``), naming the record and the metric, because a
+NaN in a baseline would make every comparison with it false and so switch the gate off.
+Baselines saved from records of schema version 1 still load (their entries hold no deviations,
+the one thing version 2 changed).
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import numpy as np
 
 from dfine_bench import __version__
 from dfine_bench.errors import DfineBenchError
-from dfine_bench.records.schema import SCHEMA_VERSION, ResultRecord, SchemaVersionError
+from dfine_bench.records.schema import READABLE_VERSIONS, SCHEMA_VERSION, ResultRecord, SchemaVersionError
 from dfine_bench.records.store import RunStore, load_records, newest_run
 from dfine_bench.utils.files import atomic_write_text
 
@@ -148,19 +154,24 @@ class RunData:
 
 # -- records -> entries -----------------------------------------------------------------
 def _compact(v: Any) -> float | None:
-    """A metric value as a JSON-safe float with 10 significant digits (parameter counts stay exact)."""
+    """A metric value as a float with 10 significant digits (parameter counts stay exact).
+
+    A NaN or infinity stays what it is: the gate fails it in a run, and a baseline refuses it
+    (``check_finite``); turning it into ``None`` would make it look "not measured"."""
     if v is None:
         return None
     f = float(v)
     if not math.isfinite(f):
-        return None
+        return f
     return float(f"{f:.10g}")
 
 
 def compact_samples(samples: Iterable[float]) -> tuple[list[float], str, int]:
-    """The samples themselves, or ``QUANTILES`` evenly spaced quantiles past ``MAX_SAMPLES``."""
+    """The samples themselves, or ``QUANTILES`` evenly spaced quantiles past ``MAX_SAMPLES``.
+
+    Non-finite samples are kept (a NaN among them makes the quantiles NaN): dropping them would
+    let a run whose timer returned NaN pass on its remaining samples."""
     arr = np.asarray([float(s) for s in samples], dtype=np.float64)
-    arr = arr[np.isfinite(arr)]
     if arr.size <= MAX_SAMPLES:
         return arr.tolist(), "samples", int(arr.size)
     q = np.quantile(arr, np.linspace(0.0, 1.0, QUANTILES))
@@ -202,6 +213,23 @@ def entries_from_records(records: Iterable[ResultRecord]) -> dict[str, Entry]:
     return out
 
 
+def check_finite(entries: Mapping[str, Entry], where: str) -> None:
+    """Refuse a NaN or infinite metric value or latency sample in a baseline's entries."""
+    for rid, e in entries.items():
+        for name, value in e.metrics.items():
+            if value is not None and not math.isfinite(value):
+                raise BaselineError(
+                    f"{where}: records[{rid!r}] metric {name!r} is {value}, not a finite number: a baseline "
+                    "must hold real measurements; fix the run (re-run the task) and save the baseline again"
+                )
+        bad = [s for s in e.samples_ms or [] if not math.isfinite(s)]
+        if bad:
+            raise BaselineError(
+                f"{where}: records[{rid!r}] has {len(bad)} latency sample(s) that are not finite numbers "
+                f"({bad[0]}): re-run the latency task and save the baseline again"
+            )
+
+
 def noisy_latencies(entries: Mapping[str, Entry], max_spread: float = 1.5) -> dict[str, float]:
     """Latency records whose p90 / median exceeds ``max_spread``: a baseline saved on a busy machine."""
     out: dict[str, float] = {}
@@ -232,8 +260,8 @@ def load_run(run: str | os.PathLike[str] | None, results_dir: str | os.PathLike[
         records = load_records([run_dir], strict=True)
     except SchemaVersionError as exc:
         raise BaselineError(
-            f"{run_dir} holds records of schema version {exc.found!r}; this dfine-bench reads version "
-            f"{SCHEMA_VERSION}: re-run the suite with this version"
+            f"{run_dir} holds records of schema version {exc.found!r}; this dfine-bench reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}: re-run the suite with this version"
         ) from None
     except ValueError as exc:
         raise BaselineError(f"{run_dir}: {exc}") from None
@@ -245,7 +273,8 @@ def load_run(run: str | os.PathLike[str] | None, results_dir: str | os.PathLike[
 
 # -- saving -----------------------------------------------------------------------------
 def build_baseline(run: RunData) -> dict[str, Any]:
-    """The baseline document for a run (see the module docstring)."""
+    """The baseline document for a run (see the module docstring); a non-finite number is an error."""
+    check_finite(run.entries, f"run {run.run_dir}")
     env = run.records[0].environment if run.records else {}
     devices = sorted({str(e.setup.get("device_name")) for e in run.entries.values() if e.setup})
     provenance = {
@@ -322,11 +351,11 @@ def parse_baseline(doc: Any, path: Path | None = None) -> Baseline:
             f"{BASELINE_FORMAT_VERSION}: {resave}"
         )
     record_version = doc.get("record_schema_version")
-    if record_version != SCHEMA_VERSION:
+    if record_version not in READABLE_VERSIONS:
         raise BaselineError(
             f"{name}: saved from records of schema version {record_version!r}, but this dfine-bench "
-            f"writes schema version {SCHEMA_VERSION}; the numbers may mean other things: run the suite "
-            f"with this version and {resave}"
+            f"reads schema versions {', '.join(map(str, READABLE_VERSIONS))}; the numbers may mean other "
+            f"things: run the suite with this version and {resave}"
         )
     provenance = _require(doc, "provenance", dict, name)
     tolerances = doc.get("tolerances") or {}
@@ -368,6 +397,7 @@ def parse_baseline(doc: Any, path: Path | None = None) -> Baseline:
             samples_kind=raw.get("samples_kind"),
             samples_n=raw.get("samples_n"),
         )
+    check_finite(entries, name)
     return Baseline(
         entries=entries,
         provenance=provenance,

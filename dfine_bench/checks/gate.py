@@ -20,8 +20,20 @@ Latency and throughput also need the same machine: the same ``device_name`` and 
 not compared" rows, so accuracy, params and GFLOPs are still gated on another machine
 (GitHub-hosted runners, whose CPU model varies from run to run).
 
-Rules per metric (tolerances: ``DEFAULT_TOLERANCES``, overridden by the baseline's own, then
-by the run's ``suite.tolerances`` from its ``run.json``, then by ``--tolerance``):
+Which rule judges a metric, and its default tolerance, come from the metric catalogue
+(``dfine_bench.records.metrics``: ``MetricDef.gate`` and ``.tolerance``); a baseline metric the
+catalogue does not know is an error before anything is compared (exit 2), never silently not
+gated. Tolerances: the catalogue's defaults, overridden by the baseline's own (saved with it from
+the suite's ``suite.tolerances``), then by ``--tolerance``. The run under test never sets its own
+tolerances: its ``suite.tolerances`` are ignored (a note says so when they differ), so a run cannot
+loosen the gate that judges it.
+
+Non-finite numbers never pass: a baseline holding a NaN or an infinity is refused (``BaselineError``,
+exit 2, naming the record and metric), and a NaN or infinite metric or latency sample in the run
+under test is a failure (``WORSE``), never "within". A gated metric the baseline has no value for
+cannot be compared (exit 2), rather than passing as "not gated".
+
+Rules per ``MetricDef.gate``:
 
 * COCO stats (``AP``, ``AP50``, ... ``ARl``; percent): absolute. Worse when the value drops by
   more than the tolerance (default 0.3 points); a rise beyond it is reported as better.
@@ -79,8 +91,17 @@ from typing import Any
 import numpy as np
 from scipy.stats import mannwhitneyu
 
-from dfine_bench.checks.baseline import DATASET_KEYS, WEIGHTS_KEYS, Baseline, BaselineError, Entry, RunData
-from dfine_bench.records.metrics import COCO_STATS, METRICS
+from dfine_bench.checks.baseline import (
+    DATASET_KEYS,
+    WEIGHTS_KEYS,
+    Baseline,
+    BaselineError,
+    Entry,
+    RunData,
+    check_finite,
+)
+from dfine_bench.records import metrics as catalogue
+from dfine_bench.records.metrics import find_metric, list_metrics
 
 # -- verdicts ---------------------------------------------------------------------------
 OK = "ok"
@@ -100,19 +121,42 @@ BAND_QUANTILE = 75
 GFLOPS_DIGITS = 4
 PARAMS_DECIMALS = 6
 
-TIMING_METRICS = ("latency_median", "throughput")
-EXACT_METRICS = ("params", "gflops", "gflops_torch")
-#: Keys of the tolerance table that are settings of the timing rule, not metrics.
+#: Keys of the tolerance table that are settings of the timing rule, not metrics, and their defaults.
 SETTINGS = ("timing_alpha", "timing_min_delta_ms")
+_SETTING_DEFAULTS = {"timing_alpha": 0.01, "timing_min_delta_ms": 0.1}
 
-DEFAULT_TOLERANCES: dict[str, float] = {
-    **dict.fromkeys(COCO_STATS, 0.3),
-    **dict.fromkeys(EXACT_METRICS, 0.0),
-    "latency_median": 0.25,
-    "throughput": 0.25,
-    "timing_alpha": 0.01,
-    "timing_min_delta_ms": 0.1,
-}
+#: The catalogue's gate rules this module implements; a rule it does not know is an error at import.
+_IMPLEMENTED = frozenset(
+    {
+        catalogue.ABSOLUTE,
+        catalogue.EXACT,
+        catalogue.LATENCY,
+        catalogue.THROUGHPUT,
+        catalogue.COUNT,
+        catalogue.INFORMATIONAL,
+    }
+)
+if set(catalogue.GATE_RULES) != _IMPLEMENTED:  # pragma: no cover - a new rule needs code here
+    raise ImportError(f"gate rules {sorted(set(catalogue.GATE_RULES) - _IMPLEMENTED)} have no implementation")
+
+
+def timing_metrics() -> list[str]:
+    """Metrics gated by a timing rule (``latency`` / ``throughput``): not compared across machines."""
+    return [*list_metrics(gate=catalogue.LATENCY), *list_metrics(gate=catalogue.THROUGHPUT)]
+
+
+def default_tolerances() -> dict[str, float]:
+    """Every tolerance key with its default: each tolerance-ruled metric's, then the timing settings."""
+    out = {
+        name: float(find_metric(name).tolerance or 0.0)  # type: ignore[union-attr]
+        for name in list_metrics()
+        if find_metric(name).gate in catalogue.TOLERANCE_RULES  # type: ignore[union-attr]
+    }
+    return {**out, **_SETTING_DEFAULTS}
+
+
+#: The defaults of the built-in catalogue (``default_tolerances()`` includes plug-in metrics).
+DEFAULT_TOLERANCES: dict[str, float] = default_tolerances()
 
 _TIMING_TASKS = ("latency", "throughput")
 _SETUP_FIELDS = ("device", "backend", "dtype", "batch_size", "input_size", "timed", "protocol", "engine")
@@ -174,7 +218,9 @@ class CheckResult:
 
 # -- tolerances -------------------------------------------------------------------------
 def gated_metric(name: str) -> bool:
-    return name in COCO_STATS or name in EXACT_METRICS or name in TIMING_METRICS
+    """Whether ``_compare_metrics`` compares ``name`` with a tolerance rule (image counts have theirs)."""
+    d = find_metric(name)
+    return d is not None and d.gate in catalogue.TOLERANCE_RULES
 
 
 def resolve_tolerances(
@@ -184,12 +230,13 @@ def resolve_tolerances(
 
     ``layers`` are ``(source, table)`` pairs, e.g. ``("suite.tolerances in run.json", {...})``.
     """
-    values = dict(DEFAULT_TOLERANCES)
-    sources = dict.fromkeys(DEFAULT_TOLERANCES, "default")
+    defaults = default_tolerances()
+    values = dict(defaults)
+    sources = dict.fromkeys(defaults, "default")
     for source, table in layers:
         for key, raw in (table or {}).items():
-            if key not in DEFAULT_TOLERANCES:
-                metrics = ", ".join(k for k in DEFAULT_TOLERANCES if k not in SETTINGS)
+            if key not in defaults:
+                metrics = ", ".join(k for k in defaults if k not in SETTINGS)
                 valid = f"{metrics}; settings of the timing rule: {', '.join(SETTINGS)}"
                 raise BaselineError(
                     f"{source}: tolerance for {key!r}, which the gate does not check; valid keys: {valid}"
@@ -220,8 +267,17 @@ def fmt_value(v: Any) -> str:
 
 
 def _unit(metric: str) -> str:
-    d = METRICS.get(metric)
+    d = find_metric(metric)
     return d.unit if d else ""
+
+
+def _finite(v: float | None) -> bool:
+    return v is None or math.isfinite(v)
+
+
+def _not_finite_row(rid: str, metric: str, b: float | str | None, n: float | str | None, what: str) -> Row:
+    why = f"{what} is not a finite number: a NaN or infinite measurement is a failure, never within tolerance"
+    return Row(rid, metric, b, n, WORSE, why, _unit(metric))
 
 
 def _median_upper(entry: Entry) -> tuple[float | None, float | None]:
@@ -239,8 +295,13 @@ def _median_upper(entry: Entry) -> tuple[float | None, float | None]:
 def check_latency(base: Entry, new: Entry, tol: float, alpha: float, min_delta_ms: float) -> Row:
     """The noise-aware latency rule (see the module docstring)."""
     rid, metric = new.record_id, "latency_median"
+    bad = [s for s in new.samples_ms or [] if not math.isfinite(s)]
+    if bad:
+        return _not_finite_row(rid, metric, None, None, f"{len(bad)} latency sample(s) of the run ({bad[0]})")
     b_med, b_up = _median_upper(base)
     n_med, _ = _median_upper(new)
+    if not _finite(n_med):
+        return _not_finite_row(rid, metric, b_med, n_med, "the run's median latency")
     if b_med is None or n_med is None:
         side = "baseline" if b_med is None else "run"
         return Row(rid, metric, b_med, n_med, CANNOT, f"no latency samples or median in the {side}", "ms")
@@ -284,6 +345,8 @@ def check_throughput(
     """Throughput against a band widened by the baseline's latency spread (see the module docstring)."""
     rid, metric = new.record_id, "throughput"
     b, n = base.metrics.get(metric), new.metrics.get(metric)
+    if not _finite(n):
+        return _not_finite_row(rid, metric, b, n, "the run's throughput")
     if b is None or n is None or b <= 0:
         side = "baseline" if b is None or b <= 0 else "run"
         return Row(rid, metric, b, n, CANNOT, f"no throughput value in the {side}", "img/s")
@@ -321,8 +384,12 @@ def check_absolute(rid: str, metric: str, b: float, n: float, tol: float) -> Row
     return Row(rid, metric, b, n, OK, why, unit, changed)
 
 
+def _counts_parameters(metric: str) -> bool:
+    return _unit(metric) == "M"  # params, params_total: exact parameter counts in millions
+
+
 def _rounded(metric: str, v: float) -> float:
-    if metric == "params":
+    if _counts_parameters(metric):
         return round(v, PARAMS_DECIMALS)
     return float(f"{v:.{GFLOPS_DIGITS}g}")
 
@@ -331,10 +398,10 @@ def check_exact(rid: str, metric: str, b: float, n: float, tol: float) -> Row:
     """Params / GFLOPs: equal after rounding (or within an absolute ``tol``), in either direction."""
     rb, rn = _rounded(metric, b), _rounded(metric, n)
     unit = _unit(metric)
-    rule = "M to 6 decimals" if metric == "params" else f"{GFLOPS_DIGITS} significant digits"
+    rule = "M to 6 decimals" if _counts_parameters(metric) else f"{GFLOPS_DIGITS} significant digits"
     if abs(rn - rb) > tol + 1e-12:
         why = f"changed by {rn - rb:+.6g} {unit} (compared at {rule}; must be equal)"
-        if metric == "params":
+        if _counts_parameters(metric):
             why += f": {round((rn - rb) * 1e6):+d} parameters"
         return Row(rid, metric, b, n, CHANGED, why, unit)
     return Row(rid, metric, b, n, OK, f"equal at {rule}", unit, changed=rb != rn)
@@ -348,6 +415,13 @@ def check_images(base: Entry, new: Entry) -> list[Row]:
         if metric in base.metrics and metric not in new.metrics:
             why = "metric missing in the run"
             rows.append(Row(rid, metric, base.metrics[metric], None, CANNOT, why, "count"))
+    if rows:
+        return rows
+    for metric in ("images_failed", "images_skipped", "images_seen"):
+        if not _finite(new.metrics.get(metric)):
+            rows.append(
+                _not_finite_row(rid, metric, base.metrics.get(metric), new.metrics.get(metric), metric)
+            )
     if rows:
         return rows
     bf, nf = base.metrics.get("images_failed") or 0, new.metrics.get("images_failed") or 0
@@ -470,11 +544,14 @@ def compare(
     tolerances: Mapping[str, float] | None = None,
     allow_other_device: bool = False,
 ) -> CheckResult:
-    """Compare ``run`` with ``baseline``; see the module docstring for every rule."""
-    layers: list[tuple[str, Mapping[str, float]]] = [
-        (f"{baseline.label}: tolerances", baseline.tolerances),
-        (f"{run.run_dir}/run.json: suite.tolerances", run.suite_tolerances),
-    ]
+    """Compare ``run`` with ``baseline``; see the module docstring for every rule.
+
+    ``tolerances`` (``--tolerance``) override the baseline's; the run's own ``suite.tolerances``
+    are never used (the run under test cannot loosen its own gate).
+    """
+    _check_catalogue(baseline)
+    check_finite(baseline.entries, baseline.label)
+    layers: list[tuple[str, Mapping[str, float]]] = [(f"{baseline.label}: tolerances", baseline.tolerances)]
     if tolerances:
         layers.append(("--tolerance", tolerances))
     tol, sources = resolve_tolerances(layers)
@@ -535,7 +612,7 @@ def compare(
                 machine_diffs.setdefault((key, repr(b), repr(n)), []).append(rid)
             if allow_other_device:
                 what = "; ".join(f"{k} {b!r} -> {n!r}" for k, b, n in machine)
-                for metric in TIMING_METRICS:
+                for metric in timing_metrics():
                     if metric in base.metrics:
                         result.rows.append(
                             Row(
@@ -560,14 +637,14 @@ def compare(
         else:
             result.problems.append(f"another setup: {text}")
     if machine_diffs:
-        text = _group(machine_diffs)
+        grouped = _group(machine_diffs)
         if allow_other_device:
-            result.notes.extend(f"timings not compared: {d}" for d in text)
+            result.notes.extend(f"timings not compared: {d}" for d in grouped)
         else:
             result.problems.extend(
                 f"another machine: {d}; timings of two machines do not compare: save a baseline on this "
                 "machine, or pass --allow-other-device to gate only accuracy, params and GFLOPs"
-                for d in text
+                for d in grouped
             )
     unclean = [r.record_id for r in result.rows if r.metric == "status" and r.verdict == OK]
     if unclean:
@@ -577,7 +654,31 @@ def compare(
         )
     result.notes.extend(_weights_note(baseline))
     result.notes.extend(_version_notes(baseline, run))
+    result.notes.extend(_ignored_run_tolerances(run, tol))
     return result
+
+
+def _check_catalogue(baseline: Baseline) -> None:
+    """Every metric the baseline holds must be in the catalogue (so that it has a gate rule)."""
+    unknown = sorted({m for e in baseline.entries.values() for m in e.metrics if find_metric(m) is None})
+    if unknown:
+        raise BaselineError(
+            f"{baseline.label}: metric(s) {', '.join(unknown)} are not in the metric catalogue, so no gate "
+            "rule says how to compare them: register each with dfine_bench.records.metrics.register_metric "
+            "(installing the plug-in that defines them), or re-save the baseline"
+        )
+
+
+def _ignored_run_tolerances(run: RunData, used: Mapping[str, float]) -> list[str]:
+    """A note when the run's own suite.tolerances differ from the ones it was judged with."""
+    differ = {k: v for k, v in run.suite_tolerances.items() if used.get(k) != v}
+    if not differ:
+        return []
+    shown = ", ".join(f"{k}={v:g}" for k, v in differ.items())
+    return [
+        f"the run's own suite.tolerances ({shown}) are not used: a run is judged by the baseline's "
+        "tolerances and --tolerance only (re-save the baseline to change them)"
+    ]
 
 
 def _compare_metrics(
@@ -590,27 +691,34 @@ def _compare_metrics(
     for metric, b in base.metrics.items():
         if not gated_metric(metric):
             continue
+        rule = find_metric(metric).gate  # type: ignore[union-attr]
         n = new.metrics.get(metric)
         if metric not in new.metrics:
             rows.append(
                 Row(rid, metric, b, None, CANNOT, "metric missing in the run", _unit(metric), changed=True)
             )
             continue
-        if metric == "latency_median":
+        if rule == catalogue.LATENCY:
             rows.append(check_latency(base, new, tol[metric], alpha, floor))
             continue
-        if metric == "throughput":
+        if rule == catalogue.THROUGHPUT:
             rows.append(check_throughput(base, new, _latency_of(baseline, base), tol[metric], floor))
             continue
         if b is None and n is None:
             continue
+        if not _finite(n):
+            rows.append(_not_finite_row(rid, metric, b, n, f"the run's {metric}"))
+            continue
         if b is None:
-            rows.append(Row(rid, metric, b, n, OK, "no baseline value (not gated)", _unit(metric)))
+            why = (
+                "the baseline has no value: cannot gate it (re-save the baseline from a run that measured it)"
+            )
+            rows.append(Row(rid, metric, b, n, CANNOT, why, _unit(metric)))
             continue
         if n is None:
             rows.append(Row(rid, metric, b, n, CANNOT, "no value in the run", _unit(metric)))
             continue
-        if metric in EXACT_METRICS:
+        if rule == catalogue.EXACT:
             rows.append(check_exact(rid, metric, b, n, tol[metric]))
         else:
             rows.append(check_absolute(rid, metric, b, n, tol[metric]))
@@ -647,6 +755,7 @@ __all__ = [
     "check_latency",
     "check_throughput",
     "compare",
+    "default_tolerances",
     "fmt_value",
     "resolve_tolerances",
 ]

@@ -21,12 +21,9 @@ import pandas as pd
 
 from dfine_bench.claims.model import Claim, ClaimConditions, ClaimSet, load_claims, task_of_metric
 from dfine_bench.errors import UnknownNameError
-from dfine_bench.profiling.protocols import (
-    PAPER_T4,
-    accuracy_deviations,
-    deviations_from_paper,
-    device_matches,
-)
+from dfine_bench.profiling.protocols import accuracy_deviations, device_matches
+from dfine_bench.records import deviations as dev
+from dfine_bench.records.deviations import read_deviations
 from dfine_bench.records.schema import ResultRecord
 
 VERDICTS = ("pass", "fail", "not comparable", "not measured")
@@ -76,19 +73,6 @@ _RELEASE_FILES: tuple[tuple[re.Pattern[str], str], ...] = (
         "deim_dfine_{size}",
     ),
 )
-
-
-def _input_kind_deviations(kind: str) -> frozenset[str]:
-    """The sentence(s) ``deviations_from_paper`` writes for this input kind and nothing else,
-    derived from it so that a reworded sentence there cannot silently stop matching here."""
-    p = PAPER_T4
-    args = (f"NVIDIA {p.reference_device}", p.backend, p.dtype, p.batch_size, p.input_size, p.timed)
-    return frozenset(deviations_from_paper(*args, kind)) - frozenset(
-        deviations_from_paper(*args, p.input_kind)
-    )
-
-
-_FIXED_INPUT = _input_kind_deviations("fixed")
 
 
 @dataclass(frozen=True)
@@ -257,8 +241,10 @@ def _coco_conditions(record: ResultRecord, conditions: ClaimConditions) -> str |
         None,
         coco_images=conditions.coco_images,
         reference_size=conditions.input_size,
+        annotations_sha256=dataset.annotations_sha256,
+        check_annotations=True,  # COCO val2017 is its annotation file's hash, not a name or a count
     )
-    return why[0] if why else None
+    return why[0].text if why else None
 
 
 def _accuracy_conditions(record: ResultRecord, conditions: ClaimConditions) -> str | None:
@@ -309,20 +295,17 @@ def _hardware_deviation(record: ResultRecord, conditions: ClaimConditions) -> st
 
 
 def _input_notes(record: ResultRecord) -> list[str]:
-    """What a comparable latency record still lists as deviating from the paper: in practice the
-    input kind (a fixed tensor instead of COCO images), which does not change the verdict."""
-    s = record.setup
-    size = _input_size(record) or PAPER_T4.input_size
-    others = deviations_from_paper(
-        s.device_name, s.backend, s.dtype, s.batch_size, size, s.timed or "", PAPER_T4.input_kind
-    )
+    """What a comparable latency record still lists as deviating from the paper, beyond its setup
+    (``dev.SETUP_CODES``, judged by ``_hardware_deviation``): in practice the input kind (a fixed
+    tensor instead of COCO images), which does not change the verdict."""
     notes = []
-    for d in s.deviations:
-        if d in others:
+    for d in read_deviations(record.setup.deviations):
+        if d.code in dev.SETUP_CODES:
             continue
-        if d in _FIXED_INPUT:
-            d += " (the paper feeds COCO images; latency barely depends on the content for these models)"
-        notes.append(d)
+        text = d.text
+        if d.code == dev.INPUT_KIND and d.actual == "fixed":
+            text += " (the paper feeds COCO images; latency barely depends on the content for these models)"
+        notes.append(text)
     return notes
 
 

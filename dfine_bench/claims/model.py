@@ -20,19 +20,17 @@ import yaml
 
 from dfine_bench.errors import ConfigError, UnknownNameError
 from dfine_bench.profiling.protocols import PAPER_COCO_IMAGES, PAPER_T4
-from dfine_bench.records.metrics import COCO_STATS, METRICS
+from dfine_bench.records.metrics import CLAIM_KINDS, find_metric, get_metric, list_metrics
 
-#: How a claim is checked (see ``dfine_bench.claims.check``).
-KINDS = ("exact", "tolerance", "hardware", "relative")
-#: Row metrics and the kind each implies.
-ROW_METRIC_KINDS: dict[str, str] = {
-    "params": "exact",
-    "gflops": "exact",
-    **dict.fromkeys(COCO_STATS, "tolerance"),
-    "latency_mean": "hardware",
-    "latency_median": "hardware",
-    "fps": "hardware",
-}
+#: How a claim is checked (see ``dfine_bench.claims.check``): the catalogue's claim kinds + relative.
+KINDS = (*CLAIM_KINDS, "relative")
+
+
+def row_metric_kinds() -> dict[str, str]:
+    """Row metrics and the kind each implies: every catalogue metric with a ``claim_kind``."""
+    return {name: str(get_metric(name).claim_kind) for name in list_metrics() if get_metric(name).claim_kind}
+
+
 RELATIONS = ("less", "greater", "gain", "ratio")
 #: Conditions a relative claim may require of the records it compares, and the record task
 #: (see ``task_of_metric``) each applies to: a condition that cannot bear on the metric is a typo.
@@ -68,14 +66,9 @@ _RELATIVE_KEYS = {
 
 
 def task_of_metric(metric: str) -> str:
-    """The record task that measures ``metric`` (relative claims compare records of this task)."""
-    if metric in ("params", "gflops", "gflops_torch"):
-        return "complexity"
-    if metric.startswith(("AP", "AR")):
-        return "evaluation"
-    if metric in ("throughput", "max_batch_size"):
-        return "throughput"
-    return "latency"
+    """The record task that measures ``metric`` (its catalogue ``task``; relative claims compare
+    records of this task)."""
+    return get_metric(metric).task
 
 
 @dataclass(frozen=True)
@@ -259,15 +252,16 @@ def _row_claims(row: Any, index: int, path: Path, defaults: dict[str, float]) ->
         raise ConfigError(f"{where}: release {release!r} is not one of {', '.join(RELEASES)}")
     erratum = _text(row["erratum"], f"{where}.erratum") if "erratum" in row else ""
     claims = []
+    kinds = row_metric_kinds()
     for key, value in row.items():
         if key in _ROW_KEYS:
             continue
-        if key not in ROW_METRIC_KINDS:
+        if key not in kinds:
             raise ConfigError(
-                f"{where}: unknown metric {key!r}; row metrics are {', '.join(ROW_METRIC_KINDS)} "
+                f"{where}: unknown metric {key!r}; row metrics are {', '.join(kinds)} "
                 f"(and the keys {', '.join(sorted(_ROW_KEYS))})"
             )
-        kind = ROW_METRIC_KINDS[key]
+        kind = kinds[key]
         tolerance = None
         if kind == "tolerance":
             tolerance = defaults["AP_tolerance"]
@@ -279,7 +273,7 @@ def _row_claims(row: Any, index: int, path: Path, defaults: dict[str, float]) ->
                 source=source,
                 kind=kind,
                 metric=key,
-                unit=METRICS[key].unit,
+                unit=get_metric(key).unit,
                 claimed=_number(value, f"{where}.{key}"),
                 model=model,
                 release=release,
@@ -323,8 +317,8 @@ def _relative_claim(entry: Any, index: int, path: Path) -> Claim:
     missing = [k for k in ("id", "source", "metric", "a", "b", "relation") if k not in entry]
     if missing:
         raise ConfigError(f"{where} lacks {', '.join(missing)}")
-    if entry["metric"] not in METRICS:
-        raise ConfigError(f"{where}: unknown metric {entry['metric']!r}; known: {', '.join(METRICS)}")
+    if not isinstance(entry["metric"], str) or find_metric(entry["metric"]) is None:
+        raise ConfigError(f"{where}: unknown metric {entry['metric']!r}; known: {', '.join(list_metrics())}")
     if entry["a"] == entry["b"]:
         raise ConfigError(f"{where}: a and b are both {entry['a']!r}; a relative claim compares two models")
     relation = entry["relation"]
@@ -350,7 +344,7 @@ def _relative_claim(entry: Any, index: int, path: Path) -> Claim:
         source=_text(entry["source"], f"{where}.source"),
         kind="relative",
         metric=str(entry["metric"]),
-        unit=METRICS[entry["metric"]].unit if relation != "ratio" else "ratio",
+        unit=get_metric(entry["metric"]).unit if relation != "ratio" else "ratio",
         claimed=_number(entry["claimed"], f"{where}.claimed") if valued else None,
         a=_text(entry["a"], f"{where}.a"),
         b=_text(entry["b"], f"{where}.b"),

@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from dfine_bench.errors import DatasetError
+from dfine_bench.errors import ConfigError, DatasetError
 from dfine_bench.evaluation.engines import ENGINES
 from dfine_bench.records.metrics import COCO_STATS
 from dfine_bench.records.schema import ModelInfo, ResultRecord, Setup
@@ -59,11 +59,19 @@ def format_table(record: ResultRecord) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
+    from dfine_bench.config.settings import check_folder_name
     from dfine_bench.evaluation.outcome import evaluate_predictions
+    from dfine_bench.records.build import make_record
     from dfine_bench.records.environment import capture_environment
     from dfine_bench.records.store import RunStore, new_run_id
-    from dfine_bench.runner import make_record
 
+    if args.run_id is not None:  # the same rule as `run`'s output.run_id, checked before any work
+        check_folder_name("--run-id", args.run_id)
+        if (args.results_dir / args.run_id).exists():
+            raise ConfigError(
+                f"--run-id {args.run_id}: {args.results_dir / args.run_id} already exists and is not "
+                "overwritten; choose a new run id"
+            )
     if args.images is not None and not args.images.is_dir():
         raise DatasetError(f"--images {args.images} is not a folder")
     outcome = evaluate_predictions(args.annotations, args.predictions, engine=args.engine)
@@ -71,6 +79,10 @@ def main(args: argparse.Namespace) -> int:
         outcome.dataset.images_root = str(args.images)
     run_id = args.run_id or new_run_id("evaluate")
     store = RunStore(args.results_dir / run_id)
+    try:  # created here, never reused: another process that got there first wins
+        store.run_dir.mkdir(parents=True, exist_ok=False)
+    except FileExistsError:
+        raise ConfigError(f"--run-id {run_id}: {store.run_dir} already exists; choose a new run id") from None
     if not store.try_lock():
         raise DatasetError(
             f"run folder {store.run_dir} is in use by another process: choose another --run-id"

@@ -4,26 +4,27 @@ claims."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-import torch
-import yaml
-
-from dfine_bench.adapters.catalog import models_table
+from dfine_bench.adapters.catalog import COLUMNS, model_rows
 from dfine_bench.adapters.registry import get_spec, list_models, load_errors
-from dfine_bench.config.loading import group_options, suites_dir
 from dfine_bench.errors import UnknownNameError
-from dfine_bench.reporting.labels import normalize_name
+from dfine_bench.utils.text import format_table, normalize_name
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# pandas, yaml, Hydra and the backends are imported where used: `list models` needs none of them
+# and starts in well under a second (see benchmarks/bench_startup.py).
 
 KINDS = ("models", "suites", "datasets", "backends", "protocols", "weights", "claims")
 #: Under ``list models`` when parameters were counted: how its count differs from the records'.
 PARAMS_NOTE = (
     "params_total_m: every parameter of the model as built, in millions (training-only heads and "
-    "unfused layers included); the `params` of a run's complexity records counts, as the paper "
-    "does, only the modules that run at inference, so it is a little smaller."
+    "unfused layers included; a run's complexity records call it params_total); their `params` is "
+    "the official get_info.py count of the deploy-mode model, so it is a little smaller."
 )
 
 
@@ -60,20 +61,31 @@ def model_families(family: str) -> list[str]:
     return matched
 
 
-def models_frame(family: str | None = None, compute_params: bool = True) -> pd.DataFrame:
+MODEL_COLUMNS = tuple("params_total_m" if c == "params_m" else c for c in COLUMNS)
+
+
+def model_list(family: str | None = None, compute_params: bool = True) -> list[dict[str, Any]]:
     """One row per registered model (only ``family``'s if given); ``params_total_m`` counts every
-    parameter of the model as built (see ``PARAMS_NOTE``)."""
-    if family is None:
-        df = models_table(compute_params=compute_params)
-    else:
-        df = pd.concat(
-            [models_table(compute_params=compute_params, family=f) for f in model_families(family)],
-            ignore_index=True,
-        )
-    return df.rename(columns={"params_m": "params_total_m"})
+    parameter of the model as built (see ``PARAMS_NOTE``), read from the specs: nothing is built."""
+    families = [None] if family is None else model_families(family)
+    rows = [row for f in families for row in model_rows(compute_params=compute_params, family=f)]
+    return [{("params_total_m" if k == "params_m" else k): v for k, v in row.items()} for row in rows]
+
+
+def models_frame(family: str | None = None, compute_params: bool = True) -> pd.DataFrame:
+    """``model_list`` as a DataFrame."""
+    import pandas as pd
+
+    frame = pd.DataFrame(model_list(family, compute_params), columns=list(MODEL_COLUMNS))
+    return frame.astype({"fdr_bins": "Int64"})
 
 
 def suites_frame(extra_dirs: list[str]) -> pd.DataFrame:
+    import pandas as pd
+    import yaml
+
+    from dfine_bench.config.loading import group_options, suites_dir
+
     rows = []
     for name in group_options("suite", extra_dirs):
         path = next(
@@ -97,6 +109,10 @@ def suites_frame(extra_dirs: list[str]) -> pd.DataFrame:
 
 
 def group_frame(group: str, extra_dirs: list[str]) -> pd.DataFrame:
+    import pandas as pd
+
+    from dfine_bench.config.loading import group_options, suites_dir
+
     rows = []
     for name in group_options(group, extra_dirs):
         path = suites_dir() / group / f"{name}.yaml"
@@ -105,33 +121,31 @@ def group_frame(group: str, extra_dirs: list[str]) -> pd.DataFrame:
 
 
 def backends_frame() -> pd.DataFrame:
-    cuda = torch.cuda.is_available()
-    has = {m: importlib.util.find_spec(m) is not None for m in ("onnxruntime", "tensorrt")}
-    rows = [
-        {"backend": "eager", "available here": "yes", "dtypes": "fp32" + (", fp16, bf16" if cuda else "")},
-        {"backend": "compile", "available here": "yes", "dtypes": "fp32" + (", fp16, bf16" if cuda else "")},
-        {
-            "backend": "onnxruntime",
-            "available here": "yes" if has["onnxruntime"] else "no (pip install onnxruntime)",
-            "dtypes": "fp32",
-        },
-        {
-            "backend": "tensorrt",
-            "available here": "yes"
-            if has["tensorrt"] and cuda
-            else "no (needs an NVIDIA GPU and `pip install dfine-bench[tensorrt]`)",
-            "dtypes": "fp16, fp32",
-        },
-    ]
-    return pd.DataFrame(rows)
+    """One row per registered backend (built-in modules and ``dfine_bench.backends`` plug-ins):
+    whether its packages are installed here, the devices and dtypes it runs, its options."""
+    import pandas as pd
+
+    from dfine_bench.profiling.backends import backend_table
+
+    return pd.DataFrame(backend_table())
 
 
 def main(args: argparse.Namespace) -> int:
     kinds = KINDS if args.what == "all" else (args.what,)
     for kind in kinds:
-        if kind == "models":
-            df = models_frame(args.family, compute_params=not args.no_params)
-        elif kind == "suites":
+        if kind == "models":  # without pandas: the common, quick case
+            rows = model_list(args.family, compute_params=not args.no_params)
+            print(f"== {kind} ==")
+            print(format_table(rows, MODEL_COLUMNS))
+            if any(r["params_total_m"] is not None for r in rows):
+                print(PARAMS_NOTE)
+            print()
+            continue
+        import pandas as pd
+
+        from dfine_bench.config.loading import suites_dir
+
+        if kind == "suites":
             df = suites_frame(args.suites_dir)
         elif kind == "datasets":
             df = group_frame("dataset", args.suites_dir)
@@ -148,12 +162,15 @@ def main(args: argparse.Namespace) -> int:
             df = pd.DataFrame({"claims": claims})
         print(f"== {kind} ==")
         print(df.to_string(index=False) if not df.empty else "(none)")
-        if kind == "models" and "params_total_m" in df and df["params_total_m"].notna().any():
-            print(PARAMS_NOTE)
         print()
     errors = load_errors()
     if errors and "models" in kinds:
         print("adapters that failed to load:")
         for where, why in errors.items():
             print(f"  {where}: {why}")
+    if "backends" in kinds:
+        from dfine_bench.profiling.backends import load_errors as backend_load_errors
+
+        for where, why in backend_load_errors().items():
+            print(f"backend {where} failed to load: {why}")
     return 0

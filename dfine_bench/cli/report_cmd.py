@@ -15,7 +15,9 @@ examples:
 
 writes <out>/index.html (one self-contained file: tables, embedded plots, provenance and a plain
 statement of what was a stand-in), <out>/README.md (GitHub markdown linking plots/*.png) and
-<out>/plots/*.png|svg.
+<out>/plots/*.png|svg, and a .dfine-bench-report marker listing them. It writes only into a new
+folder or one it made (the marker); any other folder needs --force, and even then no file it did
+not write is deleted.
 """
 
 
@@ -59,13 +61,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="report folder (default: reports/<run-id> for one run, reports/combined-<time> for several)",
     )
     p.add_argument("--title", help="the report's title (default: names the run)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write into an existing folder dfine-bench did not make (index.html and README.md there are "
+        "replaced; no other file is deleted)",
+    )
     p.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
+    from dfine_bench.reporting.folder import check_report_folder
     from dfine_bench.reporting.report import build_report
     from dfine_bench.reporting.runs import load_run_records, resolve_paths
 
+    if args.out:  # a folder of the user's is refused before any record is read
+        check_report_folder(args.out, force=args.force)
     paths = resolve_paths(args.paths, args.results_dir)
     records = load_run_records(paths)
     runs = sorted({r.run_id for r in records})
@@ -78,6 +89,8 @@ def main(args: argparse.Namespace) -> int:
     title = args.title or (
         f"dfine-bench report: run {runs[0]}" if len(runs) == 1 else f"dfine-bench report: {len(runs)} runs"
     )
-    report = build_report(records, out, claims=None if args.no_claims else args.claims, title=title)
+    report = build_report(
+        records, out, claims=None if args.no_claims else args.claims, title=title, force=args.force
+    )
     print(f"report: {report / 'index.html'}  (markdown: {report / 'README.md'}, plots: {report / 'plots'})")
     return 0

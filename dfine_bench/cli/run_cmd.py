@@ -16,10 +16,10 @@ from dfine_bench.config.loading import (
     compose_config,
     describe_config,
     group_options,
+    load_settings,
     register_configs,
     search_path_override,
     suites_dir,
-    to_run_config,
 )
 from dfine_bench.errors import ConfigError
 
@@ -79,15 +79,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main, preset_overrides=[])
 
 
-def explicit_groups(overrides: Sequence[str]) -> list[str]:
-    """Top-level names the user set on the command line (``backend=x`` or ``backend.dtype=y``)."""
-    out = []
-    for o in overrides:
-        key = o.split("=", 1)[0].lstrip("+~")
-        out.append(key.split(".", 1)[0].split("/", 1)[0])
-    return out
-
-
 def expand_for_validation(overrides: Sequence[str]) -> list[list[str]]:
     """Each sweep value on its own (with the other overrides at their first value), to check them all."""
     try:
@@ -100,7 +91,7 @@ def expand_for_validation(overrides: Sequence[str]) -> list[list[str]]:
             key = o.get_key_element()
             choices.append([f"{key}={v}" for v in o.sweep_string_iterator()])
         else:
-            choices.append([o.input_line])
+            choices.append([o.input_line or ""])
     variants = [[c[0] for c in choices]]
     for i, c in enumerate(choices):
         for value in c[1:]:
@@ -116,8 +107,9 @@ def main(args: argparse.Namespace) -> int:
     is_sweep = len(variants) > 1 or any(",".join(v) != ",".join(variants[0]) for v in variants)
     if is_sweep and not args.multirun:
         raise ConfigError("comma-separated values sweep several runs: add -m (multirun)")
-    for variant in variants:  # a typo in any sweep value fails now, before any work
+    for variant in variants:  # a typo or a bad value in any sweep value fails now, before any work
         cfg = compose_config(variant, args.suites_dir)
+        load_settings(cfg, variant, args.suites_dir, check_hardware=not args.cfg)
     if args.cfg:
         from omegaconf import OmegaConf
 
@@ -125,23 +117,21 @@ def main(args: argparse.Namespace) -> int:
         return 0
     if args.multirun:
         return _multirun(overrides, args.suites_dir)
-    return run_once(cfg, overrides)
+    return run_once(cfg, overrides, args.suites_dir)
 
 
-def run_once(cfg: object, overrides: Sequence[str]) -> int:
+def run_once(cfg: object, overrides: Sequence[str], extra_dirs: Sequence[str] = ()) -> int:
     from omegaconf import DictConfig
 
     from dfine_bench.cli.summary import print_summary
     from dfine_bench.runner import run_suite
 
     assert isinstance(cfg, DictConfig)
+    settings = load_settings(cfg, overrides, extra_dirs)
     rank = int(os.environ.get("RANK", "0"))  # under torchrun only rank 0 talks
-    _setup_console_logging(str(cfg.output.log_level) if rank == 0 else "WARNING")
+    _setup_console_logging(settings.output.log_level if rank == 0 else "WARNING")
     outcome = run_suite(
-        to_run_config(cfg),
-        resolved_config=describe_config(cfg),
-        explicit_groups=explicit_groups(overrides),
-        command=["dfine-bench", *sys.argv[1:]],
+        settings, resolved_config=describe_config(cfg), command=["dfine-bench", *sys.argv[1:]]
     )
     if rank == 0:
         print_summary(outcome)
@@ -169,7 +159,7 @@ def _multirun(overrides: Sequence[str], extra_dirs: Sequence[str]) -> int:
 
     def job(cfg: object) -> int:
         task_overrides = list(HydraConfig.get().overrides.task)
-        code = run_once(cfg, task_overrides)
+        code = run_once(cfg, task_overrides, extra_dirs)
         exit_codes.append(code)
         return code
 

@@ -7,8 +7,8 @@ from typing import TextIO
 
 import pandas as pd
 
+from dfine_bench.execution.executor import RunOutcome
 from dfine_bench.records.store import records_to_frame
-from dfine_bench.runner import RunOutcome
 
 
 def summary_frame(outcome: RunOutcome) -> pd.DataFrame:

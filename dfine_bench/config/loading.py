@@ -7,9 +7,10 @@ path then finds their files beside the built-in ones.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 import dfine_bench
 from dfine_bench.config.schema import GROUP_SCHEMAS, ModelConfig, RunConfig
+from dfine_bench.config.settings import PAPER_PROTOCOL, RunSettings, enum_value, resolve_backend_node
 from dfine_bench.errors import ConfigError
 
 PRIMARY_CONFIG = "run"
@@ -77,6 +79,8 @@ def compose_config(overrides: Sequence[str] = (), extra_dirs: Sequence[str | Pat
     """Compose the run config for ``overrides`` or raise a one-line ``ConfigError``."""
     register_configs()
     overrides = [*overrides, *search_path_override(extra_dirs)]
+    # inside a Hydra app (a multirun job) its global state is put back afterwards
+    outer = GlobalHydra.instance().hydra
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(suites_dir()), version_base="1.3"):
@@ -93,12 +97,70 @@ def compose_config(overrides: Sequence[str] = (), extra_dirs: Sequence[str | Pat
         raise ConfigError(friendly_error(exc, extra_dirs)) from None
     finally:
         GlobalHydra.instance().clear()
+        if outer is not None:
+            GlobalHydra.instance().initialize(outer)
 
 
 def to_run_config(cfg: DictConfig) -> RunConfig:
     obj = OmegaConf.to_object(cfg)
     assert isinstance(obj, RunConfig)
     return obj
+
+
+def backend_nodes(
+    cfg: DictConfig,
+    overrides: Sequence[str] = (),
+    extra_dirs: Sequence[str | Path] = (),
+    explicit_groups: Collection[str] = (),
+) -> list[Any]:
+    """The backend group nodes a run profiles, each composed by Hydra.
+
+    ``suite.backends`` names options of the ``backend`` group; each is composed like
+    ``backend=<name>`` with the same overrides and search path, so a backend file from
+    ``--suites-dir`` works there as it does on the command line. The suite's list is not used when
+    the command line chose ``backend=``/``protocol=`` or the protocol is the paper's (one backend).
+    """
+    names = [str(n) for n in cfg.suite.backends]
+    chosen = set(explicit_groups) & {"backend", "protocol"}
+    if not names or chosen or str(cfg.protocol.name) == PAPER_PROTOCOL:
+        return [cfg.backend]
+    out: list[Any] = []
+    for name in names:
+        if name == str(enum_value(cfg.backend.name)):
+            out.append(cfg.backend)
+            continue
+        try:
+            composed = compose_config([*overrides, f"backend={name}"], extra_dirs)
+        except ConfigError as exc:
+            raise ConfigError(f"suite.backends: {exc}") from None
+        out.append(composed.backend)
+    return out
+
+
+def load_settings(
+    cfg: DictConfig,
+    overrides: Sequence[str] = (),
+    extra_dirs: Sequence[str | Path] = (),
+    *,
+    check_hardware: bool = True,
+) -> RunSettings:
+    """The composed config as checked, typed ``RunSettings`` (every range error is raised here)."""
+    groups = explicit_groups(overrides)
+    nodes = backend_nodes(cfg, overrides, extra_dirs, groups)
+    backends = [
+        resolve_backend_node(n, key="backend" if n is cfg.backend else f"suite.backends[{i}]")
+        for i, n in enumerate(nodes)
+    ]
+    return RunSettings.from_config(to_run_config(cfg), backends, check_hardware=check_hardware)
+
+
+def explicit_groups(overrides: Sequence[str]) -> list[str]:
+    """Top-level names the user set on the command line (``backend=x`` or ``backend.dtype=y``)."""
+    out = []
+    for o in overrides:
+        key = o.split("=", 1)[0].lstrip("+~")
+        out.append(key.split(".", 1)[0].split("/", 1)[0])
+    return out
 
 
 def friendly_error(exc: BaseException, extra_dirs: Sequence[str | Path] = ()) -> str:
@@ -143,7 +205,7 @@ def friendly_error(exc: BaseException, extra_dirs: Sequence[str | Path] = ()) ->
 def _schema_fields(schema_name: str) -> list[str]:
     for cls in (RunConfig, *GROUP_SCHEMAS.values()):
         if cls.__name__ == schema_name:
-            return [f for f in cls.__dataclass_fields__]
+            return [f.name for f in dataclasses.fields(cls)]
     return []
 
 
@@ -151,4 +213,4 @@ def describe_config(cfg: DictConfig) -> dict[str, Any]:
     """A plain dict of the resolved config, for run.json."""
     container = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     assert isinstance(container, dict)
-    return container
+    return {str(k): v for k, v in container.items()}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 from omegaconf import MISSING
 
@@ -32,13 +33,6 @@ class DatasetKind(str, Enum):
 class Engine(str, Enum):
     faster_coco_eval = "faster_coco_eval"
     pycocotools = "pycocotools"
-
-
-class BackendName(str, Enum):
-    eager = "eager"
-    compile = "compile"
-    onnxruntime = "onnxruntime"
-    tensorrt = "tensorrt"
 
 
 class DType(str, Enum):
@@ -101,6 +95,13 @@ class EvaluationConfig:
     per_category: bool = True
     pr_curves: bool = True
     max_failed_fraction: float = 0.01  # more unreadable images than this fails the evaluation
+    # Registered evaluators (`dfine_bench.evaluation.list_evaluators()`); each writes its own record.
+    evaluators: list[str] = field(default_factory=lambda: ["coco"])
+    # Backends the inference runs through: a registered backend name, optionally with a precision
+    # (onnxruntime, eager-fp16, tensorrt-fp16); options come from the run's backend config of that
+    # name. One record per evaluator, backend and precision; eager-fp32 keeps the plain record id.
+    backends: list[str] = field(default_factory=lambda: ["eager"])
+    worst_images: int = 10  # error_analysis: how many of the worst images to list
 
 
 @dataclass
@@ -127,12 +128,15 @@ class ProfilingConfig:
 
 @dataclass
 class BackendConfig:
-    name: BackendName = BackendName.eager
+    """One inference backend. ``name`` is any registered backend (``dfine-bench list backends``:
+    the registry in ``dfine_bench/profiling/backends/``, checked at start-up, so a new backend
+    needs no edit here); ``options`` are that backend's own settings (``backend.options.mode``
+    for compile, ``providers``/``opset`` for onnxruntime, ``workspace_gb`` for tensorrt, ...),
+    checked by the backend at start-up."""
+
+    name: str = "eager"
     dtype: DType = DType.fp32
-    compile_mode: str = "default"  # torch.compile mode
-    onnx_opset: int = 17
-    ort_providers: list[str] = field(default_factory=list)  # empty: best available
-    trt_workspace_gb: float = 4.0
+    options: dict[str, Any] = field(default_factory=dict)
     atol: float = 1e-2  # max |backend - eager| above which the backend's timing is not trusted
 
 

@@ -1,13 +1,15 @@
 """Reading and checking a COCO-format annotation file before anything uses it.
 
 Both COCO engines accept malformed files in ways that change AP without a word (a
-duplicate id silently replaces an entry, a missing ``area`` breaks the small/medium/large
-split). Every check here raises a ``DatasetError`` naming the file and the offending entry.
+duplicate id silently replaces an entry, a missing or string ``area`` breaks the
+small/medium/large split, an annotation id 0 reads as "unmatched" in the matcher). Every check
+here raises a ``DatasetError`` naming the file and the offending entry.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,28 @@ def _unique_ids(entries: list[dict[str, Any]], section: str, path: Path) -> set[
     return seen
 
 
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _annotation_values(ann: Mapping[str, Any], where: str) -> None:
+    """Types and ranges the engines assume without checking."""
+    # Both engines mark a ground truth as "unmatched" with id 0 (and test ``> 0``), so an id of 0
+    # or below is never counted as matched: AP drops silently.
+    if ann["id"] < 1:
+        raise DatasetError(f"{where} field 'id' must be at least 1 (COCO matchers treat id 0 as unmatched)")
+    area = ann["area"]
+    if not _is_number(area):
+        raise DatasetError(f"{where} field 'area' must be a number (pixels), found {area!r}")
+    if not math.isfinite(area):
+        raise DatasetError(f"{where} field 'area' must be a finite number, found {area!r}")
+    if area < 0:
+        raise DatasetError(f"{where} field 'area' is negative ({area!r})")
+    crowd = ann["iscrowd"]
+    if isinstance(crowd, bool) or crowd not in (0, 1):
+        raise DatasetError(f"{where} field 'iscrowd' must be 0 or 1, found {crowd!r}")
+
+
 def validate_annotations(data: Any, path: Path) -> None:
     """Check the sections, required fields, unique ids and references of a COCO dict."""
     if not isinstance(data, Mapping):
@@ -73,6 +97,7 @@ def validate_annotations(data: Any, path: Path) -> None:
     if not data["images"]:
         raise DatasetError(f"{path}: the 'images' section is empty")
     for i, ann in enumerate(data["annotations"]):
+        _annotation_values(ann, f"{path}: annotations[{i}] (id {ann['id']})")
         if ann["image_id"] not in image_ids:
             raise DatasetError(
                 f"{path}: annotations[{i}] (id {ann['id']}) refers to unknown image_id {ann['image_id']}"

@@ -6,6 +6,10 @@ known box and category (each category has its own colour). Sizes cover COCO's
 small (< 32^2), medium (< 96^2) and large areas; some images hold an ``iscrowd`` region
 (hatched, annotated with an RLE mask) and some hold no objects at all. Its AP measures
 nothing about any model: records mark it ``generated``.
+
+Whether a given annotation file *is* this stand-in is decided from content, never from a
+file's presence: the manifest records the generator's parameters and the annotation file's
+sha256 (``is_generated_annotations``).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import hashlib
 import json
 import logging
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +28,7 @@ from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
 from dfine_bench.adapters.labels import COCO80_CATEGORY_IDS, COCO80_NAMES
-from dfine_bench.utils.files import atomic_write_json
+from dfine_bench.utils.files import atomic_write_json, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +36,11 @@ GENERATOR_VERSION = 1
 MANIFEST = "manifest.json"
 ANNOTATIONS = "annotations.json"
 IMAGES = "images"
+
+#: ``info.description`` of every generated annotation file.
+DESCRIPTION = "dfine-bench generated stand-in dataset (not COCO)"
+#: Manifest field holding the sha256 of the annotation file it describes.
+SHA_FIELD = "annotations_sha256"
 
 #: Object categories drawn (the first 12 COCO-80 classes); all 80 are declared in the file.
 DRAWN_CATEGORIES: tuple[int, ...] = COCO80_CATEGORY_IDS[:12]
@@ -73,6 +83,42 @@ class GeneratedParams:
             "image_size": list(self.image_size),
             "seed": self.seed,
         }
+
+
+def _manifest_matches(manifest_path: Path, annotations: Path, params: Mapping[str, Any] | None) -> bool:
+    """The manifest is the generator's, records ``annotations``' sha256 and (if given) these params."""
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    if not isinstance(manifest, dict) or not isinstance(manifest.get(SHA_FIELD), str):
+        return False
+    recorded = {k: v for k, v in manifest.items() if k != SHA_FIELD}
+    if set(recorded) != set(GeneratedParams().as_dict()):
+        return False  # some other tool's manifest.json
+    if params is not None and recorded != dict(params):
+        return False
+    try:
+        return bool(manifest[SHA_FIELD] == sha256_file(annotations))
+    except OSError:
+        return False
+
+
+def is_generated_annotations(annotations: Path, coco: Mapping[str, Any] | None = None) -> bool:
+    """Whether ``annotations`` is this generator's output, decided from content and hashes.
+
+    Yes when the manifest beside it records the generator's parameters and this very file's
+    sha256, or when the parsed file's own ``info`` block (``coco``, if given) carries the
+    generator's description and parameters (a generated file copied elsewhere). A manifest that
+    merely exists (another tool's, or one copied from a generated folder) does not count.
+    """
+    annotations = Path(annotations)
+    if _manifest_matches(annotations.parent / MANIFEST, annotations, None):
+        return True
+    info = coco.get("info") if coco is not None else None
+    if not isinstance(info, Mapping) or info.get("description") != DESCRIPTION:
+        return False
+    return all(k in info for k in GeneratedParams().as_dict())
 
 
 def image_id_for(index: int) -> int:
@@ -160,12 +206,8 @@ def generate_dataset(out_dir: Path, params: GeneratedParams) -> tuple[Path, Path
     """
     out_dir = Path(out_dir)
     images_dir, ann_path, manifest = out_dir / IMAGES, out_dir / ANNOTATIONS, out_dir / MANIFEST
-    if manifest.is_file() and ann_path.is_file():
-        try:
-            if json.loads(manifest.read_text()) == params.as_dict():
-                return images_dir, ann_path
-        except ValueError:
-            pass
+    if ann_path.is_file() and _manifest_matches(manifest, ann_path, params.as_dict()):
+        return images_dir, ann_path
     if params.num_images < 1:
         raise ValueError("a generated dataset needs at least one image")
     # Remove only what a previous (interrupted or other-parameter) generation wrote here.
@@ -196,11 +238,12 @@ def generate_dataset(out_dir: Path, params: GeneratedParams) -> tuple[Path, Path
         {"id": cid, "name": name, "supercategory": ""} for cid, name in zip(COCO80_CATEGORY_IDS, COCO80_NAMES)
     ]
     coco = {
-        "info": {"description": "dfine-bench generated stand-in dataset (not COCO)", **params.as_dict()},
+        "info": {"description": DESCRIPTION, **params.as_dict()},
         "images": images,
         "annotations": annotations,
         "categories": categories,
     }
     atomic_write_json(ann_path, coco)
-    atomic_write_json(manifest, params.as_dict())
+    # Written last: its hash ties it to this exact file (and marks the folder complete).
+    atomic_write_json(manifest, {**params.as_dict(), SHA_FIELD: sha256_file(ann_path)})
     return images_dir, ann_path

@@ -8,19 +8,15 @@ the missing path and the setting to change.
 from __future__ import annotations
 
 import os
-from enum import Enum
 from pathlib import Path
 
 from dfine_bench.config.schema import DatasetConfig
+from dfine_bench.config.settings import enum_value
 from dfine_bench.data.dataset import ResolvedDataset
 from dfine_bench.data.generated import GeneratedParams, generate_dataset
 from dfine_bench.errors import ConfigError, DatasetError
 
 COCO_ENV = "DFINE_BENCH_COCO"
-
-
-def _value(v: object) -> object:
-    return v.value if isinstance(v, Enum) else v
 
 
 def _coco_paths(cfg: DatasetConfig) -> tuple[Path | None, Path | None, Path | None]:
@@ -46,7 +42,7 @@ def _coco(cfg: DatasetConfig, images: Path, ann: Path) -> ResolvedDataset:
 
 def resolve_dataset(cfg: DatasetConfig, cache_root: Path) -> ResolvedDataset:
     """Pick and prepare the dataset ``cfg`` describes; generated data lands under ``cache_root``."""
-    kind = _value(cfg.kind)
+    kind = enum_value(cfg.kind)
     if kind not in ("auto", "coco", "generated"):
         raise ConfigError(f"dataset.kind must be auto, coco or generated, got {kind!r}")
     if kind in ("auto", "coco"):

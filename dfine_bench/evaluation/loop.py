@@ -1,9 +1,15 @@
-"""The inference loop: images -> model -> detections streamed to disk -> COCO evaluation.
+"""The inference driver: images -> model (through a backend) -> detections streamed to disk -> evaluators.
 
 DataLoader workers decode and preprocess while the model runs; each finished batch's
 detections are appended to the predictions folder at once, so an interrupted run resumes
 where it stopped. Detections are exactly what the adapter's official postprocessor keeps
 (D-FINE/RT-DETR: top 300, no threshold); nothing is re-capped or thresholded here.
+
+Once every image is done (under ``torchrun``: every rank's shard), rank 0 replays the stored
+detections, image by image, to every configured evaluator (``evaluation.evaluators``, see
+``registry``): images finished in an earlier, interrupted session reach them too. The driver
+knows nothing about what they compute; each result becomes one record. With several
+``evaluation.backends`` the inference runs once per backend, each into its own predictions folder.
 
 An unreadable image is counted, recorded and left out of the evaluated image set (with a
 loud note); more than ``evaluation.max_failed_fraction`` of them fails the evaluation.
@@ -13,23 +19,23 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
-from enum import Enum
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset
 
-from dfine_bench.adapters.base import DetectorAdapter, Preprocessor
+from dfine_bench.adapters.base import DetectorAdapter
 from dfine_bench.config.schema import EvaluationConfig
-from dfine_bench.data.dataset import ResolvedDataset, read_image
-from dfine_bench.errors import DfineBenchError
+from dfine_bench.data.dataset import ResolvedDataset
+from dfine_bench.errors import BackendUnavailable, DfineBenchError
 from dfine_bench.evaluation import distributed as D
-from dfine_bench.evaluation.engines import run_engine
+from dfine_bench.evaluation.evaluator import CompositeEvaluator, EvaluatorContext, EvaluatorResult, ImageInput
+from dfine_bench.evaluation.inference import infer_shard
+from dfine_bench.evaluation.inference_backend import EvalBackend, Forward, make_forward, resolve_eval_backends
 from dfine_bench.evaluation.labelmap import check_label_map
-from dfine_bench.evaluation.outcome import coco_metrics, result_details
 from dfine_bench.evaluation.predictions import PredictionStream, rows_to_coco
+from dfine_bench.evaluation.registry import RegisteredEvaluator, check_evaluators, create_evaluator
 from dfine_bench.profiling.protocols import accuracy_deviations
 from dfine_bench.records.metrics import metric
 from dfine_bench.records.schema import TaskOutcome
@@ -37,63 +43,14 @@ from dfine_bench.utils.progress import Progress
 
 log = logging.getLogger(__name__)
 
-
-def _value(v: object) -> object:
-    return v.value if isinstance(v, Enum) else v
-
-
-class _ImageDataset(Dataset):
-    """Decodes and preprocesses one image in a worker; a failure becomes a marker, not an exception."""
-
-    def __init__(self, items: list[tuple[int, Path]], preprocessor: Preprocessor) -> None:
-        self.items, self.preprocessor = items, preprocessor
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        image_id, path = self.items[index]
-        try:
-            image = read_image(path)
-            return {
-                "image_id": image_id,
-                "pixels": self.preprocessor(image),
-                "size": image.shape[:2],
-                "error": None,
-            }
-        except Exception as exc:  # any decode/preprocess error is counted, not fatal
-            return {
-                "image_id": image_id,
-                "pixels": None,
-                "size": None,
-                "error": f"{type(exc).__name__}: {exc}",
-            }
+#: Images handed to the evaluators per ``process`` call when stored detections are replayed.
+_REPLAY_CHUNK = 64
 
 
-class _Collate:
-    """Batches the readable images with the family's own collate; failures ride along by id."""
-
-    def __init__(self, preprocessor: Preprocessor) -> None:
-        self.preprocessor = preprocessor
-
-    def __call__(self, samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        ok = [s for s in samples if s["error"] is None]
-        batch: dict[str, Any] = {
-            "failed": [(s["image_id"], s["error"]) for s in samples if s["error"] is not None],
-            "image_ids": [s["image_id"] for s in ok],
-            "sizes": [(int(s["size"][0]), int(s["size"][1])) for s in ok],
-            "pixels": None,
-            "extras": {},
-        }
-        if ok:
-            batch["pixels"], batch["extras"] = self.preprocessor.collate([s["pixels"] for s in ok])
-        return batch
-
-
-def _meta(adapter: DetectorAdapter, dataset: ResolvedDataset) -> dict[str, Any]:
+def _meta(adapter: DetectorAdapter, dataset: ResolvedDataset, backend: EvalBackend) -> dict[str, Any]:
     """What the streamed predictions belong to; a mismatch means they are not reused."""
     info = dataset.info()
-    return {
+    meta = {
         "model": adapter.spec.name,
         "weights": adapter.weights.label,
         "weights_sha256": adapter.weights.sha256,
@@ -101,61 +58,26 @@ def _meta(adapter: DetectorAdapter, dataset: ResolvedDataset) -> dict[str, Any]:
         "annotations_sha256": info.annotations_sha256,
         "images_root": info.images_root,
     }
+    if not backend.is_reference:  # the reference keeps the meta (and so the resumable folders) of before
+        meta["backend"] = backend.key
+    return meta
 
 
-def _synchronize(device: str) -> None:
-    if device.startswith("cuda") and torch.cuda.is_available():
-        torch.cuda.synchronize()
+def record_key(base: str, backend: EvalBackend) -> str:
+    """An evaluator's record key under ``backend``; the reference (eager fp32) keeps the plain key."""
+    return base if backend.is_reference else f"{base}-{backend.key}"
 
 
-def _infer(
-    adapter: DetectorAdapter,
-    items: list[tuple[int, Path]],
-    stream: PredictionStream,
-    cfg: EvaluationConfig,
-    device: str,
-    progress: Progress,
-) -> tuple[float, int, int]:
-    """Run the shard; returns (seconds inside forward, max detections per image, failures)."""
-    pre = adapter.preprocessor()
-    loader = DataLoader(
-        _ImageDataset(items, pre),
-        batch_size=max(1, int(cfg.batch_size)),
-        shuffle=False,
-        num_workers=max(0, int(cfg.num_workers)),
-        collate_fn=_Collate(pre),
-        pin_memory=device.startswith("cuda"),
-    )
-    forward_s, max_dets, failures = 0.0, 0, 0
-    with torch.inference_mode():
-        for batch in loader:
-            for image_id, error in batch["failed"]:
-                failures += 1
-                log.warning("image %s could not be read: %s", image_id, error)
-                stream.write_failed(image_id, error)
-            if batch["pixels"] is not None:
-                pixels = batch["pixels"].to(adapter.device, adapter.dtype, non_blocking=True)
-                extras = {k: v.to(adapter.device) for k, v in batch["extras"].items()}
-                _synchronize(device)
-                start = time.perf_counter()
-                raw = adapter.forward(pixels, **extras)
-                _synchronize(device)
-                forward_s += time.perf_counter() - start
-                for image_id, dets in zip(batch["image_ids"], adapter.postprocess(raw, batch["sizes"])):
-                    rows = _rows(dets)
-                    max_dets = max(max_dets, len(rows))
-                    stream.write_ok(image_id, rows)
-            stream.flush()
-            progress.update(len(batch["image_ids"]) + len(batch["failed"]))
-    return forward_s, max_dets, failures
+def planned_outcomes(cfg: EvaluationConfig, backends: Sequence[Any] = ()) -> list[tuple[str, str]]:
+    """(task, key) of every record an evaluation with these settings writes, in order.
 
-
-def _rows(dets: Any) -> list[list[float]]:
-    boxes = dets.boxes.detach().float().cpu()
-    xywh = torch.cat([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], dim=1).tolist()
-    scores = dets.scores.detach().float().cpu().tolist()
-    cats = dets.category_ids.detach().cpu().tolist()
-    return [[*b, s, int(c)] for b, s, c in zip(xywh, scores, cats)]
+    Checks ``evaluation.evaluators`` and ``evaluation.backends`` against their registries (a
+    ``ConfigError`` naming the entry): call it at start-up. ``backends``: the run's backend configs.
+    """
+    entries = check_evaluators(list(cfg.evaluators))
+    return [
+        (e.task, record_key(e.key(cfg), b)) for b in resolve_eval_backends(cfg, backends) for e in entries
+    ]
 
 
 def evaluate_model(
@@ -166,20 +88,94 @@ def evaluate_model(
     *,
     device: str = "cpu",
     progress: str | bool = "auto",
+    backends: Sequence[Any] = (),
+    artifacts_dir: Path | None = None,
+    outcomes: list[TaskOutcome] | None = None,
 ) -> TaskOutcome | None:
-    """Run ``adapter`` over ``dataset``, stream detections into ``work_dir`` and evaluate them.
+    """Run ``adapter`` over ``dataset`` through each of ``evaluation.backends``, stream detections into
+    ``work_dir`` and hand them to every evaluator of ``evaluation.evaluators``.
 
-    Under ``torchrun`` (WORLD_SIZE > 1) images are sharded over ranks; rank 0 returns the
-    outcome and the other ranks return None.
+    Returns the first outcome (the COCO record with the default settings); every outcome, in
+    ``planned_outcomes`` order, is appended to ``outcomes`` when given. ``backends`` are the run's
+    backend configs (their options apply); ``artifacts_dir`` is where exported models are cached
+    (the run folder, shared with profiling; default ``work_dir/artifacts``). Under ``torchrun``
+    (WORLD_SIZE > 1) images are sharded over ranks; rank 0 gets the outcomes, the others none.
     """
     wall_start = time.perf_counter()
-    engine = str(_value(cfg.engine))
+    entries = check_evaluators(list(cfg.evaluators))
+    eval_backends = resolve_eval_backends(cfg, backends)
     check_label_map(adapter, dataset)  # before any image is read
-    rank, world = D.init_distributed()
+    rank, _ = D.init_distributed()
     adapter.eval()
+    collected: list[TaskOutcome] = []
+    for backend in eval_backends:
+        folder = Path(work_dir) if backend.is_reference else Path(work_dir) / backend.key
+        try:
+            forward, info = make_forward(
+                adapter,
+                backend,
+                device=device,
+                artifacts_dir=Path(artifacts_dir) if artifacts_dir else Path(work_dir) / "artifacts",
+                max_batch_size=max(1, int(cfg.batch_size)),
+            )
+            got = _run_backend(
+                adapter, dataset, cfg, folder, entries, backend, forward, info, device, progress
+            )
+        except BackendUnavailable as exc:  # this machine cannot run it: a skip, the other backends go on
+            log.warning("evaluation through %s skipped: %s", backend.key, exc)
+            got = _not_run(entries, cfg, backend, "skipped", str(exc))
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except DfineBenchError as exc:
+            if len(eval_backends) == 1:
+                raise
+            log.error("evaluation through %s failed: %s", backend.key, exc)
+            got = _not_run(entries, cfg, backend, "failed", str(exc))
+        if rank == 0:
+            for o in got:
+                o.details.setdefault("wall_time_s", round(time.perf_counter() - wall_start, 4))
+            collected.extend(got)
+        wall_start = time.perf_counter()
+    if rank != 0:
+        return None
+    if outcomes is not None:
+        outcomes.extend(collected)
+    return collected[0] if collected else None
+
+
+def _not_run(
+    entries: Sequence[RegisteredEvaluator],
+    cfg: EvaluationConfig,
+    backend: EvalBackend,
+    status: str,
+    reason: str,
+) -> list[TaskOutcome]:
+    setup = {"backend": backend.spec.name, "dtype": backend.spec.dtype}
+    return [
+        TaskOutcome(
+            task=e.task, key=record_key(e.key(cfg), backend), setup=dict(setup), status=status, reason=reason
+        )
+        for e in entries
+    ]
+
+
+def _run_backend(
+    adapter: DetectorAdapter,
+    dataset: ResolvedDataset,
+    cfg: EvaluationConfig,
+    work_dir: Path,
+    entries: Sequence[RegisteredEvaluator],
+    backend: EvalBackend,
+    forward: Forward,
+    backend_info: dict[str, Any],
+    device: str,
+    progress: str | bool,
+) -> list[TaskOutcome]:
+    """One backend's inference (resumable, sharded) and, on rank 0, its evaluation."""
+    rank, world = D.rank_and_world()
     stream = PredictionStream(work_dir, rank)
     all_ids = dataset.image_ids()
-    meta = _meta(adapter, dataset)
+    meta = _meta(adapter, dataset, backend)
 
     # Rank 0 decides what is left to do and tells the others, so every rank shards the same list.
     plan: dict[str, Any] | None = None
@@ -204,14 +200,15 @@ def evaluate_model(
         )
 
     items = [(i, dataset.image_path(i)) for i in mine]
-    desc = f"{adapter.spec.name} eval" + (f" [rank {rank}/{world}]" if world > 1 else "")
+    label = "" if backend.is_reference else f" {backend.key}"
+    desc = f"{adapter.spec.name} eval{label}" + (f" [rank {rank}/{world}]" if world > 1 else "")
     with (
         stream,
         Progress(
             len(all_ids), desc, enabled=progress if rank == 0 else False, initial=plan["resumed"]
         ) as bar,
     ):
-        forward_s, max_dets, _ = _infer(adapter, items, stream, cfg, device, bar)
+        forward_s, max_dets, _ = infer_shard(adapter, items, stream, cfg, device, bar, forward)
     # Every rank's timing and detection count reach rank 0 with the predictions.
     stats = [forward_s, max_dets]
     if world > 1:
@@ -221,12 +218,21 @@ def evaluate_model(
     else:
         gathered = [stats]
     if rank != 0:
-        return None
+        return []
     forward_total = sum(g[0] for g in gathered)
     return _evaluate_streamed(
-        adapter, dataset, cfg, stream, engine, all_ids, plan["resumed"], forward_total,
-        max(g[1] for g in gathered), wall_start, world,
+        adapter, dataset, cfg, stream, entries, backend, backend_info, all_ids, plan["resumed"],
+        forward_total, max(g[1] for g in gathered), world,
     )  # fmt: skip
+
+
+def _replay(
+    done: dict[int, list[list[float]]], ok_ids: list[int]
+) -> Iterator[tuple[list[ImageInput], list[list[list[float]]]]]:
+    """The stored detections in chunks of images; each image's rows are handed over once, then dropped."""
+    for start in range(0, len(ok_ids), _REPLAY_CHUNK):
+        chunk = ok_ids[start : start + _REPLAY_CHUNK]
+        yield [ImageInput(i) for i in chunk], [done.pop(i) for i in chunk]
 
 
 def _evaluate_streamed(
@@ -234,26 +240,30 @@ def _evaluate_streamed(
     dataset: ResolvedDataset,
     cfg: EvaluationConfig,
     stream: PredictionStream,
-    engine: str,
+    entries: Sequence[RegisteredEvaluator],
+    backend: EvalBackend,
+    backend_info: dict[str, Any],
     all_ids: list[int],
     resumed: int,
     forward_s: float,
     max_dets_now: int,
-    wall_start: float,
     world: int,
-) -> TaskOutcome:
+) -> list[TaskOutcome]:
     done, failed = stream.read()
     wanted = set(all_ids)
     ok_ids = sorted(set(done) & wanted)
     failed_ids = sorted(set(failed) & wanted)
     observed = max((len(done[i]) for i in ok_ids), default=max_dets_now)
-    detections = [d for i in ok_ids for d in rows_to_coco(i, done.pop(i))]
-    del done  # one copy of the detections in memory, not two
-    merged = stream.write_merged(detections)
+    num_detections = sum(len(done[i]) for i in ok_ids)
+    # The whole evaluation's detections as one results file (``dfine-bench evaluate`` reads it).
+    merged = stream.write_merged([d for i in ok_ids for d in rows_to_coco(i, done[i])])
     dets_per_image = adapter.spec.detections_per_image or observed
     info = dataset.info()
-    setup = {
-        "engine": engine,
+    # the reference (eager fp32) keeps the runner's default setup.backend/dtype, as before
+    setup: dict[str, Any] = (
+        {} if backend.is_reference else {"backend": backend.spec.name, "dtype": backend.spec.dtype}
+    )
+    setup |= {
         "batch_size": int(cfg.batch_size),
         "input_size": list(adapter.spec.input_size),
         "deviations": accuracy_deviations(
@@ -272,57 +282,55 @@ def _evaluate_streamed(
         "failed_images": [{"image_id": i, "error": failed[i]} for i in failed_ids],
         "predictions_file": str(merged),
         "forward_time_s": round(forward_s, 4),  # summed over ranks under torchrun
-        "num_detections": len(detections),
+        "num_detections": num_detections,
         "max_detections_per_image_observed": observed,
         "world_size": world,
         "resumed_images": resumed,
     }
+    if backend_info:
+        details["backend_info"] = backend_info
     notes: list[str] = []
     if failed_ids:
         notes.append(
             f"WARNING: {len(failed_ids)} of {len(all_ids)} images could not be read and are left out of the "
             f"evaluation (first: {failed_ids[0]}: {failed[failed_ids[0]]}); AP is over the other images"
         )
+
+    def outcome(entry: RegisteredEvaluator, result: EvaluatorResult) -> TaskOutcome:
+        metrics = dict(result.metrics)
+        if entry.task == "evaluation":  # the image counts belong to the accuracy record
+            metrics.update(counts)
+        return TaskOutcome(
+            task=entry.task,
+            key=record_key(entry.key(cfg), backend),
+            metrics=metrics,
+            details={**details, **result.details},
+            setup={**setup, **result.setup},
+            dataset=info,
+            status=result.status,
+            reason=result.reason,
+            notes=notes + result.notes,
+        )
+
     fraction = len(failed_ids) / max(1, len(all_ids))
     if fraction > cfg.max_failed_fraction:
-        details["wall_time_s"] = round(time.perf_counter() - wall_start, 4)
-        return TaskOutcome(
-            task="evaluation",
-            key=engine,
-            metrics=counts,
-            details=details,
-            setup=setup,
-            dataset=info,
-            status="failed",
-            reason=(
-                f"{len(failed_ids)} of {len(all_ids)} images unreadable ({fraction:.1%} > "
-                f"evaluation.max_failed_fraction={cfg.max_failed_fraction}); see details.failed_images"
-            ),
-            notes=notes,
+        reason = (
+            f"{len(failed_ids)} of {len(all_ids)} images unreadable ({fraction:.1%} > "
+            f"evaluation.max_failed_fraction={cfg.max_failed_fraction}); see details.failed_images"
         )
+        return [outcome(e, EvaluatorResult(status="failed", reason=reason)) for e in entries]
     if not ok_ids:
         raise DfineBenchError(f"no image of dataset {dataset.name!r} could be evaluated")
-    if not detections:
+    if not num_detections:
         raise DfineBenchError(
             f"model {adapter.spec.name!r} produced no detections on any of {len(ok_ids)} images; "
             "nothing to evaluate"
         )
-    # The dicts were built here and are not used again: the engine may have them uncopied.
-    result = run_engine(dataset.annotations, detections, engine=engine, image_ids=ok_ids, copy_input=False)
-    metrics, stat_notes = coco_metrics(result)
-    metrics.update(counts)
-    details.update(result_details(result, dataset.category_names()))
-    if not cfg.per_category:
-        details.pop("per_category_ap", None)
-    if not cfg.pr_curves:
-        details.pop("pr_curve", None)
-    details["wall_time_s"] = round(time.perf_counter() - wall_start, 4)
-    return TaskOutcome(
-        task="evaluation",
-        key=engine,
-        metrics=metrics,
-        details=details,
-        setup=setup,
-        dataset=info,
-        notes=notes + stat_notes,
-    )
+    context = EvaluatorContext(dataset=dataset, cfg=cfg)
+    evaluators = CompositeEvaluator([create_evaluator(e.name, context) for e in entries])
+    evaluators.reset()
+    for inputs, outputs in _replay(done, ok_ids):
+        evaluators.process(inputs, outputs)
+    del done  # every image's rows now live in the evaluators only
+    results = evaluators.evaluate()
+    return [outcome(e, results[e.name]) for e in entries]

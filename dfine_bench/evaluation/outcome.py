@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from dfine_bench.data.annotations import load_annotations
-from dfine_bench.data.generated import MANIFEST
+from dfine_bench.data.generated import is_generated_annotations
 from dfine_bench.evaluation.engines import CocoResult, run_engine
 from dfine_bench.evaluation.predictions import load_results_file, validate_detections
 from dfine_bench.profiling.protocols import accuracy_deviations
@@ -61,11 +61,6 @@ def result_details(result: CocoResult, category_names: dict[int, str]) -> dict[s
     return details
 
 
-def _is_generated(annotations: Path, coco: dict[str, Any]) -> bool:
-    desc = str(coco.get("info", {}).get("description", "")) if isinstance(coco.get("info"), dict) else ""
-    return (annotations.parent / MANIFEST).is_file() or desc.startswith("dfine-bench generated")
-
-
 def evaluate_predictions(
     annotations: Path, predictions: Path, *, engine: str = "faster_coco_eval"
 ) -> TaskOutcome:
@@ -91,7 +86,7 @@ def evaluate_predictions(
             f"{predictions.name}; "
             "they count as misses (COCO's standard)"
         )
-    generated = _is_generated(annotations, coco)
+    generated = is_generated_annotations(annotations, coco)
     dataset = DatasetInfo(
         name=annotations.stem.removeprefix("instances_") if not generated else "generated",
         kind="generated" if generated else "coco",
@@ -123,7 +118,14 @@ def evaluate_predictions(
             "score_threshold": None,
             "timed": None,
             # the detector and its input size are unknown here: only the data can be judged
-            "deviations": accuracy_deviations(dataset.name, dataset.num_images, generated, None),
+            "deviations": accuracy_deviations(
+                dataset.name,
+                dataset.num_images,
+                generated,
+                None,
+                annotations_sha256=dataset.annotations_sha256,
+                check_annotations=True,
+            ),
         },
         dataset=dataset,
         notes=notes,

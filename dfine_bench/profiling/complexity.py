@@ -3,11 +3,17 @@
 The paper's numbers come from the official ``tools/benchmark/get_info.py``: ``calflops`` on the
 *deploy-mode* model at 1x3x640x640, and ``sum(p.numel())`` over that model's parameters.
 ``deploy()`` drops what inference never runs (the decoder's score heads and quality
-estimators of all but the last layer, training-only branches). We reproduce that on any
-adapter without family-specific surgery: one inference forward with hooks records which
-modules ran, and the paper-style parameter count is the (deduplicated) parameters owned by
-those modules. Weights the forward never touches (training-only heads, the duplicated
-top-level heads of the Hugging Face port) are listed in the details instead.
+estimators of all but the last layer, training-only branches) but keeps the denoising class
+embedding. We reproduce that on any adapter without family-specific surgery: one inference
+forward with hooks records which modules ran; ``params`` is the (deduplicated) parameters owned
+by those modules plus those of the modules ``deploy()`` keeps without running
+(``deploy_view.DEPLOY_KEEPS``): exactly get_info.py's count (D-FINE N/S/M/L/X: 3,753,799 /
+10,237,491 / 19,248,189 / 30,724,195 / 61,601,635). Its convention is stated in each record
+(``details["params_convention"]``). The other counts have their own names: ``params_total`` (a
+metric: every parameter of the model as built, ``ModelInfo.num_parameters``), and in the details
+``params_run`` (only what inference runs) and ``params_not_run``. Weights the forward never
+touches (training-only heads, the duplicated top-level heads of the Hugging Face port) are listed
+in the details.
 
 calflops counts only the functions it patches (``COUNTER_NOTES``), so the same network counts
 differently depending on which functions its code calls. To get the official number from the
@@ -50,9 +56,15 @@ import torch
 import torch.nn.functional as F
 
 from dfine_bench.adapters.base import DetectorAdapter
-from dfine_bench.profiling.deploy_view import FusedRepVgg, deploy_copy, find_topk_heads, num_queries
+from dfine_bench.profiling.deploy_view import (
+    FusedRepVgg,
+    deploy_copy,
+    deploy_kept_modules,
+    find_topk_heads,
+    num_queries,
+)
 from dfine_bench.profiling.protocols import complexity_deviations
-from dfine_bench.records.metrics import metric
+from dfine_bench.records.metrics import PARAMS_CONVENTION, metric
 from dfine_bench.records.schema import TaskOutcome
 
 log = logging.getLogger(__name__)
@@ -114,6 +126,18 @@ def used_parameters(module: torch.nn.Module, ran: set[int]) -> tuple[int, list[s
 
 def unique_parameters(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in {id(p): p for p in module.parameters()}.values())
+
+
+def deploy_parameters(module: torch.nn.Module, ran: set[int]) -> int:
+    """get_info.py's count: parameters of the modules that ran plus those ``deploy()`` keeps
+    without running them (``DEPLOY_KEEPS``), each parameter counted once."""
+    params: dict[int, int] = {}
+    for m in module.modules():
+        if id(m) in ran:
+            params.update({id(p): p.numel() for p in m.parameters(recurse=False)})
+    for kept in deploy_kept_modules(module).values():
+        params.update({id(p): p.numel() for p in kept.parameters()})
+    return sum(params.values())
 
 
 def _nn_mha_attention(
@@ -394,6 +418,7 @@ def complexity(
             with _record_ran(model) as ran, _first_inputs(heads) as head_inputs:
                 tflops, by_op, _by_module = torch_flops(module, example)
             used, unused_modules = used_parameters(model, ran)
+            deployed = deploy_parameters(model, ran)
             cflops = None
             if with_calflops:
                 try:
@@ -425,20 +450,24 @@ def complexity(
             "each (the official deploy mode)"
         )
     total = unique_parameters(original)
-    metrics["params"] = metric("params", used / 1e6)
+    metrics["params"] = metric("params", deployed / 1e6)
+    metrics["params_total"] = metric("params_total", total / 1e6)
     metrics["gflops"] = metric("gflops", None if cflops is None else cflops / 1e9)
     metrics["gflops_torch"] = metric("gflops_torch", tflops / 1e9)
     details.update(
         {
-            "params_counted": used,
+            "params_counted": deployed,
+            "params_convention": PARAMS_CONVENTION,
+            "params_run": used,
+            "params_kept_not_run": deployed - used,
             "params_total": total,
             "params_deploy_total": unique_parameters(model),
             "params_not_run": unique_parameters(model) - used,
             "modules_not_run": unused_modules[:200],
             "params_rule": (
-                "parameters of the modules the inference forward runs, each counted once "
-                "(as the official deploy() model: training-only heads dropped, RepVGG blocks and "
-                "D-FINE's encoder conv+BN layers fused)"
+                "parameters of the modules the inference forward runs, plus the modules the official "
+                "deploy() keeps without running them (the denoising class embedding), each counted once "
+                "(training-only heads dropped, RepVGG blocks and D-FINE's encoder conv+BN layers fused)"
             ),
             "params_by_part": {k: int(v) for k, v in adapter.parameter_groups().items()},
             "flops_calflops": cflops,
@@ -452,10 +481,10 @@ def complexity(
             "gflops_rule": "calflops FLOPs (2 per multiply-add) of one forward at batch 1, as get_info.py",
         }
     )
-    if unique_parameters(model) != used:
+    if unique_parameters(model) != deployed:
         notes.append(
-            f"{(unique_parameters(model) - used) / 1e6:.3f}M parameters are never run at inference "
-            "and are not counted (the paper counts the deploy-mode model)"
+            f"{(unique_parameters(model) - deployed) / 1e6:.3f}M parameters are never run at inference "
+            "and are not in params (the paper counts the deploy-mode model; params_total has them)"
         )
     return TaskOutcome(
         task="complexity",

@@ -17,6 +17,11 @@ one ``out_channels`` of parameters). The Hugging Face ports keep the unfused lay
 ``deploy_copy`` fuses them on a copy (same outputs, exact arithmetic), leaving the adapter's own
 model untouched.
 
+What ``deploy()`` keeps is not only what inference runs: the denoising class embedding
+(``denoising_class_embed``, ``(num_classes + 1) x hidden_dim``) is training-only but stays in the
+deploy model, and the official ``get_info.py`` counts ``sum(p.numel())`` over that model. The
+names of such kept modules are ``DEPLOY_KEEPS`` (``deploy_kept_modules`` finds them).
+
 A third difference is not structural: the HF ports run the encoder's box head
 (``enc_bbox_head``) on every encoder token and pick the top-k afterwards, while the official
 code picks the ``num_queries`` tokens first and runs the head on those (same result).
@@ -198,3 +203,14 @@ def num_queries(model: nn.Module) -> int | None:
 def find_topk_heads(model: nn.Module) -> dict[str, nn.Module]:
     """Modules named ``enc_bbox_head`` (the HF RT-DETR/D-FINE encoder box head) by path."""
     return {n: m for n, m in model.named_modules() if n.rpartition(".")[2] == "enc_bbox_head"}
+
+
+#: Last name components of modules the official ``deploy()`` keeps although inference never runs
+#: them: D-FINE's and RT-DETR's denoising class embedding (D-FINE-N: 81 x 128 = 10,368 parameters,
+#: the whole gap between the parameters that run and get_info.py's count; measured for N..X).
+DEPLOY_KEEPS = ("denoising_class_embed",)
+
+
+def deploy_kept_modules(model: nn.Module) -> dict[str, nn.Module]:
+    """Modules named in ``DEPLOY_KEEPS``, by path (counted in ``params`` even though they never run)."""
+    return {n: m for n, m in model.named_modules() if n.rpartition(".")[2] in DEPLOY_KEEPS}

@@ -15,10 +15,12 @@ import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from dfine_bench.errors import DfineBenchError
+
+if TYPE_CHECKING:  # torch is imported when exporting: backend metadata reads this module without it
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,8 @@ def _export_one(
     output_names: Sequence[str],
     dynamic_batch: bool,
 ) -> None:
+    import torch
+
     names = list(output_names)
     if exporter == "dynamo":
         dynamic_shapes = ({0: torch.export.Dim("batch", min=1, max=1024)},) if dynamic_batch else None
@@ -110,6 +114,7 @@ def export_onnx(
     The file is checked with ``onnx.checker``. Raises ``OnnxExportError`` when every exporter fails.
     """
     import onnx
+    import torch
 
     path.parent.mkdir(parents=True, exist_ok=True)
     errors: dict[str, str] = {}
@@ -141,7 +146,7 @@ def export_onnx(
     detail = "; ".join(f"{k}: {v}" for k, v in first.items())
     where = f" at operator {op}" if op else ""
     raise OnnxExportError(
-        f"ONNX export failed{where} ({detail}); try another backend.onnx_opset or backend=eager",
+        f"ONNX export failed{where} ({detail}); try another backend.options.opset or backend=eager",
         op=op,
         errors=errors,
     )

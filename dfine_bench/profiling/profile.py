@@ -19,9 +19,16 @@ import numpy as np
 import torch
 
 from dfine_bench.adapters.base import DetectorAdapter
-from dfine_bench.errors import BackendUnavailable, DfineBenchError
-from dfine_bench.profiling import _config as C
-from dfine_bench.profiling.backends import BackendRunner, build_backend, check_backend, validate
+from dfine_bench.config.schema import BackendConfig
+from dfine_bench.config.settings import ProfileSettings, check_device_name
+from dfine_bench.errors import BackendUnavailable
+from dfine_bench.profiling.backends import (
+    BackendRunner,
+    BackendSpec,
+    build_backend,
+    check_backend,
+    resolve_backend,
+)
 from dfine_bench.profiling.complexity import complexity, complexity_key
 from dfine_bench.profiling.memory import MemoryWatch
 from dfine_bench.profiling.onnx_export import OnnxExportError
@@ -37,8 +44,6 @@ from dfine_bench.utils.progress import Progress
 
 log = logging.getLogger(__name__)
 
-TIMED_MODES = ("model", "model+postprocess", "end-to-end")
-
 
 class _Inputs:
     """The inputs a timed call sees: a fixed random tensor, or real images (cycled, as the paper)."""
@@ -49,6 +54,7 @@ class _Inputs:
         input_size: tuple[int, int],
         images: list[np.ndarray] | None,
         images_kind: str = "dataset",
+        seed: int = 0,
     ) -> None:
         self.adapter = adapter
         self.input_size = input_size
@@ -56,7 +62,7 @@ class _Inputs:
         self.kind = images_kind if self.images else "fixed"
         if self.images is None:
             # end-to-end timing needs an image to preprocess: a fixed, seeded random one
-            rng = np.random.default_rng(0)
+            rng = np.random.default_rng(seed)
             self._fixed_image = rng.integers(0, 256, (*input_size, 3), dtype=np.uint8)
 
     def image_batches(self, batch_size: int) -> list[list[np.ndarray]]:
@@ -69,7 +75,7 @@ class _Inputs:
         """Model-ready batches with the original sizes postprocessing maps boxes back to."""
         if self.images is None:
             x = self.adapter.example_input(batch_size, self.input_size).to("cpu", torch.float32)
-            return [(x, [tuple(self.input_size)] * batch_size)]
+            return [(x, [self.input_size] * batch_size)]
         out = []
         for batch in self.image_batches(batch_size):
             pre = self.adapter.preprocess(batch)
@@ -143,48 +149,42 @@ def _reference_check(runner: BackendRunner, adapter: DetectorAdapter, inputs: _I
 
 def profile_model(
     adapter: DetectorAdapter,
-    cfg: Any,
-    backend: Any,
+    settings: ProfileSettings,
+    backend: BackendSpec | BackendConfig,
     *,
     device: str,
     work_dir: Path,
     images: list[np.ndarray] | None = None,
     images_kind: str = "dataset",
-    protocol: Any = None,
+    protocol: str = "custom",
     include_complexity: bool = True,
     progress: str | bool = "auto",
 ) -> list[TaskOutcome]:
     """Profile one model on one backend; returns complexity, latency, throughput and trace outcomes.
 
-    ``cfg`` is a ``ProfilingConfig``, ``backend`` a ``BackendConfig``, ``protocol`` a
-    ``ProtocolConfig`` (dataclasses or DictConfigs). Unknown backend/dtype/device names raise a
+    ``settings`` are the checked ``profiling`` settings (``config.settings.ProfileSettings``),
+    ``backend`` a spec resolved against the backend registry (a ``BackendConfig`` is resolved
+    here), ``protocol`` the protocol's name. Unknown backend/dtype/device names raise a
     ``DfineBenchError``; what this machine cannot run gives ``skipped`` outcomes.
     """
     work_dir = Path(work_dir)
-    name = str(C.get(backend, "name", "eager"))
-    dtype = str(C.get(backend, "dtype", "fp32"))
-    timed = str(C.get(cfg, "timed", "model"))
-    if timed not in TIMED_MODES:
-        raise DfineBenchError(f"profiling.timed={timed!r} is not one of {', '.join(TIMED_MODES)}")
-    validate(name, dtype, device)
-    protocol_name = str(C.get(protocol, "name", "custom"))
+    spec = resolve_backend(backend)
+    check_device_name(device)
+    name, dtype, timed = spec.name, spec.dtype, settings.timed
+    protocol_name = protocol
     key_base = backend_key(name, dtype)
-    input_size = tuple(int(s) for s in adapter.spec.input_size)
-    flops_size = tuple(int(s) for s in C.get_list(cfg, "flops_input_size", list(input_size)))
-    if len(flops_size) != 2:
-        raise DfineBenchError(f"profiling.flops_input_size must be [height, width] (got {list(flops_size)})")
+    height, width = adapter.spec.input_size
+    input_size = (int(height), int(width))
+    flops_size = settings.flops_input_size
 
-    threads_requested = C.get(cfg, "threads", None)
     old_threads = torch.get_num_threads()
-    if threads_requested:
-        if int(threads_requested) < 1:
-            raise DfineBenchError(f"profiling.threads must be >= 1 (got {threads_requested})")
-        torch.set_num_threads(int(threads_requested))
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
     threads = torch.get_num_threads()
     dev_name = (
         _device_name(device) if torch.device(device).type == "cpu" or torch.cuda.is_available() else device
     )
-    inputs = _Inputs(adapter, input_size, images, images_kind)
+    inputs = _Inputs(adapter, input_size, images, images_kind, seed=settings.seed)
 
     def setup(batch_size: int, **extra: Any) -> dict[str, Any]:
         s: dict[str, Any] = {
@@ -208,7 +208,7 @@ def profile_model(
     progress_bar = Progress(None, f"profile {adapter.spec.name} {key_base}", unit="task", enabled=progress)
     try:
         with progress_bar:
-            if include_complexity and C.get(cfg, "complexity", True):
+            if include_complexity and settings.complexity:
                 adapter.to(device, torch.float32)
                 log.info("%s: counting params and GFLOPs at %s", adapter.spec.name, flops_size)
                 try:
@@ -219,9 +219,7 @@ def profile_model(
                 c.setup.update({"device": device, "device_name": dev_name, "protocol": protocol_name})
                 outcomes.append(c)
                 progress_bar.update()
-            outcomes.extend(
-                _profile_backend(adapter, cfg, backend, name, dtype, timed, device, work_dir, inputs, setup)
-            )
+            outcomes.extend(_profile_backend(adapter, settings, spec, device, work_dir, inputs, setup))
             progress_bar.update()
     finally:
         torch.set_num_threads(old_threads)
@@ -237,24 +235,20 @@ def profile_model(
 
 def _profile_backend(
     adapter: DetectorAdapter,
-    cfg: Any,
-    backend: Any,
-    name: str,
-    dtype: str,
-    timed: str,
+    settings: ProfileSettings,
+    backend: BackendSpec,
     device: str,
     work_dir: Path,
     inputs: _Inputs,
     setup: Callable[..., dict[str, Any]],
 ) -> list[TaskOutcome]:
-    key_base = backend_key(name, dtype)
-    want_latency = bool(C.get(cfg, "latency", True))
-    want_throughput = bool(C.get(cfg, "throughput", True))
-    want_trace = bool(C.get(cfg, "trace", False))
+    key_base = backend_key(backend.name, backend.dtype)
+    timed = settings.timed
+    want_latency, want_throughput, want_trace = settings.latency, settings.throughput, settings.trace
     if not (want_latency or want_throughput or want_trace):
         return []
-    batch_sizes = [int(b) for b in C.get_list(cfg, "batch_sizes", [1])]
-    max_bs = int(C.get(cfg, "max_batch_size", 64))
+    batch_sizes = list(settings.batch_sizes)
+    max_bs = settings.max_batch_size
     cuda = torch.device(device).type == "cuda"
     sizes = sweep_sizes(batch_sizes, max_bs, extend=cuda and len(batch_sizes) > 1)
 
@@ -271,7 +265,7 @@ def _profile_backend(
         ]
 
     try:
-        check_backend(name, dtype, device)
+        check_backend(backend, device)
         log.info("%s: building backend %s", adapter.spec.name, key_base)
         runner = build_backend(
             adapter,
@@ -298,7 +292,7 @@ def _profile_backend(
         log.exception("%s %s: the first call failed", adapter.spec.name, key_base)
         return not_run("failed", f"{key_base} failed on its first call: {type(exc).__name__}: {exc}")
     diff = difference.matched_max_abs_diff
-    atol = float(C.get(backend, "atol", 1e-2))
+    atol = backend.atol
     check = {
         "output_max_abs_diff": diff,
         **difference.to_dict(),
@@ -317,9 +311,9 @@ def _profile_backend(
         return out
 
     outcomes: list[TaskOutcome] = []
-    warmup, iters = int(C.get(cfg, "warmup", 10)), int(C.get(cfg, "iters", 50))
-    min_iters = min(int(C.get(cfg, "min_iters", 10)), iters)
-    max_time_s = float(C.get(cfg, "max_time_s", 20.0))
+    warmup, iters = settings.warmup, settings.iters
+    min_iters = min(settings.min_iters, iters)
+    max_time_s = settings.max_time_s
     overhead = harness_overhead(device)
     top: list[dict[str, Any]] | None = None
 
@@ -332,7 +326,7 @@ def _profile_backend(
                 tdir,
                 worker=f"{adapter.spec.name}.{key_base}",
                 device=device,
-                steps=int(C.get(cfg, "trace_steps", 5)),
+                steps=settings.trace_steps,
             )
             outcomes.append(
                 TaskOutcome(
@@ -363,7 +357,7 @@ def _profile_backend(
             metrics.update(mw.metrics())
             metrics["output_max_abs_diff"] = metric("output_max_abs_diff", diff)
             notes = list(mw.notes)
-            cv_warn = float(C.get(cfg, "cv_warn", 0.10))
+            cv_warn = settings.cv_warn
             if m.cv > cv_warn:
                 msg = (
                     f"latency coefficient of variation {m.cv:.2f} is above {cv_warn:.2f}: a noisy machine "
@@ -406,7 +400,7 @@ def _profile_backend(
                 sizes,
                 device=device,
                 warmup=min(warmup, 2),
-                iters=max(1, int(C.get(cfg, "throughput_iters", 10))),
+                iters=settings.throughput_iters,
                 max_time_s=max_time_s,
             )
             ok = [r for r in results if r.status == "ok"]

@@ -3,8 +3,13 @@
 The D-FINE paper times every model with TensorRT FP16 at batch size 1 and 640x640 input,
 model only (no NMS, no pre/postprocessing), on an NVIDIA T4, feeding COCO val2017 images.
 ``paper_t4`` is that protocol as a preset; it runs on any NVIDIA GPU, and
-``deviations_from_paper`` lists, in plain sentences, every way a measurement differs from it
-(starting with the device), so that no number is ever read as a T4 number unless a T4 ran it.
+``deviations_from_paper`` lists every way a measurement differs from it (starting with the
+device) as ``Deviation(code, expected, actual)`` data with a sentence in ``.text``, so that no
+number is ever read as a T4 number unless a T4 ran it.
+
+COCO val2017 is recognised by the sha256 of its annotation file (``COCO_VAL2017_SHA256``), never
+by a file name or an image count: a file with another hash is "not COCO val2017" whatever it is
+called and however many images it lists.
 """
 
 from __future__ import annotations
@@ -12,6 +17,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from dfine_bench.records import deviations as dev
+from dfine_bench.records.deviations import Deviation
 
 PAPER_PROTOCOL = "paper_t4"
 
@@ -73,26 +81,29 @@ def deviations_from_paper(
     input_size: Sequence[int],
     timed: str,
     input_kind: str,
-) -> list[str]:
-    """Plain sentences for each way this setup differs from the paper's protocol; [] if none."""
+) -> list[Deviation]:
+    """Each way this setup differs from the paper's protocol (codes in ``records.deviations``); []
+    if none."""
     p = PAPER_T4
-    out: list[str] = []
+    out: list[Deviation] = []
     if not on_reference_device(device_name, p):
-        out.append(f"ran on {device_name or 'an unknown device'}, not an NVIDIA {p.reference_device}")
+        out.append(Deviation(dev.DEVICE, p.reference_device or "", device_name or "an unknown device"))
     if (backend, dtype) != (p.backend, p.dtype):
-        out.append(
-            f"{_backend_words(backend)} {dtype.upper() if dtype != 'fp32' else 'fp32'}, not TensorRT FP16"
-        )
+        out.append(Deviation(dev.BACKEND, _backend_text(p.backend, p.dtype), _backend_text(backend, dtype)))
     if int(batch_size) != p.batch_size:
-        out.append(f"batch size {int(batch_size)}, not {p.batch_size}")
+        out.append(Deviation(dev.BATCH_SIZE, str(p.batch_size), str(int(batch_size))))
     if tuple(int(s) for s in input_size) != p.input_size:
-        out.append(f"input {_size(input_size)}, not {_size(p.input_size)}")
+        out.append(Deviation(dev.INPUT_SIZE, _size(p.input_size), _size(input_size)))
     if timed != p.timed:
-        out.append(f"timed {timed}, not the model alone")
+        out.append(Deviation(dev.TIMED, p.timed, timed))
     if input_kind != p.input_kind:
-        words = {"fixed": "fixed random input", "generated": "generated images"}
-        out.append(f"{words.get(input_kind, input_kind + ' input')}, not COCO images")
+        out.append(Deviation(dev.INPUT_KIND, p.input_kind, input_kind))
     return out
+
+
+def _backend_text(backend: str, dtype: str) -> str:
+    """``PyTorch eager fp32``, ``TensorRT FP16``: half precisions upper-cased as the paper writes them."""
+    return f"{_backend_words(backend)} {dtype.upper() if dtype != 'fp32' else 'fp32'}"
 
 
 def _backend_words(backend: str) -> str:
@@ -106,6 +117,16 @@ def _backend_words(backend: str) -> str:
 
 #: The paper's accuracy protocol: COCO val2017, all of its images, 640x640 input.
 PAPER_COCO_IMAGES = 5000
+#: sha256 of the official ``annotations/instances_val2017.json`` (19,987,840 bytes) inside
+#: ``annotations_trainval2017.zip`` (sha256 113a836d..., md5 f4bbac64... as published for that
+#: archive). Pinned by several independent projects that verify the extracted member; the COCO
+#: site itself publishes no per-file hash.
+COCO_VAL2017_SHA256 = "e8c7f7908f1d7278341fae127d0da654f102f11bd7b21d8aeefa635b8c810b6f"
+
+
+def is_coco_val2017(annotations_sha256: str | None) -> bool:
+    """Whether an annotation file is the official COCO val2017 one, by its sha256 alone."""
+    return (annotations_sha256 or "").lower() == COCO_VAL2017_SHA256
 
 
 def accuracy_deviations(
@@ -117,26 +138,33 @@ def accuracy_deviations(
     *,
     coco_images: int = PAPER_COCO_IMAGES,
     reference_size: Sequence[int] = PAPER_T4.input_size,
-) -> list[str]:
-    """Plain sentences for each way an evaluation differs from the paper's (COCO val2017, 640x640).
+    annotations_sha256: str | None = None,
+    check_annotations: bool = False,
+) -> list[Deviation]:
+    """Each way an evaluation differs from the paper's (COCO val2017, 640x640); [] if none.
 
-    ``coco_images`` / ``reference_size``: the reference, when a claims file states its own;
-    ``batch_size=None`` leaves the batch size out (it does not change AP, only how it ran).
+    With ``check_annotations`` (what evaluations and claims do), annotations whose sha256 is not
+    ``COCO_VAL2017_SHA256`` are a deviation (code ``annotations``, the hash named; ``unknown``
+    when none was recorded), whatever the file or dataset is called. ``coco_images`` /
+    ``reference_size``: the reference, when a claims file states its own; ``batch_size=None``
+    leaves the batch size out (it does not change AP, only how it ran).
     """
-    out: list[str] = []
+    out: list[Deviation] = []
     if generated:
-        out.append("generated stand-in dataset, not COCO val2017")
-    elif "val2017" not in dataset_name or num_images != coco_images:
-        out.append(f"{dataset_name} with {num_images} images, not the {coco_images} of COCO val2017")
+        out.append(Deviation(dev.DATASET_GENERATED, "COCO val2017", "generated"))
+    elif check_annotations and not is_coco_val2017(annotations_sha256):
+        out.append(Deviation(dev.ANNOTATIONS, COCO_VAL2017_SHA256, annotations_sha256 or "unknown"))
+    elif num_images != coco_images or (not check_annotations and "val2017" not in dataset_name):
+        out.append(Deviation(dev.NUM_IMAGES, str(coco_images), f"{dataset_name} with {num_images} images"))
     if input_size is not None and tuple(int(s) for s in input_size) != tuple(reference_size):
-        out.append(f"input {_size(input_size)}, not {_size(reference_size)}")
+        out.append(Deviation(dev.INPUT_SIZE, _size(reference_size), _size(input_size)))
     if batch_size is not None and int(batch_size) != PAPER_T4.batch_size:
-        out.append(f"batch size {int(batch_size)}, not {PAPER_T4.batch_size}")
+        out.append(Deviation(dev.BATCH_SIZE, str(PAPER_T4.batch_size), str(int(batch_size))))
     return out
 
 
-def complexity_deviations(input_size: Sequence[int]) -> list[str]:
+def complexity_deviations(input_size: Sequence[int]) -> list[Deviation]:
     """The one way a params/GFLOPs count can differ from the paper's: the input size."""
     if tuple(int(s) for s in input_size) != PAPER_T4.input_size:
-        return [f"counted at {_size(input_size)}, not {_size(PAPER_T4.input_size)}"]
+        return [Deviation(dev.COUNTED_AT, _size(PAPER_T4.input_size), _size(input_size))]
     return []

@@ -1,63 +1,489 @@
-"""Names, units and directions of the metrics records carry, shared by every producer and consumer.
+"""The metric catalogue: one ``MetricDef`` per metric, and the registry every consumer reads.
 
-Producers (evaluation, profiling) write metrics under these names; reports and
-regression checks read them. A producer may add metrics not listed here (they are
-kept and shown), but the ones listed must use these names and units.
+A ``MetricDef`` says everything the project needs to know about one metric: its unit and
+direction, the record task that produces it, how the regression gate judges it (``gate``, one of
+``GATE_RULES``, with its default ``tolerance``), how a paper claim on it is checked
+(``claim_kind``), and its table column (``label``, ``fmt``, ``headline`` for the overview). The
+gate (``dfine_bench.checks.gate``), the claims (``dfine_bench.claims``) and the comparison tables
+(``dfine_bench.reporting.tables``) derive what they need from here and keep no lists of their own.
+
+Every metric must say how it is gated: ``gate`` has no default, and a rule outside ``GATE_RULES``
+(or a tolerance-based rule without a tolerance) is a ``ConfigError`` when the definition is made,
+that is when its module is imported. A metric that should not be gated says so explicitly with
+``gate=INFORMATIONAL``. Producers build values with ``metric(name, value)``, which refuses a name
+that is not registered, so no record can carry a metric nobody decided how to gate.
+
+Adding a metric is one call, in the producing module (or a plug-in)::
+
+    register_metric(MetricDef("dAP_cls", "%", False, task="evaluation", gate=INFORMATIONAL,
+                              label="dAP cls", description="TIDE classification error"))
+
+Third-party packages register theirs through the ``dfine_bench.metrics`` entry-point group, whose
+targets are called once with no arguments (or imported, if modules), like ``dfine_bench.adapters``.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any
 
-from dfine_bench.records.schema import Metric
+from dfine_bench.errors import ConfigError, UnknownNameError
+from dfine_bench.records.schema import TASKS, Metric
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "dfine_bench.metrics"
+
+# -- gate rules (implemented in dfine_bench.checks.gate) ------------------------------------------
+#: Higher is better, in absolute units (COCO AP points): worse when it drops by more than the tolerance.
+ABSOLUTE = "absolute"
+#: Must be equal (params, GFLOPs): any change beyond the absolute tolerance, up or down, fails.
+EXACT = "exact"
+#: Noise-aware latency rule on the stored samples; relative tolerance.
+LATENCY = "latency"
+#: Throughput against a band widened by the baseline's latency spread; relative tolerance.
+THROUGHPUT = "throughput"
+#: Image counts of an evaluation (failed: worse when more; skipped / seen: cannot compare).
+COUNT = "count"
+#: Explicitly not gated (shown in records and tables only), e.g. statistics derived from a gated one.
+INFORMATIONAL = "informational"
+GATE_RULES = (ABSOLUTE, EXACT, LATENCY, THROUGHPUT, COUNT, INFORMATIONAL)
+#: Rules that compare against a tolerance (the definition must give a default).
+TOLERANCE_RULES = (ABSOLUTE, EXACT, LATENCY, THROUGHPUT)
+
+#: How a paper claim on a metric is checked (``dfine_bench.claims``); None: no row claims on it.
+CLAIM_KINDS = ("exact", "tolerance", "hardware")
 
 
 @dataclass(frozen=True)
 class MetricDef:
+    """One metric: what it means, how it is gated and claimed, and how a table shows it.
+
+    ``label`` is the column header; ``{bs}`` in it becomes `` bs<N>`` for records at another batch
+    size than 1 (latency columns). ``label=None``: no table column. ``headline``: also in the
+    one-table overview.
+    """
+
     name: str
     unit: str
     higher_is_better: bool | None
-    description: str
+    task: str
+    gate: str
+    tolerance: float | None = None
+    claim_kind: str | None = None
+    label: str | None = None
+    fmt: str = "{:.2f}"
+    headline: bool = False
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        where = f"metric {self.name!r}"
+        if not self.name or not isinstance(self.name, str):
+            raise ConfigError(f"a metric needs a non-empty name (got {self.name!r})")
+        if self.gate not in GATE_RULES:
+            raise ConfigError(
+                f"{where} has gate rule {self.gate!r}: every metric needs one of {', '.join(GATE_RULES)} "
+                f"(use gate={INFORMATIONAL!r} for a metric that is deliberately not gated)"
+            )
+        if self.gate in TOLERANCE_RULES and (self.tolerance is None or self.tolerance < 0):
+            raise ConfigError(f"{where}: gate rule {self.gate!r} needs a default tolerance >= 0")
+        if self.task not in TASKS:
+            raise ConfigError(f"{where}: task {self.task!r} is not one of {', '.join(TASKS)}")
+        if self.claim_kind is not None and self.claim_kind not in CLAIM_KINDS:
+            raise ConfigError(
+                f"{where}: claim kind {self.claim_kind!r} is not one of {', '.join(CLAIM_KINDS)}"
+            )
+
+    @property
+    def gated(self) -> bool:
+        """Whether the gate compares this metric (``COUNT`` metrics are gated by the image rule)."""
+        return self.gate != INFORMATIONAL
+
+    def column_label(self, batch_size: int = 1) -> str:
+        """The table header, with `` bs<N>`` where the label asks for it and N is not 1."""
+        label = self.label or self.name
+        return label.replace("{bs}", "" if batch_size == 1 else f" bs{batch_size}")
 
 
-#: COCO's 12 standard stats, in pycocotools' ``stats`` order; stored in percent (paper style).
-COCO_STATS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+_REGISTRY: dict[str, MetricDef] = {}
+_ORIGIN: dict[str, str] = {}
+_LOAD_ERRORS: dict[str, str] = {}
+_loaded = False
 
-_DEFS = [
-    *(MetricDef(n, "%", True, f"COCO {n} (x100)") for n in COCO_STATS),
-    MetricDef("params", "M", None, "parameters, millions"),
-    MetricDef("gflops", "GFLOPs", None, "GFLOPs at the input size, counted like the paper (calflops)"),
-    MetricDef("gflops_torch", "GFLOPs", None, "GFLOPs by torch.utils.flop_counter (2 per multiply-add)"),
-    MetricDef("latency_median", "ms", False, "median latency per batch"),
-    MetricDef("latency_mean", "ms", False, "mean latency per batch"),
-    MetricDef("latency_p90", "ms", False, "90th percentile latency"),
-    MetricDef("latency_p99", "ms", False, "99th percentile latency"),
-    MetricDef("latency_iqr", "ms", None, "interquartile range of latency"),
-    MetricDef("latency_std", "ms", None, "standard deviation of latency"),
-    MetricDef("latency_cv", "ratio", None, "coefficient of variation (std / mean)"),
-    MetricDef("fps", "img/s", True, "images per second from the median latency"),
-    MetricDef("harness_overhead", "ms", None, "time the harness adds around an empty callable"),
-    MetricDef("throughput", "img/s", True, "best images per second over batch sizes"),
-    MetricDef("max_batch_size", "count", None, "largest batch size that fit in memory"),
-    MetricDef("peak_rss", "MiB", False, "peak resident memory of the process"),
-    MetricDef("cuda_max_allocated", "MiB", False, "torch.cuda.max_memory_allocated"),
-    MetricDef("cuda_max_reserved", "MiB", False, "torch.cuda.max_memory_reserved"),
-    MetricDef("images_seen", "count", None, "images evaluated"),
-    MetricDef("images_failed", "count", False, "images that could not be read or run"),
-    MetricDef("images_skipped", "count", False, "images skipped (resumed from disk or filtered)"),
-    MetricDef("output_max_abs_diff", "abs", False, "max |backend - eager| over outputs on one input"),
-]
+#: The registry itself (name -> definition, in registration order); read it through ``get_metric``
+#: / ``list_metrics`` to include plug-in metrics.
+METRICS = _REGISTRY
 
-METRICS: dict[str, MetricDef] = {d.name: d for d in _DEFS}
+
+def register_metric(definition: MetricDef, *, origin: str = "builtin") -> MetricDef:
+    """Add a metric to the catalogue; the same name twice with another definition is an error."""
+    if not isinstance(definition, MetricDef):
+        raise ConfigError(f"register_metric takes a MetricDef, not {type(definition).__name__}")
+    old = _REGISTRY.get(definition.name)
+    if old is not None and old != definition:
+        raise ConfigError(
+            f"metric {definition.name!r} is already registered by {_ORIGIN[definition.name]} with another "
+            "definition: choose another name"
+        )
+    _REGISTRY[definition.name] = definition
+    _ORIGIN[definition.name] = origin
+    return definition
+
+
+def unregister_metric(name: str) -> None:
+    """Remove a metric (tests register temporary ones)."""
+    _REGISTRY.pop(name, None)
+    _ORIGIN.pop(name, None)
+
+
+def _ensure_loaded() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            target: Any = ep.load()
+            if isinstance(target, MetricDef):
+                register_metric(target, origin=f"entry point {ep.name}")
+            elif callable(target):
+                target()
+        except ConfigError:
+            raise  # a metric without a gate rule (or a clash) is an error at start-up, not a warning
+        except Exception as exc:  # a broken plug-in must not take the whole tool down
+            _LOAD_ERRORS[f"entry point {ep.name}"] = f"{type(exc).__name__}: {exc}"
+            log.warning("could not load metric entry point %r (%s): %s", ep.name, ep.value, exc)
+
+
+def load_errors() -> dict[str, str]:
+    """Metric plug-ins that failed to load, with the reason."""
+    _ensure_loaded()
+    return dict(_LOAD_ERRORS)
+
+
+def get_metric(name: str) -> MetricDef:
+    """The definition of ``name``; an ``UnknownNameError`` (exit 2) naming the known ones if none."""
+    _ensure_loaded()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownNameError("metric", name, _REGISTRY) from None
+
+
+def find_metric(name: str) -> MetricDef | None:
+    """The definition of ``name``, or None."""
+    _ensure_loaded()
+    return _REGISTRY.get(name)
+
+
+def list_metrics(
+    pattern: str = "*", *, task: str | None = None, gate: str | None = None, claim_kind: str | None = None
+) -> list[str]:
+    """Registered metric names matching the wildcard ``pattern`` (and the filters given), in
+    catalogue order (the order tables show them in)."""
+    _ensure_loaded()
+    return [
+        d.name
+        for d in _REGISTRY.values()
+        if fnmatch.fnmatchcase(d.name, pattern)
+        and (task is None or d.task == task)
+        and (gate is None or d.gate == gate)
+        and (claim_kind is None or d.claim_kind == claim_kind)
+    ]
+
+
+def metric_defs(names: Iterable[str]) -> list[MetricDef]:
+    return [get_metric(n) for n in names]
 
 
 def metric(name: str, value: float | int | None, unit: str | None = None) -> Metric:
-    """A ``Metric`` with the unit and direction of its catalogue entry (or the given unit)."""
-    d = METRICS.get(name)
-    if d is None:
-        return Metric(value=None if value is None else float(value), unit=unit or "")
+    """A ``Metric`` with the unit and direction of its catalogue entry.
+
+    An unregistered ``name`` is an error: register it with ``register_metric`` (saying how it is
+    gated) first. ``unit`` may only restate the catalogue's unit.
+    """
+    d = get_metric(name)
+    if unit is not None and unit != d.unit:
+        raise ConfigError(f"metric {name!r} is in {d.unit!r} in the catalogue, not {unit!r}")
     return Metric(
-        value=None if value is None else float(value),
-        unit=unit or d.unit,
-        higher_is_better=d.higher_is_better,
+        value=None if value is None else float(value), unit=d.unit, higher_is_better=d.higher_is_better
     )
+
+
+# -- the built-in catalogue ----------------------------------------------------------------------
+#: COCO's 12 standard stats, in pycocotools' ``stats`` order; stored in percent (paper style).
+COCO_STATS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+_HEADLINE_COCO = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+
+#: What ``params`` counts, stored in complexity records' ``details["params_convention"]``.
+PARAMS_CONVENTION = (
+    "official tools/benchmark/get_info.py: sum(p.numel()) over the deploy() model (training-only "
+    "heads dropped, RepVGG blocks and D-FINE's encoder conv+BN fused, the denoising class embedding kept)"
+)
+
+_BUILTIN = (
+    *(
+        MetricDef(
+            n,
+            "%",
+            True,
+            task="evaluation",
+            gate=ABSOLUTE,
+            tolerance=0.3,
+            claim_kind="tolerance",
+            label=n,
+            headline=n in _HEADLINE_COCO,
+            description=f"COCO {n} (x100)",
+        )
+        for n in COCO_STATS
+    ),
+    MetricDef(
+        "images_seen",
+        "count",
+        None,
+        "evaluation",
+        COUNT,
+        label="images",
+        fmt="{:.0f}",
+        description="images evaluated",
+    ),
+    MetricDef(
+        "images_failed",
+        "count",
+        False,
+        "evaluation",
+        COUNT,
+        label="failed images",
+        fmt="{:.0f}",
+        description="images that could not be read or run",
+    ),
+    MetricDef(
+        "images_skipped",
+        "count",
+        False,
+        "evaluation",
+        COUNT,
+        description="images skipped (resumed from disk or filtered)",
+    ),
+    MetricDef(
+        "params",
+        "M",
+        None,
+        "complexity",
+        EXACT,
+        0.0,
+        claim_kind="exact",
+        label="params (M)",
+        headline=True,
+        description=f"parameters, millions: {PARAMS_CONVENTION}",
+    ),
+    MetricDef(
+        "params_total",
+        "M",
+        None,
+        "complexity",
+        EXACT,
+        0.0,
+        label="params total (M)",
+        description=(
+            "every parameter of the model as built, millions (training-only heads and unfused layers "
+            "included)"
+        ),
+    ),
+    MetricDef(
+        "gflops",
+        "GFLOPs",
+        None,
+        "complexity",
+        EXACT,
+        0.0,
+        claim_kind="exact",
+        label="GFLOPs",
+        headline=True,
+        description="GFLOPs at the input size, counted like the paper (calflops)",
+    ),
+    MetricDef(
+        "gflops_torch",
+        "GFLOPs",
+        None,
+        "complexity",
+        EXACT,
+        0.0,
+        label="GFLOPs (torch counter)",
+        description="GFLOPs by torch.utils.flop_counter (2 per multiply-add)",
+    ),
+    MetricDef(
+        "latency_median",
+        "ms",
+        False,
+        "latency",
+        LATENCY,
+        0.25,
+        claim_kind="hardware",
+        label="latency median{bs} (ms)",
+        headline=True,
+        description="median latency per batch",
+    ),
+    MetricDef(
+        "latency_mean",
+        "ms",
+        False,
+        "latency",
+        INFORMATIONAL,
+        claim_kind="hardware",
+        label="latency mean{bs} (ms)",
+        description="mean latency per batch (the median is gated)",
+    ),
+    MetricDef(
+        "latency_p90",
+        "ms",
+        False,
+        "latency",
+        INFORMATIONAL,
+        label="latency p90{bs} (ms)",
+        headline=True,
+        description="90th percentile latency (the median is gated)",
+    ),
+    MetricDef(
+        "latency_p99",
+        "ms",
+        False,
+        "latency",
+        INFORMATIONAL,
+        label="latency p99{bs} (ms)",
+        description="99th percentile latency (the median is gated)",
+    ),
+    MetricDef(
+        "latency_iqr", "ms", None, "latency", INFORMATIONAL, description="interquartile range of latency"
+    ),
+    MetricDef(
+        "latency_std", "ms", None, "latency", INFORMATIONAL, description="standard deviation of latency"
+    ),
+    MetricDef(
+        "latency_cv",
+        "ratio",
+        None,
+        "latency",
+        INFORMATIONAL,
+        label="latency CV{bs}",
+        fmt="{:.3f}",
+        description="coefficient of variation (std / mean)",
+    ),
+    MetricDef(
+        "fps",
+        "img/s",
+        True,
+        "latency",
+        INFORMATIONAL,
+        claim_kind="hardware",
+        label="FPS{bs} (img/s)",
+        headline=True,
+        description="images per second from the median latency (the median is gated)",
+    ),
+    MetricDef(
+        "peak_rss",
+        "MiB",
+        False,
+        "latency",
+        INFORMATIONAL,
+        label="peak RSS{bs} (MiB)",
+        fmt="{:.0f}",
+        description="peak resident memory of the process",
+    ),
+    MetricDef(
+        "cuda_max_allocated",
+        "MiB",
+        False,
+        "latency",
+        INFORMATIONAL,
+        label="CUDA peak{bs} (MiB)",
+        fmt="{:.0f}",
+        description="torch.cuda.max_memory_allocated",
+    ),
+    MetricDef(
+        "cuda_max_reserved",
+        "MiB",
+        False,
+        "latency",
+        INFORMATIONAL,
+        description="torch.cuda.max_memory_reserved",
+    ),
+    MetricDef(
+        "output_max_abs_diff",
+        "abs",
+        False,
+        "latency",
+        INFORMATIONAL,
+        label="max |diff| vs eager{bs}",
+        fmt="{:.2g}",
+        description="max |backend - eager| over outputs on one input (checked when profiling)",
+    ),
+    MetricDef(
+        "harness_overhead",
+        "ms",
+        None,
+        "latency",
+        INFORMATIONAL,
+        description="time the harness adds around an empty callable",
+    ),
+    MetricDef(
+        "throughput",
+        "img/s",
+        True,
+        "throughput",
+        THROUGHPUT,
+        0.25,
+        label="throughput (img/s)",
+        headline=True,
+        description="best images per second over batch sizes",
+    ),
+    MetricDef(
+        "max_batch_size",
+        "count",
+        None,
+        "throughput",
+        INFORMATIONAL,
+        label="max batch",
+        fmt="{:.0f}",
+        description="largest batch size that fit in memory",
+    ),
+    # Error analysis (dfine_bench.evaluation.error_analysis): TIDE's breakdown of the AP50 a model
+    # loses, per error type. Diagnostics that explain the gated COCO AP, not targets of their own.
+    MetricDef(
+        "tide_AP50",
+        "%",
+        True,
+        "error_analysis",
+        INFORMATIONAL,
+        label="AP50 (TIDE)",
+        description="TIDE's AP at IoU 0.5 (top 100 per image), the base of every dAP (AP50 is gated)",
+    ),
+    *(
+        MetricDef(
+            name,
+            "%",
+            False,
+            "error_analysis",
+            INFORMATIONAL,
+            label=f"dAP {kind}",
+            description=f"AP50 gained by fixing every {kind} error (TIDE oracle); explains AP, not gated",
+        )
+        for name, kind in (
+            ("dAP_cls", "classification"),
+            ("dAP_loc", "localization"),
+            ("dAP_both", "cls+loc"),
+            ("dAP_dupl", "duplicate"),
+            ("dAP_bkg", "background"),
+            ("dAP_miss", "missed"),
+            ("dAP_fp", "false positive"),
+            ("dAP_fn", "false negative"),
+        )
+    ),
+)
+
+for _d in _BUILTIN:
+    register_metric(_d)

@@ -5,6 +5,13 @@ count, ...) for one model under one setup, with full provenance. Records are JSO
 files under ``results/<run-id>/records/``; ``dfine_bench.records.store`` reads and
 writes them. Bump ``SCHEMA_VERSION`` on any incompatible change: loaders refuse
 records of another version with a message rather than misreading them.
+
+Version 2 (this one): ``Setup.deviations`` holds ``Deviation(code, expected, actual)`` objects
+(``dfine_bench.records.deviations``) instead of sentences, and a non-finite metric value is kept
+as the string ``"nan"`` / ``"inf"`` / ``"-inf"`` instead of ``null`` (a NaN AP is a failure, not
+an absent number). Version 1 records are still read: their sentences become deviations with
+the code recovered where recognisable (``Deviation("legacy", ...)`` otherwise), and their
+``null`` values stay absent (version 1 cannot tell a NaN from a missing value).
 """
 
 from __future__ import annotations
@@ -15,10 +22,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-SCHEMA_VERSION = 1
+from dfine_bench.records.deviations import Deviation, read_deviations
+
+SCHEMA_VERSION = 2
+#: Older record versions this version reads (upgraded in memory by ``ResultRecord.from_dict``).
+READABLE_VERSIONS = (1, 2)
+#: How version 2 writes the non-finite floats JSON cannot hold.
+_NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 #: The tasks a run performs; each writes records with this ``task`` value.
-TASKS = ("evaluation", "complexity", "latency", "throughput", "trace")
+TASKS = ("evaluation", "complexity", "latency", "throughput", "trace", "error_analysis")
 
 #: Record outcome: ``ok``; ``skipped`` (not possible here, with the reason); ``failed`` (an error, kept).
 STATUSES = ("ok", "skipped", "failed")
@@ -33,14 +46,24 @@ class Metric:
     higher_is_better: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        v = self.value
+        v: float | str | None = self.value
         if isinstance(v, float) and not math.isfinite(v):
-            v = None  # JSON has no NaN/inf; absent is the honest value
+            v = str(v)  # JSON has no NaN/inf; "nan" keeps it distinct from an absent value (null)
         return {"value": v, "unit": self.unit, "higher_is_better": self.higher_is_better}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Metric:
-        return cls(value=d.get("value"), unit=d.get("unit", ""), higher_is_better=d.get("higher_is_better"))
+        v = d.get("value")
+        if isinstance(v, str):
+            if v not in _NON_FINITE:
+                raise ValueError(f"metric value {v!r} is not a number, null, 'nan', 'inf' or '-inf'")
+            v = _NON_FINITE[v]
+        return cls(value=v, unit=d.get("unit", ""), higher_is_better=d.get("higher_is_better"))
+
+    @property
+    def finite(self) -> bool:
+        """False for NaN or an infinity (None, an absent value, is neither finite nor not)."""
+        return self.value is None or math.isfinite(self.value)
 
 
 @dataclass
@@ -81,7 +104,8 @@ class DatasetInfo:
 @dataclass
 class Setup:
     """How it was measured. ``protocol`` names a preset (``paper_t4``) or ``custom``;
-    ``deviations`` lists, in words, where this differs from the paper's protocol."""
+    ``deviations`` lists where this differs from the paper's protocol (``Deviation``s; sentences
+    given here are read as version-1 sentences)."""
 
     device: str = "cpu"
     device_name: str | None = None  # e.g. "NVIDIA T4", "Intel Xeon ..." — what really ran
@@ -95,8 +119,11 @@ class Setup:
     detections_per_image: int | None = None
     score_threshold: float | None = None
     engine: str | None = None  # COCO engine
-    deviations: list[str] = field(default_factory=list)
+    deviations: list[Deviation] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.deviations = read_deviations(self.deviations)
 
 
 @dataclass
@@ -142,7 +169,10 @@ class ResultRecord:
             "created_at": self.created_at,
             "model": dataclasses.asdict(self.model),
             "dataset": dataclasses.asdict(self.dataset) if self.dataset else None,
-            "setup": dataclasses.asdict(self.setup),
+            "setup": {
+                **dataclasses.asdict(self.setup),
+                "deviations": [d.to_dict() for d in read_deviations(self.setup.deviations)],
+            },
             "environment": self.environment,
             "metrics": {k: m.to_dict() for k, m in self.metrics.items()},
             "notes": list(self.notes),
@@ -153,7 +183,7 @@ class ResultRecord:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ResultRecord:
         version = d.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_VERSIONS:
             raise SchemaVersionError(version)
         try:
             return cls(
@@ -170,7 +200,8 @@ class ResultRecord:
                 metrics={k: Metric.from_dict(v) for k, v in d.get("metrics", {}).items()},
                 notes=list(d.get("notes", [])),
                 details=d.get("details", {}),
-                schema_version=version,
+                # read into this version's objects (deviations as data): written back as this version
+                schema_version=SCHEMA_VERSION,
             )
         except KeyError as exc:
             raise ValueError(f"record is missing the field {exc.args[0]!r}") from None
@@ -180,7 +211,8 @@ class SchemaVersionError(ValueError):
     def __init__(self, found: Any) -> None:
         self.found = found
         super().__init__(
-            f"record schema version {found!r} is not the supported version {SCHEMA_VERSION}; "
+            f"record schema version {found!r} is not one this dfine-bench reads "
+            f"({', '.join(map(str, READABLE_VERSIONS))}); "
             "re-run with this version of dfine-bench or load it with the version that wrote it"
         )
 

@@ -20,6 +20,8 @@ PAPER_PROTOCOL_TEXT = (
 
 STAND_IN_WEIGHTS = "random-init weights"
 STAND_IN_DATA = "generated data"
+#: The project's own trained fixture (``dfine_fixture``): real weights, but trained on generated data.
+FIXTURE_WEIGHTS = "fixture weights, trained on generated data"
 
 
 def device_label(setup: Setup) -> str:
@@ -44,6 +46,8 @@ def weights_label(model: ModelInfo) -> str:
             return label
         return "random-init" + (f" (seed {model.weights_seed})" if model.weights_seed is not None else "")
     source = model.weights_source or "unknown"
+    if source == "fixture":
+        return FIXTURE_WEIGHTS
     if model.weights_id:
         return f"{source}: {model.weights_id}"
     return f"{source} (sha256 {model.weights_sha256[:12]})" if model.weights_sha256 else source
@@ -73,6 +77,8 @@ def stand_in_reasons(record: ResultRecord) -> list[str]:
     out = []
     if record.model.random_init:
         out.append(STAND_IN_WEIGHTS)
+    if record.model.weights_source == "fixture":
+        out.append(FIXTURE_WEIGHTS)
     if record.dataset is not None and record.dataset.generated:
         out.append(STAND_IN_DATA)
     return out
@@ -80,7 +86,7 @@ def stand_in_reasons(record: ResultRecord) -> list[str]:
 
 def stand_in_text(reasons: Iterable[str]) -> str:
     """``"stand-in: random-init weights / generated data"``, or "" when there is nothing to say."""
-    ordered = [r for r in (STAND_IN_WEIGHTS, STAND_IN_DATA) if r in set(reasons)]
+    ordered = [r for r in (STAND_IN_WEIGHTS, FIXTURE_WEIGHTS, STAND_IN_DATA) if r in set(reasons)]
     return "stand-in: " + " / ".join(ordered) if ordered else ""
 
 

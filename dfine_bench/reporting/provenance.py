@@ -115,7 +115,9 @@ def models_frame(records: Sequence[ResultRecord]) -> pd.DataFrame:
                 "weights source": m.weights_source,
                 "weights id": m.weights_id or "—",
                 "weights sha256": m.weights_sha256 or "—",
-                "stand-in": labels.STAND_IN_WEIGHTS if m.random_init else "",
+                "stand-in": labels.STAND_IN_WEIGHTS
+                if m.random_init
+                else (labels.FIXTURE_WEIGHTS if m.weights_source == "fixture" else ""),
             },
         )
     return pd.DataFrame(list(rows.values()))
@@ -146,7 +148,7 @@ def deviations_frame(records: Sequence[ResultRecord]) -> pd.DataFrame:
     """One row per (setup, deviation): the tasks and models it applies to."""
     rows: dict[tuple[str, str], dict[str, set[str]]] = {}
     for r in records:
-        for dev in r.setup.deviations:
+        for dev in map(str, r.setup.deviations):  # a Deviation's text
             entry = rows.setdefault((labels.setup_label(r.setup), dev), {"tasks": set(), "models": set()})
             entry["tasks"].add(r.task)
             entry["models"].add(r.model.name)
@@ -220,13 +222,20 @@ def stand_in_statement(records: Sequence[ResultRecord]) -> list[str]:
             "their AP is not these models' accuracy. Params, GFLOPs and latency depend on the "
             "architecture, not the weights."
         )
+    fixture = sorted({r.model.name for r in records if r.model.weights_source == "fixture"})
+    if fixture:
+        out.append(
+            f"Fixture weights for {', '.join(fixture)}: trained by this project on generated data "
+            "(another seed than the evaluation split), so its AP on generated data is a real, held-out "
+            "fixture number that checks the pipeline end to end. It is never a COCO number."
+        )
     generated = sorted(
         {labels.dataset_label(r.dataset) for r in records if r.dataset and r.dataset.generated}
     )
     if generated:
         out.append(
             f"Generated data instead of COCO val2017 ({'; '.join(generated)}): AP on it says nothing "
-            "about any model's accuracy."
+            "about any model's accuracy on COCO."
         )
     measured = [r for r in records if r.status == "ok"]
     for tasks, subject in _DEVIATION_SUBJECTS:
@@ -241,7 +250,7 @@ def _by_deviation(records: Sequence[ResultRecord]) -> dict[str, list[ResultRecor
     """Each deviation the records list (first-seen order) with the records that list it."""
     out: dict[str, list[ResultRecord]] = {}
     for r in records:
-        for dev in dict.fromkeys(r.setup.deviations):
+        for dev in dict.fromkeys(map(str, r.setup.deviations)):  # a Deviation's text
             out.setdefault(dev, []).append(r)
     return out
 

@@ -12,6 +12,7 @@ from dfine_bench.errors import DfineBenchError
 from dfine_bench.records.schema import ResultRecord
 from dfine_bench.reporting.claims_table import check_claims_table
 from dfine_bench.reporting.content import ReportContent
+from dfine_bench.reporting.folder import check_report_folder, mark_report_folder, remove_stale, written_files
 from dfine_bench.reporting.html_report import render_html
 from dfine_bench.reporting.markdown_report import render_markdown
 from dfine_bench.reporting.plots import make_plots
@@ -28,13 +29,16 @@ def build_report(
     *,
     claims: str | None = "dfine_paper",
     title: str = DEFAULT_TITLE,
+    force: bool = False,
 ) -> Path:
     """Render the report of ``records`` into ``out_dir`` and return that folder.
 
     Writes ``index.html`` (self-contained), ``README.md`` (links to ``plots/*.png``) and
-    ``plots/*.png|svg``, each file atomically; plot files of an earlier report in the same folder
-    that this one did not draw are removed. ``claims`` names a claim set (``None``: no claims).
-    An empty set of records is an error, never an empty report.
+    ``plots/*.png|svg``, each file atomically, and marks the folder as a report folder (see
+    ``reporting/folder.py``). A folder with files dfine-bench did not write is refused unless
+    ``force``; plot files an earlier report wrote that this one did not draw are removed, and no
+    other file ever is. ``claims`` names a claim set (``None``: no claims). An empty set of
+    records is an error, never an empty report.
     """
     records = list(records)
     if not records:
@@ -42,6 +46,8 @@ def build_report(
             "no records to report: run `dfine-bench run` first (records land under results/<run-id>/records/)"
         )
     out = Path(out_dir)
+    check_report_folder(out, force=force)
+    previous = written_files(out)
     plots_dir = out / "plots"
     comparison = build_comparison(records)
     claims_table = check_claims_table(records, claims)
@@ -58,8 +64,8 @@ def build_report(
     )
     atomic_write_text(out / "index.html", render_html(content))
     atomic_write_text(out / "README.md", render_markdown(content))
-    keep = {p.png.name for p in plot_set.plots} | {p.svg.name for p in plot_set.plots}
-    for stale in (*plots_dir.glob("*.png"), *plots_dir.glob("*.svg")):
-        if stale.name not in keep:
-            stale.unlink(missing_ok=True)
+    wrote = {"index.html", "README.md"}
+    wrote |= {f"plots/{p.png.name}" for p in plot_set.plots} | {f"plots/{p.svg.name}" for p in plot_set.plots}
+    remove_stale(out, previous, wrote)
+    mark_report_folder(out, wrote)
     return out

@@ -14,6 +14,11 @@ record, ``"failed"`` / ``"skipped"`` when that record did not produce it, or is 
 as "—") when nothing measured it under that column's conditions. Every table carries a
 ``stand-in`` column saying which of its rows' numbers come from random-init weights or
 generated data.
+
+Which metrics get a column, with which header and format, and which are in the overview, comes
+from the metric catalogue (``dfine_bench.records.metrics``: ``MetricDef.label``, ``fmt``,
+``headline``), per the task that produces them: a newly registered metric with a label shows up
+here without a change to this module.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from typing import Any
 import pandas as pd
 
 from dfine_bench.errors import DfineBenchError
-from dfine_bench.records.metrics import COCO_STATS
+from dfine_bench.records.deviations import read_deviations
+from dfine_bench.records.metrics import get_metric, list_metrics
 from dfine_bench.records.schema import TASKS, ResultRecord
 from dfine_bench.reporting import labels
 
@@ -59,47 +65,42 @@ class Column:
         return float(v) if math.isfinite(v) else None
 
 
-ACCURACY_COLUMNS = (
-    *(Column(m, m) for m in COCO_STATS),
-    Column("images_seen", "images", "{:.0f}"),
-    Column("images_failed", "failed images", "{:.0f}"),
-)
-COMPLEXITY_COLUMNS = (
-    Column("params", "params (M)"),
-    Column("gflops", "GFLOPs"),
-    Column("gflops_torch", "GFLOPs (torch counter)"),
-)
-_LATENCY_STATS = (
-    ("latency_median", "median", "{:.2f}"),
-    ("latency_mean", "mean", "{:.2f}"),
-    ("latency_p90", "p90", "{:.2f}"),
-    ("latency_p99", "p99", "{:.2f}"),
-)
-THROUGHPUT_COLUMNS = (
-    Column("throughput", "throughput (img/s)"),
-    Column("details.best_batch_size", "best batch", "{:.0f}"),
-    Column("max_batch_size", "max batch", "{:.0f}"),
-)
-
-#: The columns of the one-table overview, per group kind (by metric / source name).
-OVERVIEW_SOURCES = {
-    ACCURACY: ("AP", "AP50", "AP75", "APs", "APm", "APl"),
-    COMPLEXITY: ("params", "gflops"),
-    SPEED: ("latency_median", "latency_p90", "fps", "throughput"),
+#: Columns that are not metrics: values a task keeps in its record's details, after its metrics.
+DETAIL_COLUMNS: dict[str, tuple[Column, ...]] = {
+    "throughput": (Column("details.best_batch_size", "best batch", "{:.0f}"),),
 }
+#: The table kind each task's columns belong to.
+KIND_OF_TASK = {"evaluation": ACCURACY, "complexity": COMPLEXITY, "latency": SPEED, "throughput": SPEED}
+
+
+def task_columns(task: str, batch_size: int = 1) -> tuple[Column, ...]:
+    """The columns of a task's records: each catalogue metric of that task with a ``label`` (in
+    catalogue order; ``{bs}`` in a label names a batch size other than 1), then ``DETAIL_COLUMNS``."""
+    metric_cols = tuple(
+        Column(d.name, d.column_label(batch_size), d.fmt)
+        for d in (get_metric(n) for n in list_metrics(task=task))
+        if d.label is not None
+    )
+    if task == "throughput":  # the best batch size sits beside the throughput it gave
+        return (*metric_cols[:1], *DETAIL_COLUMNS[task], *metric_cols[1:])
+    return (*metric_cols, *DETAIL_COLUMNS.get(task, ()))
 
 
 def latency_columns(batch_size: int) -> tuple[Column, ...]:
     """Latency columns; a batch size other than 1 is part of the header (``median bs4 (ms)``)."""
-    bs = "" if batch_size == 1 else f" bs{batch_size}"
-    return (
-        *(Column(m, f"latency {name}{bs} (ms)", f) for m, name, f in _LATENCY_STATS),
-        Column("latency_cv", f"latency CV{bs}", "{:.3f}"),
-        Column("fps", f"FPS{bs} (img/s)"),
-        Column("peak_rss", f"peak RSS{bs} (MiB)", "{:.0f}"),
-        Column("cuda_max_allocated", f"CUDA peak{bs} (MiB)", "{:.0f}"),
-        Column("output_max_abs_diff", f"max |diff| vs eager{bs}", "{:.2g}"),
-    )
+    return task_columns("latency", batch_size)
+
+
+def overview_sources(kind: str) -> tuple[str, ...]:
+    """The metrics of the one-table overview for a group kind: the catalogue's ``headline`` ones."""
+    tasks = [t for t, k in KIND_OF_TASK.items() if k == kind]
+    return tuple(n for t in tasks for n in list_metrics(task=t) if get_metric(n).headline)
+
+
+# the built-in catalogue's columns, for callers that list them
+ACCURACY_COLUMNS = task_columns("evaluation")
+COMPLEXITY_COLUMNS = task_columns("complexity")
+THROUGHPUT_COLUMNS = task_columns("throughput")
 
 
 @dataclass(frozen=True)
@@ -310,15 +311,10 @@ def _label_groups(
 
 
 def _columns_for(record: ResultRecord) -> tuple[Column, ...]:
-    if record.task == "evaluation":
-        return ACCURACY_COLUMNS
-    if record.task == "complexity":
-        return COMPLEXITY_COLUMNS
-    if record.task == "latency":
-        return latency_columns(int(record.setup.batch_size or 1))
-    if record.task == "throughput":
-        return THROUGHPUT_COLUMNS
-    return ()
+    if record.task not in KIND_OF_TASK:
+        return ()
+    batch_size = int(record.setup.batch_size or 1) if record.task == "latency" else 1
+    return task_columns(record.task, batch_size)
 
 
 def _cells(record: ResultRecord) -> dict[str, tuple[Column, float]]:
@@ -348,7 +344,7 @@ _ROW_LEVELS = (("model", "weights"), ("model", "weights", "run"), ("model", "wei
 
 
 def _row_key(record: ResultRecord, level: int) -> tuple[str, ...]:
-    key = (record.model.name, labels.weights_key(record.model))
+    key: tuple[str, ...] = (record.model.name, labels.weights_key(record.model))
     if level >= 1:
         key += (record.run_id,)
     if level >= 2:
@@ -440,8 +436,8 @@ def build_comparison(
     )
     row_columns = list(_ROW_LEVELS[level])
     tables = []
-    for g in ordered_groups:
-        rows = [row for row in row_meta if (row, g.label) in values or (row, g.label) in sources]
+    for group in ordered_groups:
+        rows = [row for row in row_meta if (row, group.label) in values or (row, group.label) in sources]
         data = []
         for row in rows:
             meta = row_meta[row]
@@ -450,20 +446,22 @@ def build_comparison(
                 item["run"] = meta["run"]
             if "record" in row_columns:
                 item["record"] = meta["record"]
-            item[STAND_IN_COLUMN] = labels.stand_in_text(stand_in.get((row, g.label), set()))
-            item.update(values.get((row, g.label), {}))
+            item[STAND_IN_COLUMN] = labels.stand_in_text(stand_in.get((row, group.label), set()))
+            item.update(values.get((row, group.label), {}))
             data.append(item)
-        cols = _ordered_columns(columns.get(g.label, {}))
+        cols = _ordered_columns(columns.get(group.label, {}))
         frame = pd.DataFrame(data, columns=[*_lead_columns(row_columns), STAND_IN_COLUMN, *cols])
         frame = frame.astype(object).where(frame.notna(), float("nan"))
         tables.append(
             ComparisonTable(
-                title=g.label,
-                kind=g.kind,
+                title=group.label,
+                kind=group.kind,
                 frame=frame,
-                columns={c: columns[g.label][c] for c in cols},
-                notes=_table_notes(g, [r for (row, gl), rs in sources.items() if gl == g.label for r in rs]),
-                group=g,
+                columns={c: columns[group.label][c] for c in cols},
+                notes=_table_notes(
+                    group, [r for (row, gl), rs in sources.items() if gl == group.label for r in rs]
+                ),
+                group=group,
                 row_keys=rows,
             )
         )
@@ -486,10 +484,10 @@ def _lead_columns(row_columns: list[str]) -> list[str]:
 def _ordered_columns(cols: dict[str, Column]) -> list[str]:
     """Columns in catalogue order (accuracy, complexity, latency by batch size, throughput)."""
 
+    order = [c.source for task in KIND_OF_TASK for c in task_columns(task)]
+
     def rank(label: str) -> tuple[int, str]:
         src = cols[label].source
-        order = [c.source for c in (*ACCURACY_COLUMNS, *COMPLEXITY_COLUMNS, *latency_columns(1))]
-        order += [c.source for c in THROUGHPUT_COLUMNS]
         return (order.index(src) if src in order else len(order), label)
 
     return sorted(cols, key=rank)
@@ -505,7 +503,11 @@ def _table_notes(group: Group, records: list[ResultRecord]) -> list[str]:
         devices = sorted({labels.setup_label(r.setup) for r in records})
         notes.append(f"evaluated on {'; '.join(devices)}")
     elif group.kind == COMPLEXITY:
-        notes.append("params in millions; GFLOPs of one forward at batch 1 (calflops, as the paper)")
+        notes.append(
+            "params in millions, counted as the official get_info.py does (the deploy-mode model); "
+            "params total: every parameter of the model as built; GFLOPs of one forward at batch 1 "
+            "(calflops, as the paper)"
+        )
     else:
         timed = sorted({r.setup.timed for r in records if r.setup.timed})
         sizes = sorted({labels.input_label(r.setup.input_size) or "?" for r in records})
@@ -530,8 +532,8 @@ def _table_notes(group: Group, records: list[ResultRecord]) -> list[str]:
 
 
 def _deviations(records: Iterable[ResultRecord]) -> list[str]:
-    """Every deviation the records list, each once, in first-seen order."""
-    return list(dict.fromkeys(d for r in records for d in r.setup.deviations))
+    """Every deviation the records list (its text), each once, in first-seen order."""
+    return list(dict.fromkeys(d.text for r in records for d in read_deviations(r.setup.deviations)))
 
 
 def _aligned(table: ComparisonTable, cols: list[str], position: dict[tuple[str, ...], int]) -> pd.DataFrame:
@@ -562,7 +564,7 @@ def _overview(
     parts.append(meta)
     position = {r: i for i, r in enumerate(rows)}
     for t in tables:
-        wanted = [c for c, col in t.columns.items() if col.source in OVERVIEW_SOURCES[t.kind]]
+        wanted = [c for c, col in t.columns.items() if col.source in overview_sources(t.kind)]
         if not wanted:
             continue
         block = _aligned(t, wanted, position)

@@ -1,15 +1,17 @@
-"""Progress display for long loops: items done, rate and ETA on a terminal, silence elsewhere.
+"""Progress display for long loops: a ``tqdm`` bar on a terminal, silence elsewhere.
 
-CI logs get no progress bars (``sys.stderr`` is not a terminal); they get the log lines
-the caller writes at the start and end of each task instead.
+CI logs get no progress bars (``sys.stderr`` is not a terminal); they get the log lines the
+caller writes at the start and end of each task instead. ``Progress`` keeps the small API the
+callers use (``update``, the ``postfix`` text, ``done``) so the bar library stays a detail here.
 """
 
 from __future__ import annotations
 
 import sys
-import time
 from types import TracebackType
 from typing import TextIO
+
+from tqdm import tqdm
 
 
 def progress_enabled(setting: str | bool | None = "auto", stream: TextIO | None = None) -> bool:
@@ -25,7 +27,11 @@ def progress_enabled(setting: str | bool | None = "auto", stream: TextIO | None 
 
 
 class Progress:
-    """``with Progress(total, "dfine_n eval") as p: p.update(batch)`` — a one-line live counter."""
+    """``with Progress(total, "dfine_n eval") as p: p.update(batch)`` — a one-line live bar.
+
+    ``postfix`` (e.g. ``"loss 0.412"``) is shown after the rate; ``done`` counts items so far
+    (``initial`` included, for resumed loops).
+    """
 
     def __init__(
         self,
@@ -44,49 +50,45 @@ class Progress:
         self.min_interval_s = min_interval_s
         self.done = initial
         self._initial = initial
-        self._start = time.perf_counter()
-        self._last_draw = 0.0
-        self.postfix = ""  # shown after the rate, e.g. the current loss
+        self._postfix = ""
+        self._bar: tqdm | None = None
+
+    @property
+    def postfix(self) -> str:
+        return self._postfix
+
+    @postfix.setter
+    def postfix(self, text: str) -> None:
+        self._postfix = text
+        if self._bar is not None:
+            self._bar.set_postfix_str(text, refresh=False)  # drawn with the next update
 
     def __enter__(self) -> Progress:
-        self._start = time.perf_counter()
-        self._draw(force=True)
+        if self.enabled:
+            self._bar = tqdm(
+                total=self.total or None,
+                desc=self.desc,
+                unit=self.unit,
+                initial=self._initial,
+                file=self.stream,
+                mininterval=self.min_interval_s,
+                dynamic_ncols=True,
+                leave=True,
+                # "disable=None" would let tqdm decide from the stream; our setting already did
+                disable=False,
+            )
+            if self._postfix:
+                self._bar.set_postfix_str(self._postfix, refresh=False)
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._draw(force=True)
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()
-
-    @property
-    def rate(self) -> float:
-        elapsed = time.perf_counter() - self._start
-        return (self.done - self._initial) / elapsed if elapsed > 0 else 0.0
-
-    def line(self) -> str:
-        rate = self.rate
-        parts = [f"{self.desc}: {self.done}" + (f"/{self.total}" if self.total else "") + f" {self.unit}"]
-        parts.append(f"{rate:.2f} {self.unit}/s")
-        if self.total and rate > 0:
-            eta = (self.total - self.done) / rate
-            parts.append(f"ETA {int(eta // 60)}:{int(eta % 60):02d}")
-        if self.postfix:
-            parts.append(self.postfix)
-        return " | ".join(parts)
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
     def update(self, n: int = 1) -> None:
         self.done += n
-        self._draw()
-
-    def _draw(self, force: bool = False) -> None:
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if not force and now - self._last_draw < self.min_interval_s:
-            return
-        self._last_draw = now
-        self.stream.write("\r\x1b[K" + self.line())
-        self.stream.flush()
+        if self._bar is not None:
+            self._bar.update(n)

@@ -271,15 +271,19 @@ def test_unknown_tolerance_is_an_error(timing, capsys) -> None:
     assert code == 2 and "METRIC=VALUE" in out
 
 
-def test_suite_tolerances_apply(timing, capsys) -> None:
-    """suite.tolerances from run.json win over the defaults and are named in the output."""
+def test_suite_tolerances_of_the_run_are_not_used(timing, capsys) -> None:
+    """The run's own suite.tolerances never judge it (issue 15.7; they used to win over the
+    defaults): the output says they were ignored; --tolerance still applies and is named."""
     run = copy_run(timing[0], "t_tolerance")
     meta = json.loads((run / "run.json").read_text())
     meta["config"]["suite"]["tolerances"] = {"latency_median": 0.7}
     (run / "run.json").write_text(json.dumps(meta))
     code, out = check(capsys, "--baseline", timing[1], run)
     assert code == 0, out
-    assert "latency_median=0.7" in out and "suite.tolerances" in out and "x 1.7" in out
+    assert "suite.tolerances (latency_median=0.7) are not used" in out and "x 1.7" not in out
+    code, out = check(capsys, "--baseline", timing[1], run, "--tolerance", "latency_median=0.7")
+    assert code == 0, out
+    assert "latency_median=0.7" in out and "--tolerance" in out and "x 1.7" in out
 
 
 def test_default_run_is_the_newest(timing, tmp_path: Path, capsys) -> None:

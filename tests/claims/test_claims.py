@@ -18,7 +18,7 @@ from dfine_bench.claims import (
     weights_release,
 )
 from dfine_bench.errors import ConfigError, UnknownNameError
-from dfine_bench.profiling.protocols import PAPER_T4, deviations_from_paper
+from dfine_bench.profiling.protocols import COCO_VAL2017_SHA256, PAPER_T4, deviations_from_paper
 from dfine_bench.records.metrics import metric
 from dfine_bench.records.schema import DatasetInfo, ModelInfo, ResultRecord, Setup
 
@@ -32,7 +32,8 @@ REGISTERED = [
     "rtdetr_r50",
     "deformable_detr",
 ]
-COCO_VAL = DatasetInfo(name="val2017", num_images=5000, annotations_sha256="a" * 64)
+#: COCO val2017 as a record names it: the official annotation file's hash (the claims check it).
+COCO_VAL = DatasetInfo(name="val2017", num_images=5000, annotations_sha256=COCO_VAL2017_SHA256)
 
 
 def record(
@@ -142,7 +143,7 @@ def test_accuracy_claims_need_released_weights_on_full_coco() -> None:
         claim, [record("evaluation", "dfine_l", {"AP": 54.0}, weights=hub, dataset=generated)]
     )
     assert stand_in.verdict == "not comparable" and "generated" in stand_in.reason
-    subset = DatasetInfo(name="val2017", num_images=500)
+    subset = DatasetInfo(name="val2017", num_images=500, annotations_sha256=COCO_VAL2017_SHA256)
     (part,) = results_for(claim, [record("evaluation", "dfine_l", {"AP": 54.0}, weights=hub, dataset=subset)])
     assert part.verdict == "not comparable" and "500 images" in part.reason
     (close,) = results_for(
@@ -353,9 +354,12 @@ def test_weights_release_only_names_recognised_releases(
 
 
 def test_the_fallback_orgs_cover_the_registry() -> None:
+    """Every organisation publishing a registered model the paper's claims are about is known
+    (a project fixture such as ``dfine-bench/dfine_fixture`` is no paper release)."""
     from dfine_bench.adapters.registry import get_spec, list_models
 
-    orgs = {h.split("/", 1)[0] for name in list_models() for h in get_spec(name).hub_ids}
+    claimed = load_claims("dfine_paper").models()
+    orgs = {h.split("/", 1)[0] for name in list_models() if name in claimed for h in get_spec(name).hub_ids}
     assert orgs and orgs <= set(KNOWN_RELEASE_ORGS)
 
 
@@ -384,12 +388,13 @@ def test_relative_coco_condition_is_the_full_val2017_at_640() -> None:
     claim = "dfine_l_more_ap_than_rtdetr_r50"
     (ok,) = results_for(claim, _ap_pair(54.0, 53.1))
     assert ok.verdict == "pass"
-    subset = DatasetInfo(name="val2017", num_images=500, annotations_sha256="b" * 64)
+    subset = DatasetInfo(name="val2017", num_images=500, annotations_sha256=COCO_VAL2017_SHA256)
     (part,) = results_for(claim, _ap_pair(54.0, 53.1, dataset=subset))
     assert part.verdict == "not comparable" and "500 images, not the 5000" in part.reason
     other = DatasetInfo(name="my_val", num_images=5000, annotations_sha256="c" * 64)
     (mine,) = results_for(claim, _ap_pair(54.0, 53.1, dataset=other))
-    assert mine.verdict == "not comparable" and "my_val" in mine.reason
+    assert mine.verdict == "not comparable" and "annotations are not COCO val2017" in mine.reason
+    assert "c" * 64 in mine.reason  # the hash is named
     (small,) = results_for(claim, _ap_pair(54.0, 53.1, input_size=(320, 320)))
     assert small.verdict == "not comparable" and "input 320x320" in small.reason
 
@@ -510,3 +515,53 @@ def test_the_paper_protocol_matches_the_profilers_preset(tmp_path: Path) -> None
     partial = load_claims(write_claims(tmp_path, "protocol: {description: mine, dtype: fp32}\n")).protocol
     assert partial == ClaimConditions(description="mine", dtype="fp32")
     assert (partial.device, partial.backend, partial.timed) == ("T4", "tensorrt", "model")
+
+
+# -- defect: claims trusted the file name and the image count (issue 15.8) -----------------------
+def _fake_val2017(folder: Path) -> Path:
+    """A file named instances_val2017.json with 5000 images (a handful repeated under new ids):
+    the name and count of COCO val2017, but not its content."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    images = [
+        {"id": i, "file_name": f"{i % 7:012d}.jpg", "width": 640, "height": 480} for i in range(1, 5001)
+    ]
+    annotations = [
+        {"id": i, "image_id": i, "category_id": 1, "bbox": [10, 10, 50, 60], "area": 3000, "iscrowd": 0}
+        for i in range(1, 5001)
+    ]
+    path = folder / "instances_val2017.json"
+    coco = {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "person"}]}
+    path.write_text(json.dumps(coco))
+    return path
+
+
+def test_a_fake_5000_image_val2017_is_not_coco(tmp_path: Path) -> None:
+    """Probe: a 5000-image instances_val2017.json that is not COCO's got "pass" on an AP claim."""
+    from dfine_bench.evaluation.outcome import evaluate_predictions
+
+    path = _fake_val2017(tmp_path / "annotations")
+    preds = tmp_path / "preds.json"
+    preds.write_text('[{"image_id": 1, "category_id": 1, "bbox": [10, 10, 50, 60], "score": 0.9}]')
+    outcome = evaluate_predictions(path, preds)  # how `dfine-bench evaluate` records the data
+    assert outcome.dataset is not None and outcome.dataset.num_images == 5000
+    assert outcome.dataset.name == "val2017" and outcome.dataset.annotations_sha256 != COCO_VAL2017_SHA256
+    # the record says so itself: a deviation with its code, the official hash and this file's
+    (annotations,) = [d for d in outcome.setup["deviations"] if d.code == "annotations"]
+    assert (annotations.expected, annotations.actual) == (
+        COCO_VAL2017_SHA256,
+        outcome.dataset.annotations_sha256,
+    )
+    rec = record("evaluation", "dfine_l", {"AP": 54.0}, weights=HUB_L, dataset=outcome.dataset)
+    (res,) = results_for("dfine_l.coco.AP.table_1", [rec])
+    assert res.verdict == "not comparable", res.reason
+    assert res.reason.startswith("annotations are not COCO val2017")
+    assert outcome.dataset.annotations_sha256 in res.reason
+    # the same record on the official file passes: only the hash changed the verdict
+    official = DatasetInfo(name="val2017", num_images=5000, annotations_sha256=COCO_VAL2017_SHA256)
+    (ok,) = results_for(
+        "dfine_l.coco.AP.table_1",
+        [record("evaluation", "dfine_l", {"AP": 54.0}, weights=HUB_L, dataset=official)],
+    )
+    assert ok.verdict == "pass"

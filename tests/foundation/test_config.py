@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from dfine_bench.config.loading import compose_config, group_options, suites_dir, to_run_config
-from dfine_bench.config.schema import BackendName, RunConfig
+from dfine_bench.config.loading import compose_config, group_options, load_settings, suites_dir, to_run_config
+from dfine_bench.config.schema import RunConfig
 from dfine_bench.errors import ConfigError
 
 
@@ -18,7 +18,7 @@ def test_default_suite_composes_to_the_schema() -> None:
     assert isinstance(cfg, RunConfig)
     assert cfg.suite.name == "default"
     assert cfg.suite.models, "the default suite must list models"
-    assert cfg.backend.name is BackendName.eager
+    assert cfg.backend.name == "eager"
 
 
 @pytest.mark.parametrize("suite", ["default", "paper_coco", "paper_speed", "compare_detr"])
@@ -30,7 +30,7 @@ def test_every_builtin_suite_composes(suite: str) -> None:
 def test_paper_speed_suite_selects_the_paper_protocol() -> None:
     cfg = to_run_config(compose_config(["suite=paper_speed"]))
     assert cfg.protocol.name == "paper_t4"
-    assert cfg.backend.name is BackendName.tensorrt
+    assert cfg.backend.name == "tensorrt"
     assert cfg.backend.dtype.value == "fp16"
     assert cfg.device == "cuda"
 
@@ -40,15 +40,15 @@ def test_paper_speed_suite_selects_the_paper_protocol() -> None:
     [
         ("suite.modls=[a]", "unknown config key 'suite.modls'. Did you mean: models?"),
         ("devic=cuda", "unknown config key 'devic'. Did you mean: device?"),
-        ("backend=onnx", "unknown backend 'onnx'. Did you mean: onnxruntime?"),
-        ("backend.name=onnx", "allowed values are eager, compile, onnxruntime, tensorrt"),
+        ("backend=onnx", "unknown backend 'onnx'. Did you mean: onnxruntime"),
+        ("backend.name=onnx", "backend.name"),
         ("suite=paper_coc", "unknown suite 'paper_coc'. Did you mean: paper_coco"),
         ("profiling.iters=abc", "bad value for profiling.iters"),
     ],
 )
 def test_bad_override_is_one_line_naming_the_key(override: str, expected: str) -> None:
     with pytest.raises(ConfigError) as info:
-        compose_config([override])
+        load_settings(compose_config([override]), [override])
     message = str(info.value)
     assert expected in message
     assert "\n" not in message

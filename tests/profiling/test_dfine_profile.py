@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dfine_bench.config.schema import BackendConfig, ProfilingConfig
+from dfine_bench.config.schema import BackendConfig
+from dfine_bench.config.settings import ProfileSettings
 from dfine_bench.profiling import profile_model
 from dfine_bench.profiling.complexity import complexity
 
@@ -35,7 +36,7 @@ def test_dfine_n_params_and_gflops_match_the_paper_after_rounding() -> None:
 
 def test_dfine_n_latency_on_cpu(tmp_path: Path) -> None:
     adapter = _dfine("dfine_n", input_size=[320, 320])
-    cfg = ProfilingConfig(
+    cfg = ProfileSettings(
         warmup=1,
         iters=4,
         min_iters=3,

@@ -12,7 +12,8 @@ import torch
 from omegaconf import OmegaConf
 from profiling_toys import ToyAdapter, ToyDetNet
 
-from dfine_bench.config.schema import BackendConfig, ProfilingConfig, ProtocolConfig, Timed
+from dfine_bench.config.schema import BackendConfig, ProfilingConfig, Timed
+from dfine_bench.config.settings import ProfileSettings
 from dfine_bench.errors import DfineBenchError
 from dfine_bench.profiling import profile as profile_mod
 from dfine_bench.profiling import profile_model
@@ -20,7 +21,7 @@ from dfine_bench.profiling.backends import BackendRunner
 from dfine_bench.profiling.throughput import BatchResult, is_oom, run_sweep, sweep_sizes
 from dfine_bench.records.environment import device_name
 
-FAST = ProfilingConfig(
+FAST = ProfileSettings(
     warmup=2,
     iters=12,
     min_iters=5,
@@ -90,10 +91,15 @@ def test_onnxruntime_is_checked_against_eager_then_timed(toy: ToyAdapter, tmp_pa
 
 
 def test_dictconfig_and_enum_strings_are_accepted(toy: ToyAdapter, tmp_path: Path) -> None:
-    cfg = OmegaConf.structured(replace(FAST, throughput=False, timed=Timed.model_postprocess))
+    """A DictConfig with enum members becomes plain typed settings once, before profile_model."""
+    fields = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(FAST).items() if k != "seed"}
+    raw = OmegaConf.structured(
+        ProfilingConfig(**{**fields, "throughput": False, "timed": Timed.model_postprocess})
+    )
+    cfg = ProfileSettings.from_config(raw)
+    assert cfg.timed == "model+postprocess" and type(cfg.timed) is str
     backend = OmegaConf.create({"name": "eager", "dtype": "fp32", "atol": 0.01})
-    protocol = OmegaConf.structured(ProtocolConfig(name="custom"))
-    outs = profile_model(toy, cfg, backend, device="cpu", work_dir=tmp_path, protocol=protocol)
+    outs = profile_model(toy, cfg, backend, device="cpu", work_dir=tmp_path, protocol="custom")
     lat = _by_task(outs)["latency"]
     assert lat.setup["timed"] == "model+postprocess"
     assert "timed model+postprocess, not the model alone" in lat.setup["deviations"]
@@ -116,7 +122,10 @@ def test_dataset_images_end_to_end(toy: ToyAdapter, tmp_path: Path) -> None:
     [
         (BackendConfig(name="tensorrt", dtype="fp16"), "NVIDIA GPU"),
         (BackendConfig(name="eager", dtype="fp16"), "CUDA only"),
-        (BackendConfig(name="onnxruntime", ort_providers=["TensorrtExecutionProvider"]), "not available"),
+        (
+            BackendConfig(name="onnxruntime", options={"providers": ["TensorrtExecutionProvider"]}),
+            "not available",
+        ),
     ],
 )
 def test_unavailable_backends_are_skipped_with_the_reason(
@@ -144,7 +153,7 @@ def test_cuda_without_a_gpu_is_a_skip(toy: ToyAdapter, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("backend", "device", "field"),
     [
-        (BackendConfig(name="openvino"), "cpu", "backend.name"),
+        (BackendConfig(name="openvno"), "cpu", "backend.name"),  # not a registered backend
         (BackendConfig(dtype="int8"), "cpu", "backend.dtype"),
         (BackendConfig(), "tpu", "device"),
     ],
@@ -238,9 +247,7 @@ def test_noisy_timings_are_flagged(toy: ToyAdapter, tmp_path: Path, caplog: pyte
 
 def test_paper_protocol_off_t4_is_labelled(toy: ToyAdapter, tmp_path: Path) -> None:
     cfg = replace(FAST, complexity=False, throughput=False)
-    outs = profile_model(
-        toy, cfg, BackendConfig(), device="cpu", work_dir=tmp_path, protocol=ProtocolConfig(name="paper_t4")
-    )
+    outs = profile_model(toy, cfg, BackendConfig(), device="cpu", work_dir=tmp_path, protocol="paper_t4")
     lat = _by_task(outs)["latency"]
     assert lat.setup["protocol"] == "paper_t4"
     assert any("not comparable with the paper's T4" in n for n in lat.notes)

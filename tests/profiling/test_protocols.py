@@ -24,7 +24,8 @@ def test_other_gpus_are_never_called_t4() -> None:
 
 def test_every_difference_is_listed() -> None:
     devs = deviations_from_paper("AMD EPYC 7B13", "onnxruntime", "fp32", 4, (320, 320), "end-to-end", "fixed")
-    text = " | ".join(devs)
+    text = " | ".join(d.text for d in devs)
+    assert [d.code for d in devs] == ["device", "backend", "batch_size", "input_size", "timed", "input_kind"]
     assert "ran on AMD EPYC 7B13, not an NVIDIA T4" in devs
     assert "onnxruntime fp32, not TensorRT FP16" in devs
     assert "batch size 4, not 1" in devs

@@ -1,0 +1,118 @@
+"""Which backend an evaluation's inference runs through (``evaluation.backends``), in one place.
+
+Each entry is a registered profiling backend's name, optionally with a precision
+(``onnxruntime``, ``eager-fp16``, ``tensorrt-fp16``). Its settings (options, dtype when none is
+given) are those of the run's backend config of the same name (the ``backend`` group or the
+suite's ``backends``), so evaluation runs the very artifact profiling times: the runner is built
+by ``profiling.backends.build_backend`` with the same artifacts folder (the run folder, where the
+ONNX export and TensorRT engines are cached).
+
+``eager-fp32`` is the reference: it calls ``adapter.forward`` directly, exactly as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dfine_bench.adapters.base import DetectorAdapter, RawOutputs
+from dfine_bench.config.schema import EvaluationConfig
+from dfine_bench.errors import ConfigError, DfineBenchError
+from dfine_bench.profiling.backends import DTYPES, BackendSpec, build_backend, resolve_backend
+
+REFERENCE = "eager-fp32"
+
+Forward = Callable[..., RawOutputs]
+
+
+@dataclass(frozen=True)
+class EvalBackend:
+    """One resolved ``evaluation.backends`` entry."""
+
+    spec: BackendSpec
+
+    @property
+    def key(self) -> str:
+        return self.spec.key
+
+    @property
+    def is_reference(self) -> bool:
+        return self.key == REFERENCE
+
+
+def _field(cfg: Any, name: str, default: Any) -> Any:
+    out = cfg.get(name, default) if isinstance(cfg, Mapping) else getattr(cfg, name, default)
+    return getattr(out, "value", out)
+
+
+def _split(entry: str) -> tuple[str, str | None]:
+    name, sep, dtype = entry.rpartition("-")
+    if sep and dtype in DTYPES:
+        return name, dtype
+    return entry, None
+
+
+def resolve_eval_backends(cfg: EvaluationConfig, candidates: Sequence[Any] = ()) -> list[EvalBackend]:
+    """``evaluation.backends`` checked against the backend registry (a ``ConfigError`` naming the entry).
+
+    ``candidates`` are the run's backend configs; an entry takes the options (and, without an
+    explicit precision, the dtype) of the first candidate with its name.
+    """
+    entries = [str(e) for e in cfg.backends]
+    if not entries:
+        raise ConfigError("evaluation.backends is empty: list at least one backend (e.g. [eager])")
+    out: list[EvalBackend] = []
+    for i, entry in enumerate(entries):
+        name, dtype = _split(entry)
+        match = next((c for c in candidates if str(_field(c, "name", "")) == name), None)
+        config: dict[str, Any] = {"name": name, "dtype": dtype or "fp32"}
+        if match is not None:
+            config["dtype"] = dtype or str(_field(match, "dtype", "fp32"))
+            config["options"] = dict(_field(match, "options", None) or {})
+            config["atol"] = _field(match, "atol", 1e-2)
+        spec = resolve_backend(config, key=f"evaluation.backends[{i}]")
+        if any(b.key == spec.key for b in out):
+            raise ConfigError(f"evaluation.backends lists {spec.key!r} twice")
+        out.append(EvalBackend(spec))
+    return out
+
+
+def make_forward(
+    adapter: DetectorAdapter,
+    backend: EvalBackend,
+    *,
+    device: str,
+    artifacts_dir: Path,
+    max_batch_size: int,
+) -> tuple[Forward, dict[str, Any]]:
+    """A ``forward(pixels, **extras) -> RawOutputs`` for ``backend`` and the facts for the record.
+
+    Raises ``BackendUnavailable`` when this machine cannot run it (the evaluation records a skip).
+    """
+    if backend.is_reference:
+        return adapter.forward, {}
+    runner = build_backend(
+        adapter,
+        backend.spec,
+        device=device,
+        work_dir=artifacts_dir,
+        input_size=tuple(adapter.spec.input_size),  # type: ignore[arg-type]
+        max_batch_size=max_batch_size,
+    )
+
+    def forward(pixel_values: torch.Tensor, **extras: torch.Tensor) -> RawOutputs:
+        # Exported modules take the pixels only; an extra that says something (a padding mask with
+        # zeros) would be dropped silently, so it is refused instead.
+        for name, value in extras.items():
+            if not bool(torch.all(value != 0)):
+                raise DfineBenchError(
+                    f"evaluation.backends={backend.key}: the exported model takes pixels only, but the "
+                    f"{adapter.spec.name} preprocessor passes a non-trivial {name!r}; evaluate it with eager"
+                )
+        return adapter.outputs_from_tuple(runner(pixel_values))
+
+    return forward, dict(runner.info)

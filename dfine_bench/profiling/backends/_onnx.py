@@ -1,0 +1,70 @@
+"""The ONNX export the file-based backends share (ONNX Runtime, TensorRT, OpenVINO).
+
+``OnnxBackend`` is a ``BaseBackend`` whose ``export`` writes the adapter's export module to
+``<work_dir>/onnx/<model>-<h>x<w>-opset<N>.onnx`` (fp32, dynamic batch) once and reuses it,
+so every file-based backend of a run times the same graph. Its ``opset`` and ``exporters``
+options are the ``backend.options`` every such backend takes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from dfine_bench.profiling.backends.base import BackendSpec, BaseBackend, BuildContext, Option
+from dfine_bench.profiling.onnx_export import DEFAULT_EXPORTERS
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from dfine_bench.adapters.base import DetectorAdapter
+
+ONNX_OPTIONS: dict[str, Option] = {
+    "opset": Option(17, "ONNX opset of the export", int),
+    "exporters": Option(
+        list(DEFAULT_EXPORTERS), "torch.onnx exporters to try, in order", list, DEFAULT_EXPORTERS
+    ),
+}
+
+
+def onnx_file(
+    adapter: DetectorAdapter, *, work_dir: Path, input_size: tuple[int, int], opset: int, exporters: list[str]
+) -> tuple[Path, str]:
+    """The model's ONNX export and the exporter that wrote it, reused when already in ``work_dir``."""
+    import torch
+
+    from dfine_bench.profiling.onnx_export import export_onnx
+
+    h, w = input_size
+    path = Path(work_dir) / "onnx" / f"{adapter.spec.name}-{h}x{w}-opset{opset}.onnx"
+    marker = path.with_suffix(".exporter")
+    if path.is_file() and marker.is_file():
+        return path, marker.read_text().strip()
+    example = adapter.example_input(1, input_size).to(adapter.device, torch.float32)
+    module = adapter.export_module().eval()
+    path, exporter = export_onnx(
+        module, example, path, opset=opset, output_names=adapter.output_names, exporters=exporters
+    )
+    marker.write_text(exporter)
+    return path, exporter
+
+
+class OnnxBackend(BaseBackend):
+    """A backend that runs the ONNX export; ``onnx_info`` is what its records say about the file."""
+
+    options: ClassVar[Mapping[str, Option]] = ONNX_OPTIONS
+
+    def export(self, adapter: DetectorAdapter, spec: BackendSpec, ctx: BuildContext) -> Path:
+        path, _ = self.export_with_exporter(adapter, spec, ctx)
+        return path
+
+    def export_with_exporter(
+        self, adapter: DetectorAdapter, spec: BackendSpec, ctx: BuildContext
+    ) -> tuple[Path, str]:
+        return onnx_file(
+            adapter,
+            work_dir=ctx.work_dir,
+            input_size=ctx.input_size,
+            opset=int(spec.options["opset"]),
+            exporters=list(spec.options["exporters"]),
+        )

@@ -1,0 +1,214 @@
+"""The ``Backend`` contract: what every inference backend declares and does.
+
+A backend is one object in the registry (``registry.py``). It says, without importing torch
+or its own runtime, what it is (``name``, ``description``), what it needs (``packages``, the
+``install`` hint, ``devices`` and the dtypes each device supports) and which options it takes
+(``options``: name -> ``Option``, set as ``backend.options.<name>`` in the config). At run time it
+checks this machine (``check``: ``BackendUnavailable`` with a one-line reason), exports the
+model if it runs a file (``export``), builds a ``BackendRunner`` (``build``) and says what goes
+in the record (``describe``: versions, providers).
+
+``BaseBackend`` implements the common parts; a backend module subclasses it, fills in the
+class attributes and ``build``, and calls ``register_backend`` at import.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+
+from dfine_bench.errors import BackendUnavailable, ConfigError
+
+if TYPE_CHECKING:  # torch stays unimported until a backend is built
+    import torch
+
+    from dfine_bench.adapters.base import DetectorAdapter
+
+#: Every precision name a backend may support (which ones it does is per backend and device).
+DTYPES = ("fp32", "fp16", "bf16")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One backend option: its default, what it is for, and the values it accepts."""
+
+    default: Any
+    help: str
+    type: type = str  # str, int, float, bool or list
+    choices: tuple[Any, ...] = ()  # allowed values (of each item, for a list)
+
+    def coerce(self, key: str, value: Any) -> Any:
+        """``value`` as this option's type, or a ``ConfigError`` naming ``key``."""
+        if value is None:
+            return list(self.default) if isinstance(self.default, list) else self.default
+        kind = self.type
+        if kind is list:
+            # a ListConfig is no Sequence, but iterates like one
+            if isinstance(value, str | bytes | Mapping) or not hasattr(value, "__iter__"):
+                raise ConfigError(f"{key}={value!r}: expected a list, e.g. {key}=[a,b]")
+            out: Any = [str(v) for v in value]
+        elif kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+            out = float(value)
+        elif kind is int and isinstance(value, int) and not isinstance(value, bool):
+            out = int(value)
+        elif (kind is bool and isinstance(value, bool)) or (kind is str and isinstance(value, str)):
+            out = value
+        else:
+            raise ConfigError(f"{key}={value!r}: expected {kind.__name__}")
+        bad = [v for v in (out if kind is list else [out]) if self.choices and v not in self.choices]
+        if bad:
+            allowed = ", ".join(map(str, self.choices))
+            raise ConfigError(f"{key}: {bad[0]!r} is not one of {allowed}")
+        return out
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """Where and for what a runner is built (the same for every backend of one profile task)."""
+
+    device: str
+    work_dir: Path
+    input_size: tuple[int, int]
+    max_batch_size: int = 1
+    threads: int | None = None  # CPU threads the run uses; None: the runtime's default
+
+
+@dataclass
+class BackendRunner:
+    """One ready-to-time backend. ``info`` (versions, providers, engine path ...) goes in records.
+
+    ``prepare`` moves a batch into the backend's native input (outside the timed region for
+    "model only" timing), ``call`` runs the model on it, ``to_torch`` turns the native outputs
+    back into the adapter's output tuple (``adapter.output_names`` order, fp32).
+    """
+
+    name: str
+    dtype: str
+    device: str
+    prepare: Callable[[torch.Tensor], Any]
+    call: Callable[[Any], Any]
+    to_torch: Callable[[Any], tuple[torch.Tensor, ...]]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.to_torch(self.call(self.prepare(pixel_values)))
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """A backend config resolved against the registry: a known name, dtype and checked options."""
+
+    name: str
+    dtype: str
+    options: Mapping[str, Any]
+    atol: float = 1e-2  # max |backend - eager| above which the backend's timing is not trusted
+
+    @property
+    def key(self) -> str:
+        """The key of this backend's outcomes (and of the runner's ``profile/<model>/<key>`` unit)."""
+        return f"{self.name}-{self.dtype}"
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What the registry holds. ``BaseBackend`` implements everything but ``build``."""
+
+    # read-only properties, so the class attributes of a ``BaseBackend`` subclass satisfy them
+    @property
+    def name(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def install(self) -> str:
+        """What to install when a package it needs is missing."""
+
+    @property
+    def devices(self) -> Mapping[str, tuple[str, ...]]:
+        """Device type (cpu, cuda) -> the dtypes the backend runs there."""
+
+    @property
+    def options(self) -> Mapping[str, Option]:
+        """Its ``backend.options``: name -> ``Option``."""
+
+    def missing(self) -> str | None:
+        """Why this backend cannot run on any device here (a missing package), else None. No torch."""
+
+    def resolve_options(self, options: Mapping[str, Any], *, key: str = "backend.options") -> dict[str, Any]:
+        """Defaults filled in, types checked; unknown names are a ``ConfigError``."""
+
+    def check(self, dtype: str, device: str, options: Mapping[str, Any]) -> None:
+        """``BackendUnavailable`` with the reason when this machine cannot run this combination."""
+
+    def export(self, adapter: DetectorAdapter, spec: BackendSpec, ctx: BuildContext) -> Path | None:
+        """The model file this backend runs (ONNX ...), written under ``ctx.work_dir``; None if none."""
+
+    def build(self, adapter: DetectorAdapter, spec: BackendSpec, ctx: BuildContext) -> BackendRunner:
+        """A runner for ``adapter`` (already fp32 on ``ctx.device``, in eval mode)."""
+
+    def describe(self) -> dict[str, Any]:
+        """Facts for the record: runtime versions and the like."""
+
+
+class BaseBackend:
+    """The common parts of a backend; subclasses set the class attributes and ``build``."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    #: importable modules the backend needs (checked with ``find_spec``, so nothing is imported)
+    packages: ClassVar[tuple[str, ...]] = ()
+    #: what to install when a package is missing
+    install: ClassVar[str] = ""
+    #: device type -> dtypes it runs there; a device type absent here is not supported
+    devices: ClassVar[Mapping[str, tuple[str, ...]]] = {"cpu": ("fp32",)}
+    options: ClassVar[Mapping[str, Option]] = {}
+
+    def missing(self) -> str | None:
+        absent = [p for p in self.packages if importlib.util.find_spec(p) is None]
+        if not absent:
+            return None
+        hint = f" ({self.install})" if self.install else ""
+        return f"{self.name} backend: the {', '.join(absent)} package is not installed{hint}"
+
+    def resolve_options(self, options: Mapping[str, Any], *, key: str = "backend.options") -> dict[str, Any]:
+        unknown = [k for k in options if k not in self.options]
+        if unknown:
+            name = str(unknown[0])
+            close = difflib.get_close_matches(name, list(self.options), n=3, cutoff=0.5)
+            hint = f" Did you mean: {', '.join(close)}?" if close else ""
+            known = ", ".join(self.options) if self.options else "(none)"
+            raise ConfigError(
+                f"{key}.{name} is not an option of the {self.name} backend.{hint} Its options: {known}"
+            )
+        return {k: opt.coerce(f"{key}.{k}", options.get(k)) for k, opt in self.options.items()}
+
+    def check(self, dtype: str, device: str, options: Mapping[str, Any]) -> None:
+        from dfine_bench.profiling.backends._torch import check_device, device_type
+
+        kind = device_type(device)
+        if kind not in self.devices:
+            where = " or ".join(self.devices)
+            raise BackendUnavailable(f"{self.name} backend runs on {where} only (device={device!r})")
+        check_device(device)
+        dtypes = self.devices[kind]
+        if dtype not in dtypes:
+            other = [d.upper() for d, ds in self.devices.items() if dtype in ds]
+            use = f"on the {kind.upper()} use backend.dtype={'|'.join(dtypes)}"
+            if other:
+                raise BackendUnavailable(f"{self.name} {dtype} runs on {' or '.join(other)} only; {use}")
+            raise BackendUnavailable(f"{self.name} does not support {dtype}; {use}")
+        reason = self.missing()
+        if reason:
+            raise BackendUnavailable(reason)
+
+    def export(self, adapter: DetectorAdapter, spec: BackendSpec, ctx: BuildContext) -> Path | None:
+        return None
+
+    def build(self, adapter: DetectorAdapter, spec: BackendSpec, ctx: BuildContext) -> BackendRunner:
+        raise NotImplementedError(f"{type(self).__name__}.build")
+
+    def describe(self) -> dict[str, Any]:
+        return {}

@@ -1,0 +1,155 @@
+"""ONNX Runtime on the ONNX export: CPU; the CUDA and TensorRT execution providers where installed.
+
+``backend.options.providers`` pins the execution providers (empty: the best this device has).
+On the GPU the input and outputs are bound to device memory, so the timing holds no copies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from dfine_bench.errors import BackendUnavailable
+from dfine_bench.profiling.backends._onnx import ONNX_OPTIONS, OnnxBackend
+from dfine_bench.profiling.backends.base import BackendRunner, BackendSpec, BuildContext, Option
+from dfine_bench.profiling.backends.registry import register_backend
+
+if TYPE_CHECKING:
+    import torch
+
+    from dfine_bench.adapters.base import DetectorAdapter
+
+
+def _providers(requested: Sequence[str], cuda: bool) -> list[str]:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if requested:
+        missing = [p for p in requested if p not in available]
+        if missing:
+            raise BackendUnavailable(
+                f"onnxruntime: execution provider(s) {', '.join(missing)} not available here "
+                f"(available: {', '.join(available)})"
+            )
+        return list(requested)
+    if cuda:
+        if "CUDAExecutionProvider" not in available:
+            raise BackendUnavailable(
+                "onnxruntime on CUDA needs the onnxruntime-gpu package (CUDAExecutionProvider is missing; "
+                f"available: {', '.join(available)})"
+            )
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def _provider_options(providers: list[str], dtype: str, cuda_index: int, cache: Path) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for p in providers:
+        if p == "TensorrtExecutionProvider":
+            out.append(
+                {
+                    "device_id": cuda_index,
+                    "trt_fp16_enable": dtype == "fp16",
+                    "trt_engine_cache_enable": True,
+                    "trt_engine_cache_path": str(cache),
+                }
+            )
+        elif p == "CUDAExecutionProvider":
+            out.append({"device_id": cuda_index})
+        else:
+            out.append({})
+    return out
+
+
+class OnnxRuntimeBackend(OnnxBackend):
+    name = "onnxruntime"
+    description = "ONNX Runtime on the ONNX export (CPU; CUDA/TensorRT execution providers when present)"
+    packages = ("onnxruntime",)
+    install = "pip install onnxruntime (onnxruntime-gpu for CUDA)"
+    # fp16 only through the TensorRT execution provider (checked when the session is made)
+    devices: ClassVar[Mapping[str, tuple[str, ...]]] = {"cpu": ("fp32",), "cuda": ("fp32", "fp16")}
+    options: ClassVar[Mapping[str, Option]] = {
+        **ONNX_OPTIONS,
+        "providers": Option([], "execution providers in order; empty: the best this device has", list),
+    }
+
+    def build(self, adapter: DetectorAdapter, spec: BackendSpec, ctx: BuildContext) -> BackendRunner:
+        import numpy as np
+        import onnxruntime as ort
+        import torch
+
+        onnx_path, exporter = self.export_with_exporter(adapter, spec, ctx)
+        cuda = torch.device(ctx.device).type == "cuda"
+        providers = _providers(list(spec.options["providers"]), cuda)
+        if spec.dtype != "fp32" and "TensorrtExecutionProvider" not in providers:
+            raise BackendUnavailable(
+                f"onnxruntime {spec.dtype}: the ONNX export is fp32; {spec.dtype} needs "
+                "backend.options.providers=[TensorrtExecutionProvider] (fp16) or backend=tensorrt"
+            )
+        cuda_index = torch.device(ctx.device).index or 0
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if ctx.threads:
+            so.intra_op_num_threads = int(ctx.threads)
+            so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        session = ort.InferenceSession(
+            str(onnx_path),
+            sess_options=so,
+            providers=providers,
+            provider_options=_provider_options(
+                providers, spec.dtype, cuda_index, onnx_path.parent / "ort_trt_cache"
+            ),
+        )
+        input_name = session.get_inputs()[0].name
+        output_names = [o.name for o in session.get_outputs()]
+        info = {"onnx_file": str(onnx_path), "onnx_exporter": exporter, "providers": session.get_providers()}
+        if not cuda:
+
+            def prepare_cpu(x: torch.Tensor) -> dict[str, np.ndarray]:
+                return {input_name: np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())}
+
+            return BackendRunner(
+                name=self.name,
+                dtype=spec.dtype,
+                device=ctx.device,
+                prepare=prepare_cpu,
+                call=lambda feeds: session.run(output_names, feeds),
+                to_torch=lambda outs: tuple(torch.from_numpy(np.asarray(o)).float() for o in outs),
+                info=info,
+            )
+
+        def prepare_cuda(x: torch.Tensor) -> Any:
+            x = x.to(device=ctx.device, dtype=torch.float32).contiguous()
+            binding = session.io_binding()
+            binding.bind_input(input_name, "cuda", cuda_index, np.float32, tuple(x.shape), x.data_ptr())
+            for name in output_names:
+                binding.bind_output(name, "cuda", cuda_index)
+            return binding, x  # keep x alive while the binding points at it
+
+        def call_cuda(prepared: Any) -> Any:
+            binding, _ = prepared
+            session.run_with_iobinding(binding)
+            return binding
+
+        def to_torch_cuda(binding: Any) -> tuple[torch.Tensor, ...]:
+            return tuple(torch.from_numpy(o).float() for o in binding.copy_outputs_to_cpu())
+
+        return BackendRunner(
+            name=self.name,
+            dtype=spec.dtype,
+            device=ctx.device,
+            prepare=prepare_cuda,
+            call=call_cuda,
+            to_torch=to_torch_cuda,
+            info=info,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        import onnxruntime as ort
+
+        return {"onnxruntime_version": ort.__version__}
+
+
+register_backend(OnnxRuntimeBackend())

@@ -1,0 +1,198 @@
+"""The backend registry: ``register_backend``, ``get_backend``, ``list_backends`` (in the manner of timm).
+
+Built-in backends are the public modules of this package (every ``*.py`` here whose name does
+not start with ``_``, other than ``base`` and ``registry``); each registers itself when imported,
+so adding one is adding its module. Third-party packages add theirs through the
+``dfine_bench.backends`` entry-point group, whose targets are called once (or simply
+imported, if they are modules)::
+
+    [project.entry-points."dfine_bench.backends"]
+    my_backend = "my_pkg.backend:register"
+
+Nothing here imports torch: ``list backends`` and config validation stay cheap.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib
+import logging
+import pkgutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any
+
+from dfine_bench.errors import ConfigError, UnknownNameError
+from dfine_bench.profiling.backends.base import DTYPES, Backend, BackendSpec
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "dfine_bench.backends"
+_PACKAGE = "dfine_bench.profiling.backends"
+_NOT_BACKENDS = frozenset({"base", "registry"})
+
+
+@dataclass(frozen=True)
+class RegisteredBackend:
+    backend: Backend
+    origin: str  # "builtin" or the entry point's name
+
+
+_REGISTRY: dict[str, RegisteredBackend] = {}
+_LOAD_ERRORS: dict[str, str] = {}
+_loaded = False
+
+
+def register_backend(backend: Backend, *, origin: str = "builtin") -> Backend:
+    """Add ``backend`` under ``backend.name`` and return it; another backend of that name is an error."""
+    if not isinstance(backend, Backend):
+        raise TypeError(f"{backend!r} does not implement the Backend protocol (see backends/base.py)")
+    name = backend.name
+    old = _REGISTRY.get(name)
+    # the same class registering again (a module imported twice) replaces itself silently
+    if old is not None and type(old.backend).__qualname__ != type(backend).__qualname__:
+        raise ValueError(f"backend {name!r} is already registered by {old.origin}")
+    _REGISTRY[name] = RegisteredBackend(backend=backend, origin=origin)
+    return backend
+
+
+def unregister_backend(name: str) -> None:
+    """Remove a backend (tests register temporary ones)."""
+    _REGISTRY.pop(name, None)
+
+
+def builtin_modules() -> list[str]:
+    """The modules of the built-in backends: this package's public modules."""
+    package = importlib.import_module(_PACKAGE)
+    return sorted(
+        f"{_PACKAGE}.{m.name}"
+        for m in pkgutil.iter_modules(package.__path__)
+        if not m.name.startswith("_") and m.name not in _NOT_BACKENDS
+    )
+
+
+def _ensure_loaded() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for module in builtin_modules():
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # a broken module is reported by `list backends`, not fatal
+            _LOAD_ERRORS[module] = f"{type(exc).__name__}: {exc}"
+            log.warning("backend module %s not loaded: %s", module, exc)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            target: Any = ep.load()
+            if callable(target):
+                target()
+        except Exception as exc:  # a broken plug-in must not take the whole tool down
+            _LOAD_ERRORS[f"entry point {ep.name}"] = f"{type(exc).__name__}: {exc}"
+            log.warning("could not load backend entry point %r (%s): %s", ep.name, ep.value, exc)
+
+
+def reload() -> None:
+    """Discover backends again (after a plug-in was put on the path)."""
+    global _loaded
+    _loaded = False
+    _LOAD_ERRORS.clear()
+    _ensure_loaded()
+
+
+def load_errors() -> dict[str, str]:
+    """Backend modules or plug-ins that failed to load, with the reason (shown by ``list backends``)."""
+    _ensure_loaded()
+    return dict(_LOAD_ERRORS)
+
+
+def list_backends(pattern: str = "*", *, available: bool = False) -> list[str]:
+    """Registered backend names matching the wildcard ``pattern``; only those whose packages are
+    installed with ``available=True`` (the device is not checked)."""
+    _ensure_loaded()
+    names = [n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern)]
+    if available:
+        names = [n for n in names if _REGISTRY[n].backend.missing() is None]
+    return sorted(names)
+
+
+def get_registered(name: str) -> RegisteredBackend:
+    _ensure_loaded()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownNameError("backend", name, _REGISTRY) from None
+
+
+def get_backend(name: str) -> Backend:
+    """The registered backend called ``name``; an ``UnknownNameError`` with close matches otherwise."""
+    return get_registered(name).backend
+
+
+#: timm-style alias: backends are stateless objects, so "creating" one is looking it up.
+create_backend = get_backend
+
+
+def check_name(name: str, *, key: str = "backend.name") -> Backend:
+    """``get_backend`` for config values: a one-line ``ConfigError`` naming ``key`` and the registered."""
+    _ensure_loaded()
+    if name in _REGISTRY:
+        return _REGISTRY[name].backend
+    names = sorted(_REGISTRY)
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    broken = f" (not loaded: {', '.join(_LOAD_ERRORS)})" if _LOAD_ERRORS else ""
+    raise ConfigError(
+        f"{key}={name!r} is not a registered backend.{hint} Registered: {', '.join(names)}{broken}"
+    )
+
+
+def _field(cfg: Any, name: str, default: Any) -> Any:
+    out = cfg.get(name, default) if isinstance(cfg, Mapping) else getattr(cfg, name, default)
+    out = getattr(out, "value", out)  # an Enum member (a dtype) -> its value
+    return default if out is None else out
+
+
+def resolve_backend(cfg: Any, *, key: str = "backend") -> BackendSpec:
+    """A backend config (``BackendConfig``, DictConfig or mapping) checked against the registry.
+
+    Unknown names, dtypes and options are a one-line ``ConfigError`` naming ``<key>.<field>``;
+    whether this machine can run it is ``check`` at build time (a skip, not an error).
+    """
+    if isinstance(cfg, BackendSpec):
+        return cfg
+    name = str(_field(cfg, "name", "eager"))
+    backend = check_name(name, key=f"{key}.name")
+    dtype = str(_field(cfg, "dtype", "fp32"))
+    if dtype not in DTYPES:
+        raise ConfigError(f"{key}.dtype={dtype!r} is not one of {', '.join(DTYPES)}")
+    raw = _field(cfg, "options", {})
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{key}.options must be a mapping of option -> value (got {raw!r})")
+    options = backend.resolve_options({str(k): v for k, v in raw.items()}, key=f"{key}.options")
+    atol = _field(cfg, "atol", 1e-2)
+    if isinstance(atol, bool) or not isinstance(atol, int | float) or atol < 0:
+        raise ConfigError(f"{key}.atol={atol!r} must be a number >= 0")
+    return BackendSpec(name=name, dtype=dtype, options=options, atol=float(atol))
+
+
+def backend_table() -> list[dict[str, str]]:
+    """One row per registered backend for ``list backends``: availability here and what it needs."""
+    rows = []
+    for name in list_backends():
+        entry = _REGISTRY[name]
+        b = entry.backend
+        missing = b.missing()
+        rows.append(
+            {
+                "backend": name,
+                "available here": "yes" if missing is None else f"no ({b.install or missing})",
+                "devices: dtypes": "; ".join(f"{d}: {', '.join(ds)}" for d, ds in b.devices.items()),
+                "options": ", ".join(b.options) or "-",
+                "origin": entry.origin,
+                "description": b.description,
+            }
+        )
+    return rows
