@@ -30,6 +30,7 @@ import torch
 from dfine_bench.adapters.base import DetectorAdapter
 from dfine_bench.adapters.registry import create_model, get_spec
 from dfine_bench.config.settings import PAPER_PROTOCOL, RunSettings
+from dfine_bench.errors import ConfigError
 from dfine_bench.execution.executor import Executor, RunOutcome
 from dfine_bench.execution.folder import identity_hash, open_run, run_identity, run_log
 from dfine_bench.execution.plan import RunPlan, Unit
@@ -57,8 +58,11 @@ def _broadcast(obj: Any, world: int) -> Any:
     return holder[0]
 
 
-def weights_argument(settings: RunSettings) -> str:
-    """The ``weights=`` argument of ``create_model`` for the run's weights request."""
+def weights_argument(settings: RunSettings, model: str | None = None) -> str:
+    """The ``weights=`` argument of ``create_model`` for ``model``: ``suite.weights`` first, then the
+    run's weights request."""
+    if model is not None and model in settings.suite.model_weights:
+        return settings.suite.model_weights[model]
     source = settings.weights.source
     if source in ("auto", "random-init"):
         return source
@@ -136,13 +140,13 @@ class SuiteRunner:
 
     def model_info(self, model: str, adapter: DetectorAdapter | None) -> ModelInfo:
         if adapter is None:
-            return unbuilt_model_info(get_spec(model), weights_argument(self.settings))
+            return unbuilt_model_info(get_spec(model), weights_argument(self.settings, model))
         return model_info(adapter)
 
     def build(self, model: str) -> DetectorAdapter:
         s, w = self.settings, self.settings.weights
         options: dict[str, Any] = {
-            "weights": weights_argument(s),
+            "weights": weights_argument(s, model),
             "seed": w.seed,
             "revision": w.revision,
             "trust_remote_code": w.trust_remote_code,
@@ -217,9 +221,6 @@ class SuiteRunner:
     def run_all(self) -> RunOutcome:
         s = self.settings
         torch.manual_seed(s.seed)  # any sampling a task does follows the run's seed
-        if self.rank == 0 and self.needs_dataset():  # the data in use is part of what made the results
-            info: DatasetInfo = self.dataset.info()
-            self.identity["data"] = {"annotations_sha256": info.annotations_sha256, "images": info.num_images}
         store = open_run(s.output, s.suite.name, self.identity) if self.rank == 0 else None
         run_id = _broadcast(store.run_id if store else None, self.world)
         self.run_id = run_id
@@ -228,6 +229,13 @@ class SuiteRunner:
             self._execute(None, set(), outcome)
             return outcome
         meta = store.read_meta()
+        data = self._data_identity()
+        if meta and meta.get("data") != data:  # same config, other data (e.g. $DFINE_BENCH_COCO changed)
+            store.unlock()
+            raise ConfigError(
+                f"output.run_id={run_id}: {outcome.run_dir} holds results on other data "
+                f"({_short(meta.get('data'))} -> {_short(data)}); choose a new run id"
+            )
         done: set[str] = set(meta.get("completed_units", []))
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         store.write_meta(
@@ -238,6 +246,7 @@ class SuiteRunner:
                 "status": "running",
                 "config_hash": identity_hash(self.identity),
                 "identity": self.identity,
+                "data": data,
                 "config": self.resolved_config,
                 "command": self.command,
                 "started_at": meta.get("started_at") or now,
@@ -282,6 +291,13 @@ class SuiteRunner:
         )
         executor.run(outcome)
 
+    def _data_identity(self) -> dict[str, Any] | None:
+        """The data in use, part of what made the results (None when no dataset is read)."""
+        if not self.needs_dataset():
+            return None
+        info: DatasetInfo = self.dataset.info()
+        return {"annotations_sha256": info.annotations_sha256, "images": info.num_images}
+
     def _announce_data(self) -> None:
         if not self.needs_dataset():
             return
@@ -289,7 +305,8 @@ class SuiteRunner:
         if info.generated:
             log.warning(
                 "DATA: generated stand-in dataset (%d images) — no COCO found (set DFINE_BENCH_COCO or "
-                "dataset.root); its AP says nothing about any model's accuracy",
+                "dataset.root); its AP says nothing about any model's accuracy on COCO (the trained "
+                "dfine_fixture's AP on it is a held-out fixture number)",
                 info.num_images or 0,
             )
         else:
@@ -310,6 +327,12 @@ class SuiteRunner:
             claims=s.suite.claims,
             title=f"dfine-bench: suite {s.suite.name} ({run_id})",
         )
+
+
+def _short(data: Any) -> str:
+    if not isinstance(data, dict):
+        return "none"
+    return f"annotations {str(data.get('annotations_sha256'))[:12]}, {data.get('images')} images"
 
 
 def asdict_spec(spec: Any) -> dict[str, Any]:

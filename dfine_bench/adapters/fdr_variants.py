@@ -22,6 +22,7 @@ DAB-DETR is not offered: see ``UNSUPPORTED``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -30,12 +31,20 @@ from dfine_bench.adapters.detr_family import (
     COCO91,
     DetrFamilyAdapter,
     _check_no_timm,
-    _num_classes_of as _detr_num_classes_of,
     detr_family_config,
+)
+from dfine_bench.adapters.detr_family import (
+    _num_classes_of as _detr_num_classes_of,
 )
 from dfine_bench.adapters.hf_common import FamilyBuilder, build_adapter
 from dfine_bench.adapters.registry import register_model
-from dfine_bench.adapters.rtdetr import RTDetrAdapter, _num_classes_of as _rtdetr_num_classes_of, rtdetr_config
+from dfine_bench.adapters.rtdetr import (
+    RTDetrAdapter,
+    rtdetr_config,
+)
+from dfine_bench.adapters.rtdetr import (
+    _num_classes_of as _rtdetr_num_classes_of,
+)
 from dfine_bench.adapters.spec import ModelSpec
 from dfine_bench.errors import ConfigError
 
@@ -51,10 +60,10 @@ UNSUPPORTED = {
     "deformable_detr": "this is single-stage Deformable-DETR without box refinement; FDR refines the "
     "box layer by layer, so it attaches to the refining baseline: use deformable_detr+fdr "
     "(baseline deformable_detr_refine)",
-    "dab_detr": "transformers' DabDetrDecoder turns each layer's box into the next layer's sine query "
-    "embedding and width/height-modulated attention inside one forward, with the box update "
-    "hard-wired to its own bbox_embed; FDR would need that decoder loop re-implemented, not only "
-    "the box head swapped",
+    "dab_detr": "transformers' DabDetrDecoder computes each layer's sine query embedding, query scaling "
+    "and width/height-modulated attention from the current box inside one forward, with one box MLP "
+    "shared by all layers (bbox_embed_diff_each_layer=False); FDR needs that decoder loop "
+    "re-implemented around the family's layers, which is not done yet",
     "detr_r50": "DETR predicts each layer's boxes independently (no reference boxes to refine)",
     "conditional_detr": "Conditional-DETR refines reference points, not boxes, and predicts boxes "
     "independently per layer",
@@ -109,7 +118,9 @@ def _overridden(config: Any, overrides: Mapping[str, Any], model: str) -> Any:
         for part in path:
             target = getattr(target, part, None)
         if target is None or not hasattr(target, field):
-            raise ConfigError(f"model {model}: config_overrides.{key} is not a field of its transformers config")
+            raise ConfigError(
+                f"model {model}: config_overrides.{key} is not a field of its transformers config"
+            )
         setattr(target, field, value)
     return config
 
@@ -202,7 +213,7 @@ def _register() -> None:
                 "(Table 2 recipe; no released weights)",
                 extra={"baseline": f"rtdetr_{depth}", "paper_params_m": params_m},
             ),
-            _factory(lambda fdr, go, ov, _d=depth: rtdetr_family(_d, fdr, go, ov), fdr=True),
+            _factory(functools.partial(rtdetr_family, depth), fdr=True),
         )
     common = dict(
         input_size=(800, 1333),

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from dfine_bench import __version__
+from dfine_bench.checks.fingerprint import record_fingerprint
 from dfine_bench.errors import DfineBenchError
 from dfine_bench.records.schema import READABLE_VERSIONS, SCHEMA_VERSION, ResultRecord, SchemaVersionError
 from dfine_bench.records.store import RunStore, load_records, newest_run
@@ -90,6 +91,8 @@ class Entry:
     samples_kind: str | None = None  # "samples" | "quantiles" (of ``samples_n`` samples)
     samples_n: int | None = None
     failed_images: list[Any] = field(default_factory=list)
+    # timing records: the environment fingerprint (``checks.fingerprint`` decides what compares)
+    fingerprint: dict[str, Any] | None = None
 
     @property
     def model_name(self) -> str:
@@ -105,6 +108,8 @@ class Entry:
             "setup": self.setup,
             "metrics": {k: _compact(v) for k, v in self.metrics.items()},
         }
+        if self.fingerprint is not None:
+            d["fingerprint"] = self.fingerprint
         if self.samples_ms is not None:
             d["samples_ms"] = [round(float(s), 4) for s in self.samples_ms]
             d["samples_kind"] = self.samples_kind
@@ -197,6 +202,8 @@ def entry_from_record(record: ResultRecord) -> Entry:
         metrics={name: _compact(m.value) for name, m in record.metrics.items()},
         failed_images=list(record.details.get("failed_images") or []),
     )
+    if record.task in ("latency", "throughput"):
+        entry.fingerprint = record_fingerprint(record.setup.extra, record.environment)
     samples = record.details.get("samples_ms")
     if record.task == "latency" and isinstance(samples, list) and samples:
         entry.samples_ms, entry.samples_kind, entry.samples_n = compact_samples(samples)
@@ -396,6 +403,7 @@ def parse_baseline(doc: Any, path: Path | None = None) -> Baseline:
             samples_ms=[float(s) for s in samples] if samples is not None else None,
             samples_kind=raw.get("samples_kind"),
             samples_n=raw.get("samples_n"),
+            fingerprint=raw["fingerprint"] if isinstance(raw.get("fingerprint"), dict) else None,
         )
     check_finite(entries, name)
     return Baseline(

@@ -15,7 +15,10 @@ seed for random-init weights, checkpoint ``weights_id`` and ``weights_sha256``; 
 on one side, a checkpoint not hashed, leaves ``weights_id`` to decide). A baseline saved before
 ``weights_id`` / ``weights_sha256`` were kept cannot tell two checkpoints apart: the check says so
 in a note and does not fail on it.
-Latency and throughput also need the same machine: the same ``device_name`` and thread count.
+Latency and throughput also need the same machine: the same ``device_name`` and thread count,
+and the same speed-relevant fields of their environment fingerprints (``checks.fingerprint``:
+CPU/GPU, driver, CUDA, cuDNN, runtime versions, opset, exporter, precision flags); a differing
+field is "not comparable" and named.
 ``allow_other_device=True`` (``--allow-other-device``) turns that last requirement into "timings
 not compared" rows, so accuracy, params and GFLOPs are still gated on another machine
 (GitHub-hosted runners, whose CPU model varies from run to run).
@@ -100,6 +103,7 @@ from dfine_bench.checks.baseline import (
     RunData,
     check_finite,
 )
+from dfine_bench.checks.fingerprint import fingerprint_differences
 from dfine_bench.records import metrics as catalogue
 from dfine_bench.records.metrics import find_metric, list_metrics
 
@@ -487,6 +491,7 @@ def _differences(base: Entry, new: Entry) -> tuple[list[tuple[str, Any, Any]], l
         for key in _MACHINE_FIELDS:
             if key in base.setup and base.setup.get(key) != new.setup.get(key):
                 machine.append((f"setup.{key}", base.setup.get(key), new.setup.get(key)))
+        machine.extend(fingerprint_differences(base.fingerprint, new.fingerprint))
     for key in WEIGHTS_KEYS:
         if key not in base.model:  # an older baseline: unknown, not a difference (``_weights_note``)
             continue
@@ -642,7 +647,8 @@ def compare(
             result.notes.extend(f"timings not compared: {d}" for d in grouped)
         else:
             result.problems.extend(
-                f"another machine: {d}; timings of two machines do not compare: save a baseline on this "
+                f"{'not comparable' if d.startswith('fingerprint.') else 'another machine'}: {d}; timings "
+                "of two machines do not compare: save a baseline on this "
                 "machine, or pass --allow-other-device to gate only accuracy, params and GFLOPs"
                 for d in grouped
             )

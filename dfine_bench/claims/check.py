@@ -363,6 +363,8 @@ def _single(
             if found:
                 out.append(_hardware(claim, found, conditions))
             continue
+        if claim.kind == "tolerance":  # the paper's AP: of the model itself, not of an export
+            found = [r for r in found if _eager_fp32(r)]
         for record in found:
             result = (
                 _exact(claim, record, conditions)
@@ -372,6 +374,11 @@ def _single(
             if result is not None:
                 out.append(result)
     return [_erratum(claim, r) for r in out]
+
+
+def _eager_fp32(record: ResultRecord) -> bool:
+    """Whether an evaluation ran the model itself in fp32 (not through ``evaluation.backends``' others)."""
+    return (record.setup.backend, record.setup.dtype) == ("eager", "fp32")
 
 
 def _not_measured(
@@ -403,6 +410,16 @@ def _not_measured(
             f"{model} was evaluated with the {', '.join(sorted(releases))} weights only; "
             f"this claim is about the {claim.release} release"
         )
+    elif claim.kind == "tolerance" and (
+        other := sorted(
+            {
+                f"{r.setup.backend} {r.setup.dtype}"
+                for r in records
+                if r.task == task and r.model.name == model and r.status == "ok" and not _eager_fp32(r)
+            }
+        )
+    ):
+        why = f"{model}'s {claim.metric} was measured through {', '.join(other)} only, not eager fp32"
     else:
         why = f"no {task} record of {model} with {claim.metric}"
     return ClaimResult(claim=claim, verdict="not measured", reason=why)
@@ -420,6 +437,8 @@ def _context(record: ResultRecord) -> tuple[object, ...]:
             record.run_id,
             dataset.annotations_sha256 if dataset else None,
             dataset.num_images if dataset else None,
+            s.backend,  # AP through one backend and precision is compared with the same only
+            s.dtype,
         )
     return (record.run_id, s.device_name, s.backend, s.dtype, s.batch_size, _input_size(record), s.timed)
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 EXAMPLES = """\
 examples:
-  dfine-bench ablate                                 # default budget: 3 arms x 3 seeds x 500 steps, ~30 min on 2 CPU cores
+  dfine-bench ablate              # default: 3 arms x 3 seeds x 500 steps, ~30 min on 2 CPU cores
   dfine-bench ablate --seeds 5 --steps 3000 --device cuda
   dfine-bench ablate --steps 20 --train-images 40 --eval-images 12 --out /tmp/quick   # a smoke test
 
@@ -34,7 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--baseline", default=d.baseline, help=f"an RT-DETR baseline with an FDR variant ({d.baseline})")
+    p.add_argument(
+        "--baseline", default=d.baseline, help=f"an RT-DETR baseline with an FDR variant ({d.baseline})"
+    )
     p.add_argument("--seeds", type=int, default=len(d.seeds), help=f"seeds per arm, 0..N-1 ({len(d.seeds)})")
     p.add_argument("--steps", type=int, default=d.steps, help=f"training steps per run ({d.steps})")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"({d.batch_size})")
@@ -74,11 +78,14 @@ def main(args: argparse.Namespace) -> int:
     total = len(settings.seeds) * len(settings.arms)
     count = 0
 
-    def on_run(row: dict) -> None:
+    def on_run(row: Mapping[str, Any]) -> None:
         nonlocal count
         count += 1
         ap = row.get("AP")
-        print(f"[{count}/{total}] {row['arm']} seed {row['seed']}: AP {ap:.2f} ({row['wall_s']:.0f} s)", file=sys.stderr)
+        print(
+            f"[{count}/{total}] {row['arm']} seed {row['seed']}: AP {ap:.2f} ({row['wall_s']:.0f} s)",
+            file=sys.stderr,
+        )
 
     result = run_ablation(settings, out, on_run=on_run)
     path = write_markdown(result.summary, settings, out / "ablation.md")

@@ -61,6 +61,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace, stream: TextIO | None = None) -> int:
+    from dfine_bench.checks.fingerprint import incomparable_timings
     from dfine_bench.errors import DfineBenchError
     from dfine_bench.reporting.claims_table import check_claims_table
     from dfine_bench.reporting.formatting import (
@@ -97,6 +98,12 @@ def main(args: argparse.Namespace, stream: TextIO | None = None) -> int:
         for line in statement:
             print(f"  - {line}", file=out)
     md: list[str] = []
+    incomparable = incomparable_timings(cmp.records)  # environment fingerprints (checks.fingerprint)
+    if incomparable:
+        print("\nNOT COMPARABLE (environment fingerprints differ in a field that changes speed):", file=out)
+        for line in incomparable:
+            print(f"  - {line}", file=out)
+        md += ["## Not comparable", "", *(f"- {line}" for line in incomparable), ""]
     for t in cmp.tables:
         print(f"\n== {t.title} ==", file=out)
         for n in t.notes:

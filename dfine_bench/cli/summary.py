@@ -57,5 +57,11 @@ def print_summary(outcome: RunOutcome, stream: TextIO | None = None) -> None:
             print(f"  random-init weights: {', '.join(models)} (no released weights found offline)", file=out)
         if generated:
             print("  generated dataset instead of COCO val2017 (set DFINE_BENCH_COCO to use COCO)", file=out)
+    unstable = [r for r in outcome.records if (r.details.get("validity") or {}).get("status") == "unstable"]
+    if unstable:
+        print("\nUNSTABLE timings (a noisy or oversubscribed machine; compare with care):", file=out)
+        for r in unstable:
+            reasons = "; ".join(r.details["validity"].get("reasons") or [])
+            print(f"  {r.model.name} {r.setup.backend}-{r.setup.dtype}: {reasons}", file=out)
     if outcome.failed:
         print(f"\n{len(outcome.failed)} task(s) failed: {', '.join(outcome.failed)}", file=out)

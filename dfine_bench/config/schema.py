@@ -121,7 +121,11 @@ class ProfilingConfig:
     max_batch_size: int = 64
     throughput_iters: int = 10
     threads: int | None = None  # CPU threads; None: torch's default (recorded either way)
-    cv_warn: float = 0.10  # warn when the coefficient of variation is above this
+    cv_warn: float = 0.10  # above this coefficient of variation the latency is marked unstable
+    # (other work + timed threads) per core above which the latency is marked unstable
+    max_load_per_core: float = 1.0
+    stages: bool = True  # time decode, preprocess, h2d, forward, d2h and postprocess each on its own
+    stage_iters: int = 20  # timed calls per stage (at least min_iters, within max_time_s / 4)
     flops_input_size: list[int] = field(default_factory=lambda: [640, 640])
     trace_steps: int = 5
 
@@ -162,6 +166,9 @@ class SuiteConfig:
     # timing rule's settings timing_alpha and timing_min_delta_ms): dfine_bench/checks/gate.py
     tolerances: dict[str, float] = field(default_factory=dict)
     report: bool = True
+    # per-model weights that override the `weights` group for that model: auto | random-init |
+    # fixture (e.g. suite=ci keeps random-init for every model but the trained dfine_fixture)
+    weights: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -132,6 +132,9 @@ class ProfileSettings:
     throughput_iters: int = 10
     threads: int | None = None
     cv_warn: float = 0.10
+    max_load_per_core: float = 1.0
+    stages: bool = True
+    stage_iters: int = 20
     flops_input_size: tuple[int, int] = (640, 640)
     trace_steps: int = 5
     seed: int = 0  # seeds the fixed random image end-to-end timing preprocesses
@@ -154,6 +157,12 @@ class ProfileSettings:
         if self.threads is not None:
             _int(k + "threads", self.threads, minimum=1)
         set_(self, "cv_warn", _float(k + "cv_warn", self.cv_warn, minimum=0))
+        set_(
+            self,
+            "max_load_per_core",
+            _float(k + "max_load_per_core", self.max_load_per_core, minimum=0, strict=True),
+        )
+        _int(k + "stage_iters", self.stage_iters, minimum=1)
         set_(self, "flops_input_size", _size(k + "flops_input_size", self.flops_input_size))
         _int(k + "trace_steps", self.trace_steps, minimum=1)
         _int("seed", self.seed, minimum=0)
@@ -210,6 +219,8 @@ class SuiteSettings:
     claims: str | None
     tolerances: Mapping[str, float]
     report: bool
+    # suite.weights: model -> weights source
+    model_weights: Mapping[str, str] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -292,6 +303,7 @@ class RunSettings:
                 claims=suite.claims,
                 tolerances=MappingProxyType(dict(suite.tolerances)),
                 report=bool(suite.report),
+                model_weights=MappingProxyType(_model_weights(suite.weights, models)),
             ),
             device=device,
             seed=seed,
@@ -352,3 +364,27 @@ __all__ = [
     "enum_value",
     "resolve_backend_node",
 ]
+
+
+#: Weights sources a suite may pick per model (sources that need a path are chosen with `weights=`).
+PER_MODEL_WEIGHTS = ("auto", "random-init", "fixture")
+
+
+def _model_weights(mapping: Mapping[str, str], models: tuple[str, ...]) -> dict[str, str]:
+    """``suite.weights``, checked: listed models only, sources without a path, formats the model has."""
+    from dfine_bench.adapters.registry import get_spec
+
+    out: dict[str, str] = {}
+    for model, source in mapping.items():
+        value = str(source).strip().lower().replace("_", "-")
+        if value not in PER_MODEL_WEIGHTS:
+            raise ConfigError(
+                f"suite.weights.{model}={source!r}: choose one of {', '.join(PER_MODEL_WEIGHTS)} "
+                "(weights from a path are set with weights=local|official|hub weights.path=...)"
+            )
+        if models and model not in models:
+            continue  # a suite may name weights for models a `model=` override left out
+        if value == "fixture" and "fixture" not in get_spec(model).weights_formats:
+            raise ConfigError(f"suite.weights.{model}=fixture: {model} has no fixture weights")
+        out[model] = value
+    return out

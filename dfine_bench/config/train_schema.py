@@ -14,7 +14,7 @@ from dfine_bench.config.schema import DatasetConfig, DatasetKind, ModelConfig, W
 
 @dataclass
 class TrainSection:
-    steps: int = 3000
+    steps: int = 1500
     batch_size: int = 8
     lr: float = 5e-4
     weight_decay: float = 1e-4

@@ -106,7 +106,7 @@ def _daps(run: Any) -> tuple[float, dict[str, float], dict[str, float]]:
     return ap50, main, special
 
 
-def _worst_images(run: Any, n: int) -> list[dict[str, Any]]:
+def _worst_images(run: Any, n: int, files: dict[int, str]) -> list[dict[str, Any]]:
     mass: dict[int, float] = {}
     kinds: dict[int, Counter[str]] = {}
     for error in run.errors:
@@ -120,7 +120,10 @@ def _worst_images(run: Any, n: int) -> list[dict[str, Any]]:
         mass[image] = mass.get(image, 0.0) + weight
         kinds.setdefault(image, Counter())[ERROR_TYPES[short][0]] += 1
     ranked = sorted(mass, key=lambda i: (-mass[i], i))[: max(0, n)]
-    return [{"image_id": i, "error_mass": round(mass[i], 4), "errors": dict(kinds[i])} for i in ranked]
+    return [
+        {"image_id": i, "file_name": files.get(i), "error_mass": round(mass[i], 4), "errors": dict(kinds[i])}
+        for i in ranked
+    ]
 
 
 class ErrorAnalysisEvaluator:
@@ -196,7 +199,11 @@ class ErrorAnalysisEvaluator:
                 "error_counts": {ERROR_TYPES[s][0]: counts.get(s, 0) for s in ERROR_TYPES},
                 "per_class_ap": per_class,
                 "per_size_ap": per_size,
-                "worst_images": _worst_images(run, int(cfg.worst_images)),
+                "worst_images": _worst_images(
+                    run,
+                    int(cfg.worst_images),
+                    {int(im["id"]): str(im.get("file_name", "")) for im in dataset.coco["images"]},
+                ),
             }
         }
         self._dets = {}

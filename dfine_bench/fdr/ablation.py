@@ -92,7 +92,9 @@ class AblationSettings:
     def validate(self) -> None:
         unknown = [a for a in self.arms if a not in ARMS]
         if unknown or "baseline" not in self.arms:
-            raise ConfigError(f"ablation arms must include 'baseline' and come from {', '.join(ARMS)}; got {self.arms}")
+            raise ConfigError(
+                f"ablation arms must include 'baseline' and come from {', '.join(ARMS)}; got {self.arms}"
+            )
         if len(set(self.seeds)) != len(self.seeds) or not self.seeds:
             raise ConfigError(f"ablation seeds must be distinct and at least one, got {list(self.seeds)}")
         if self.input_size < 64 or self.input_size % 32:
@@ -134,7 +136,9 @@ def build_arm(settings: AblationSettings, arm: str, seed: int) -> Any:
     fdr = None if arm == "baseline" else FdrSettings()
     family = rtdetr_family(depth, fdr, arm == "fdr_go_lsd", overrides)
     size = (settings.input_size, settings.input_size)
-    return build_adapter(get_spec(settings.baseline), family, seed=seed, input_size=size, device=settings.device)
+    return build_adapter(
+        get_spec(settings.baseline), family, seed=seed, input_size=size, device=settings.device
+    )
 
 
 def _datasets(settings: AblationSettings, out_dir: Path) -> tuple[Any, Any]:
@@ -158,13 +162,20 @@ def evaluate_adapter(adapter: Any, dataset: Any, device: str) -> dict[str, float
     adapter.eval()
     with tempfile.TemporaryDirectory() as work:
         outcome = evaluate_model(
-            adapter, dataset, EvaluationConfig(num_workers=0, resume=False), Path(work), device=device, progress=False
+            adapter,
+            dataset,
+            EvaluationConfig(num_workers=0, resume=False),
+            Path(work),
+            device=device,
+            progress=False,
         )
     assert outcome is not None
     return {k: outcome.metrics[k].value for k in ("AP", "AP50", "AP75") if k in outcome.metrics}
 
 
-def run_one(settings: AblationSettings, arm: str, seed: int, train_set: Any, held_out: Any, out_dir: Path) -> dict:
+def run_one(
+    settings: AblationSettings, arm: str, seed: int, train_set: Any, held_out: Any, out_dir: Path
+) -> dict:
     from dfine_bench.training import TrainingSamples, TrainSettings, train
 
     run_dir = out_dir / "runs" / arm / f"seed{seed}"
@@ -215,7 +226,9 @@ def summarise_runs(settings: AblationSettings, runs: list[dict[str, Any]]) -> di
         "metric": "AP (COCO-style, percent) on the generated held-out split",
         "arms": [dataclasses.asdict(s) for s in summaries],
         "comparisons": [dataclasses.asdict(c) for c in comparisons],
-        "parameters": {arm: next(r["num_parameters"] for r in runs if r["arm"] == arm) for arm in settings.arms},
+        "parameters": {
+            arm: next(r["num_parameters"] for r in runs if r["arm"] == arm) for arm in settings.arms
+        },
         "paper": PAPER_CLAIM,
     }
 

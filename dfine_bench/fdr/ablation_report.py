@@ -11,7 +11,9 @@ ARM_TITLES = {"baseline": "baseline", "fdr": "+ FDR", "fdr_go_lsd": "+ FDR + GO-
 
 
 def _num(value: float, digits: int = 2) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+    return (
+        "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+    )
 
 
 def ablation_markdown(summary: Mapping[str, Any], settings: Any) -> str:
@@ -19,9 +21,10 @@ def ablation_markdown(summary: Mapping[str, Any], settings: Any) -> str:
         f"## FDR / GO-LSD ablation: {summary['label']}",
         "",
         f"Baseline `{settings.baseline}`{' (reduced layout)' if settings.reduced else ''} at "
-        f"{settings.input_size}x{settings.input_size}, {settings.steps} steps of batch {settings.batch_size} per run, "
-        f"seeds {', '.join(str(s) for s in settings.seeds)}; trained on {settings.train_images} generated images, "
-        f"{summary['metric']} ({settings.eval_images} images). Random-init start, generated data: these numbers "
+        f"{settings.input_size}x{settings.input_size}, {settings.steps} steps of batch {settings.batch_size} "
+        f"per run, seeds {', '.join(str(s) for s in settings.seeds)}; trained on {settings.train_images} "
+        f"generated images, {summary['metric']} ({settings.eval_images} images). Random-init start, "
+        "generated data: these numbers "
         "say nothing about COCO accuracy.",
         "",
         "| arm | params | AP mean ± std | per seed | Δ vs baseline | Welch p | permutation p |",
@@ -35,8 +38,9 @@ def ablation_markdown(summary: Mapping[str, Any], settings: Any) -> str:
         welch = _num(c["welch_p"], 3) if c else "—"
         perm = f"{c['permutation_p']:.3f} (min {c['min_permutation_p']:.3f})" if c else "—"
         lines.append(
-            f"| {ARM_TITLES.get(name, name)} | {summary['parameters'][name]:,} | {_num(arm['mean'])} ± {_num(arm['std'])} "
-            f"| {', '.join(_num(v) for v in arm['values'])} | {delta} | {welch} | {perm} |"
+            f"| {ARM_TITLES.get(name, name)} | {summary['parameters'][name]:,} "
+            f"| {_num(arm['mean'])} ± {_num(arm['std'])} | {', '.join(_num(v) for v in arm['values'])} "
+            f"| {delta} | {welch} | {perm} |"
         )
     paper = summary["paper"]
     lines += [

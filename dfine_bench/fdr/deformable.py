@@ -11,7 +11,7 @@ box refines the 2-d reference point's centre, as the baseline's first layer does
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -40,7 +40,7 @@ class DeformableDetrFdrDecoder(InitLikeTransformers, DeformableDetrDecoder):
         from transformers import initialization as init
 
         head = self._modules.get("fdr")  # absent while the parent class's __init__ runs post_init
-        if head is not None:
+        if isinstance(head, FdrBoxHead):
             head.init_module(module, init.constant_)
 
     def forward(  # type: ignore[override]
@@ -92,16 +92,17 @@ class DeformableDetrFdrForObjectDetection(InitLikeTransformers, DeformableDetrPr
     """Single-stage Deformable-DETR with FDR boxes; loss from ``labels`` (focal + L1 + GIoU, plus
     FGL and DDF when ``config.go_lsd``)."""
 
-    _no_split_modules = None
+    _no_split_modules = None  # type: ignore[assignment]
     # one class head shared by all layers, as transformers' baseline ties them
-    _tied_weights_keys = {r"class_embed.(?![0])\d+": "class_embed.0"}
+    _tied_weights_keys = {r"class_embed.(?![0])\d+": "class_embed.0"}  # noqa: RUF012 (transformers' form)
 
     def __init__(self, config: DeformableDetrConfig) -> None:
         super().__init__(config)
         if config.two_stage:
             raise ValueError("the FDR variant of Deformable-DETR is single-stage (two_stage=False)")
         self.model = DeformableDetrFdrModel(config)
-        self.class_embed = nn.ModuleList([nn.Linear(config.d_model, config.num_labels)] * config.decoder_layers)
+        head = nn.Linear(config.d_model, config.num_labels or 0)
+        self.class_embed = nn.ModuleList([head] * config.decoder_layers)
         self.post_init()
 
     def forward(  # type: ignore[override]
@@ -126,11 +127,15 @@ class DeformableDetrFdrForObjectDetection(InitLikeTransformers, DeformableDetrPr
         loss = loss_dict = None
         if labels is not None:
             pre_logits = self.class_embed[0](decoded.hidden_states[:, 0])
-            criterion = deformable_criterion(self.config, fdr_settings_of(self.config), bool(self.config.go_lsd))
+            criterion = deformable_criterion(
+                self.config, fdr_settings_of(self.config), bool(self.config.go_lsd)
+            )
             criterion.to(pixel_values.device)
-            inputs = loss_inputs(stacked, decoded.boxes, decoded.corners, decoded.initial, pre_logits, decoded.pre_boxes)
+            inputs = loss_inputs(
+                stacked, decoded.boxes, decoded.corners, decoded.initial, pre_logits, decoded.pre_boxes
+            )
             loss_dict = criterion(inputs, labels)
-            loss = weighted_total(loss_dict, criterion.weight_dict)
+            loss = weighted_total(loss_dict, cast(dict[str, float], criterion.weight_dict))
         return DeformableDetrObjectDetectionOutput(
             loss=loss,
             loss_dict=loss_dict,

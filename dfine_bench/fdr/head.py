@@ -23,6 +23,7 @@ D-FINE's layers and weights reproduces transformers' ``DFineDecoder`` within 1e-
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -47,9 +48,13 @@ class FdrSettings:
 
     def validate(self, where: str = "fdr") -> None:
         if self.bins < 4 or self.bins % 2:
-            raise ConfigError(f"{where}.bins must be an even number >= 4 (the paper uses 32), got {self.bins}")
+            raise ConfigError(
+                f"{where}.bins must be an even number >= 4 (the paper uses 32), got {self.bins}"
+            )
         if not self.a > 0 or not self.c > 0:
-            raise ConfigError(f"{where}.a and {where}.c must be positive (paper: 0.5, 0.25), got {self.a}, {self.c}")
+            raise ConfigError(
+                f"{where}.a and {where}.c must be positive (paper: 0.5, 0.25), got {self.a}, {self.c}"
+            )
         if not 1 <= self.quality_topk <= self.bins + 1:
             raise ConfigError(f"{where}.quality_topk must be in [1, bins + 1], got {self.quality_topk}")
 
@@ -133,6 +138,9 @@ class QualityEstimator(nn.Module):
 class FdrBoxHead(nn.Module):
     """The box part of an FDR decoder: initial box head, per-layer distribution heads, LQE, W(n)."""
 
+    up: torch.Tensor
+    reg_scale: torch.Tensor
+
     def __init__(self, d_model: int, num_layers: int, settings: FdrSettings) -> None:
         super().__init__()
         settings.validate()
@@ -153,10 +161,10 @@ class FdrBoxHead(nn.Module):
     def zero_init_layers(self) -> list[nn.Linear]:
         """D-FINE's init: the last layer of every box and quality MLP starts at zero, so the first
         forward predicts the initial box (uniform W expectation 0) and leaves the logits alone."""
-        heads: list[Mlp] = [self.pre_bbox_head, *self.bbox_embed]  # type: ignore[list-item]
+        heads = [self.pre_bbox_head, *self.bbox_embed]
         if self.lqe_layers is not None:
-            heads += [q.reg_conf for q in self.lqe_layers]  # type: ignore[union-attr]
-        return [mlp.layers[-1] for mlp in heads]  # type: ignore[misc]
+            heads += [q.reg_conf for q in self.lqe_layers]
+        return [mlp.layers[-1] for mlp in heads]  # type: ignore[index,union-attr,misc]
 
     def init_module(self, module: nn.Module, constant: Callable[[torch.Tensor, float], object]) -> None:
         """Initialise ``module`` if it is part of this head with a non-default init (called per module
@@ -270,7 +278,7 @@ def parameter_delta(d_model: int, num_layers: int, settings: FdrSettings) -> dic
     (RT-DETR, Deformable-DETR with refinement), by where they come from."""
     width = 4 * (settings.bins + 1)
     dims = [4 * (settings.quality_topk + 1)] + [settings.quality_hidden] * (settings.quality_layers - 1) + [1]
-    lqe = sum(i * o + o for i, o in zip(dims[:-1], dims[1:]))
+    lqe = sum(i * o + o for i, o in itertools.pairwise(dims))
     return {
         # each layer's last linear predicts 4(N+1) logits instead of 4 deltas
         "distribution_outputs": num_layers * (d_model + 1) * (width - 4),

@@ -113,7 +113,9 @@ def ddf_loss(
     weight = weight.unsqueeze(-1).expand(*weight.shape, 4).reshape(-1).detach()
     mask = mask.unsqueeze(-1).expand(*mask.shape, 4).reshape(-1)
     kl = F.kl_div(
-        F.log_softmax(pred / temperature, dim=1), F.softmax(teacher.detach() / temperature, dim=1), reduction="none"
+        F.log_softmax(pred / temperature, dim=1),
+        F.softmax(teacher.detach() / temperature, dim=1),
+        reduction="none",
     ).sum(-1)
     per_edge = weight * temperature**2 * kl
     batch_scale = 1 / corners.shape[0]
@@ -182,8 +184,14 @@ class _GoLsdTerms:
     def get_loss(self, loss: str, outputs: Any, targets: Any, indices: Any, num_boxes: Any, **kw: Any) -> Any:
         if loss == "local":
             s = self.settings
-            up = self.go_lsd_up.to(outputs["pred_corners"].device) if "pred_corners" in outputs else self.go_lsd_up
-            return local_losses(outputs, targets, indices, num_boxes, s.bins, s.reg_scale, up, self.temperature)
+            up = (
+                self.go_lsd_up.to(outputs["pred_corners"].device)
+                if "pred_corners" in outputs
+                else self.go_lsd_up
+            )
+            return local_losses(
+                outputs, targets, indices, num_boxes, s.bins, s.reg_scale, up, self.temperature
+            )
         return super().get_loss(loss, outputs, targets, indices, num_boxes, **kw)  # type: ignore[misc]
 
 
@@ -257,7 +265,9 @@ def loss_inputs(
         if pre_logits is not None:
             dn["pre_logits"], pre_logits = torch.split(pre_logits, split, dim=1)
 
-    def layers(lg: torch.Tensor, bx: torch.Tensor, cn: torch.Tensor, ref: torch.Tensor) -> list[dict[str, Any]]:
+    def layers(
+        lg: torch.Tensor, bx: torch.Tensor, cn: torch.Tensor, ref: torch.Tensor
+    ) -> list[dict[str, Any]]:
         bx = bx.clamp(min=0, max=1)
         return [
             {

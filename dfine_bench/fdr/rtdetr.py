@@ -78,7 +78,7 @@ class RTDetrFdrDecoder(InitLikeTransformers, RTDetrDecoder):
         from transformers import initialization as init
 
         head = self._modules.get("fdr")  # absent while the parent class's __init__ runs post_init
-        if head is not None:
+        if isinstance(head, FdrBoxHead):
             head.init_module(module, init.constant_)
 
     def forward(  # type: ignore[override]
@@ -136,7 +136,7 @@ class RTDetrFdrForObjectDetection(InitLikeTransformers, RTDetrForObjectDetection
         RTDetrPreTrainedModel.__init__(self, config)
         self.model = RTDetrFdrModel(config)
         self.model.decoder.class_embed = nn.ModuleList(
-            [nn.Linear(config.d_model, config.num_labels) for _ in range(config.decoder_layers)]
+            [nn.Linear(config.d_model, config.num_labels or 0) for _ in range(config.decoder_layers)]
         )
         self.model.decoder.bbox_embed = None  # the FDR head (decoder.fdr) predicts the boxes
         self.post_init()

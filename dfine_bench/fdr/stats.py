@@ -59,7 +59,7 @@ def permutation_p(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]
 
 def welch(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
     """Welch's t statistic and two-sided p of mean(b) - mean(a); nan when undefined (zero variance)."""
-    from scipy import stats
+    from scipy import stats  # type: ignore[import-untyped]
 
     if len(a) < 2 or len(b) < 2 or (np.std(a) == 0 and np.std(b) == 0):
         return math.nan, math.nan
@@ -67,7 +67,9 @@ def welch(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
     return float(result.statistic), float(result.pvalue)
 
 
-def compare_arms(values: Mapping[str, Sequence[float]], baseline: str) -> tuple[list[ArmSummary], list[Comparison]]:
+def compare_arms(
+    values: Mapping[str, Sequence[float]], baseline: str
+) -> tuple[list[ArmSummary], list[Comparison]]:
     """Summaries of every arm, and each other arm against ``baseline``."""
     summaries = [summarise(v, arm) for arm, v in values.items()]
     base = values[baseline]

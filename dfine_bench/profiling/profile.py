@@ -34,10 +34,13 @@ from dfine_bench.profiling.memory import MemoryWatch
 from dfine_bench.profiling.onnx_export import OnnxExportError
 from dfine_bench.profiling.output_check import OutputDifference, compare_outputs
 from dfine_bench.profiling.protocols import PAPER_PROTOCOL, deviations_from_paper, on_reference_device
+from dfine_bench.profiling.stages import add_stages
 from dfine_bench.profiling.throughput import run_sweep, sweep_sizes
 from dfine_bench.profiling.timing import harness_overhead, time_callable
 from dfine_bench.profiling.trace import record_trace, trace_dir
+from dfine_bench.profiling.validity import ContentionWatch, assess
 from dfine_bench.records.environment import device_name as _device_name
+from dfine_bench.records.environment import fingerprint
 from dfine_bench.records.metrics import metric
 from dfine_bench.records.schema import TaskOutcome
 from dfine_bench.utils.progress import Progress
@@ -219,7 +222,9 @@ def profile_model(
                 c.setup.update({"device": device, "device_name": dev_name, "protocol": protocol_name})
                 outcomes.append(c)
                 progress_bar.update()
-            outcomes.extend(_profile_backend(adapter, settings, spec, device, work_dir, inputs, setup))
+            outcomes.extend(
+                _profile_backend(adapter, settings, spec, device, work_dir, inputs, setup, protocol_name)
+            )
             progress_bar.update()
     finally:
         torch.set_num_threads(old_threads)
@@ -241,6 +246,7 @@ def _profile_backend(
     work_dir: Path,
     inputs: _Inputs,
     setup: Callable[..., dict[str, Any]],
+    protocol: str = "custom",
 ) -> list[TaskOutcome]:
     key_base = backend_key(backend.name, backend.dtype)
     timed = settings.timed
@@ -310,6 +316,10 @@ def _profile_backend(
             o.metrics["output_max_abs_diff"] = metric("output_max_abs_diff", diff)
         return out
 
+    # what decides whether these timings compare with others (checks.fingerprint)
+    fp = fingerprint(
+        device, backend=backend.name, dtype=backend.dtype, options=backend.options, backend_info=runner.info
+    )
     outcomes: list[TaskOutcome] = []
     warmup, iters = settings.warmup, settings.iters
     min_iters = min(settings.min_iters, iters)
@@ -348,26 +358,33 @@ def _profile_backend(
     if want_latency:
         try:
             fn = _timed_fn(runner, adapter, inputs, timed, 1)
-            with MemoryWatch(device) as mw:
+            timed_threads = 1 if cuda else torch.get_num_threads()
+            with MemoryWatch(device) as mw, ContentionWatch(threads=timed_threads) as cw:
                 m = time_callable(
                     fn, warmup=warmup, iters=iters, min_iters=min_iters, max_time_s=max_time_s, device=device
                 )
+            validity = assess(
+                m.samples_ms,
+                cw.contention,
+                cv_max=settings.cv_warn,
+                max_load_per_core=settings.max_load_per_core,
+            )
             metrics = m.to_metrics()
             metrics["harness_overhead"] = metric("harness_overhead", overhead.median)
             metrics.update(mw.metrics())
             metrics["output_max_abs_diff"] = metric("output_max_abs_diff", diff)
             notes = list(mw.notes)
-            cv_warn = settings.cv_warn
-            if m.cv > cv_warn:
+            if validity.unstable:
                 msg = (
-                    f"latency coefficient of variation {m.cv:.2f} is above {cv_warn:.2f}: a noisy machine "
-                    "(other load, frequency scaling); compare medians with care"
+                    f"latency {validity.summary()}: a noisy machine (other load, frequency scaling); "
+                    "compare medians with care"
                 )
                 log.warning("%s %s: %s", adapter.spec.name, key_base, msg)
                 notes.append(msg)
             details: dict[str, Any] = {
                 "samples_ms": m.samples_ms,
                 "summary": m.summary(),
+                "validity": validity.to_dict(),
                 "timer": m.timer,
                 "warmup": warmup,
                 "harness_overhead": overhead.summary(),
@@ -378,13 +395,16 @@ def _profile_backend(
             }
             if top is not None:
                 details["top_ops"] = top
+            if settings.stages:
+                images = inputs.images[:8] if inputs.images else inputs.image_batches(1)[0]
+                add_stages(runner, adapter, images, settings, device, protocol, metrics, details, notes)
             outcomes.append(
                 TaskOutcome(
                     task="latency",
                     key=task_keys["latency"],
                     metrics=metrics,
                     details=details,
-                    setup=setup(1),
+                    setup=setup(1, fingerprint=fp, stability="unstable" if validity.unstable else "stable"),
                     notes=notes,
                 )
             )
@@ -426,7 +446,7 @@ def _profile_backend(
                     key=key_base,
                     metrics=metrics,
                     details=details,
-                    setup=setup(best.batch_size if best else sizes[0], batch_sizes=sizes),
+                    setup=setup(best.batch_size if best else sizes[0], batch_sizes=sizes, fingerprint=fp),
                     status="ok" if ok else "failed",
                     reason=None if ok else (failed[0].reason if failed else "no batch size fit in memory"),
                 )

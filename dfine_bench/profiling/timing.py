@@ -5,7 +5,9 @@ synchronised after each call so every sample is one call's latency), ``perf_coun
 the CPU. It runs ``warmup`` untimed calls, then at most ``iters`` timed calls, stopping early
 once ``max_time_s`` has passed and at least ``min_iters`` samples exist. ``Measurement`` keeps
 the raw samples (regression checks need them) and derives the statistics from them, in the
-spirit of ``torch.utils.benchmark.Measurement``.
+spirit of ``torch.utils.benchmark.Measurement``. p99 needs ``P99_MIN_SAMPLES`` samples (None
+below, recorded as "not measured"); the median comes with a bootstrap confidence interval
+(``profiling.validity``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 
 from dfine_bench.errors import DfineBenchError
+from dfine_bench.profiling.validity import CI_LEVEL, P99_MIN_SAMPLES, bootstrap_median_ci
 from dfine_bench.records.metrics import metric
 from dfine_bench.records.schema import Metric
 
@@ -68,8 +71,17 @@ class Measurement:
         return float(np.percentile(self._a, 90))
 
     @property
-    def p99(self) -> float:
+    def p99(self) -> float | None:
+        """The 99th percentile, or None with fewer than ``P99_MIN_SAMPLES`` samples (below that it
+        is one of the largest few samples, not a percentile)."""
+        if self.n < P99_MIN_SAMPLES:
+            return None
         return float(np.percentile(self._a, 99))
+
+    @property
+    def median_ci(self) -> tuple[float, float]:
+        """The median's ``CI_LEVEL`` bootstrap confidence interval (seeded, so reproducible)."""
+        return bootstrap_median_ci(self._a)
 
     @property
     def std(self) -> float:
@@ -89,22 +101,27 @@ class Measurement:
 
     def to_metrics(self) -> dict[str, Metric]:
         """The latency metrics under their catalogue names (``records/metrics.py``)."""
+        lo, hi = self.median_ci
         return {
             "latency_median": metric("latency_median", self.median),
             "latency_mean": metric("latency_mean", self.mean),
             "latency_p90": metric("latency_p90", self.p90),
             "latency_p99": metric("latency_p99", self.p99),
+            "latency_median_ci_low": metric("latency_median_ci_low", lo),
+            "latency_median_ci_high": metric("latency_median_ci_high", hi),
             "latency_iqr": metric("latency_iqr", self.iqr),
             "latency_std": metric("latency_std", self.std),
             "latency_cv": metric("latency_cv", self.cv),
             "fps": metric("fps", self.fps),
         }
 
-    def summary(self) -> dict[str, float | int]:
+    def summary(self) -> dict[str, Any]:
+        lo, hi = self.median_ci
         return {
             "n": self.n,
             "mean_ms": self.mean,
             "median_ms": self.median,
+            f"median_ci{int(CI_LEVEL * 100)}_ms": [lo, hi],
             "iqr_ms": self.iqr,
             "p90_ms": self.p90,
             "p99_ms": self.p99,

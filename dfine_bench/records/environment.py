@@ -2,6 +2,13 @@
 
 Everything is optional: a missing tool (no GPU, no TensorRT, not a git checkout) is
 recorded as ``None`` rather than failing the run.
+
+``fingerprint`` is the structured part that decides whether two timings compare: CPU model and
+usable cores; GPU name, driver, CUDA, cuDNN and clocks; the torch, ONNX Runtime, OpenVINO and
+TensorRT versions; and, per timed backend, its precision flags (dtype, TF32, cuDNN benchmark), ONNX
+opset and exporter, execution providers and TensorRT builder flags. Every record's environment
+holds the machine part; timing records hold the full one in ``setup.extra["fingerprint"]``. Which
+fields change speed is the gate's business (``dfine_bench.checks.fingerprint``).
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +32,7 @@ _OPTIONAL_PACKAGES = (
     "onnxruntime",
     "onnx",
     "tensorrt",
+    "openvino",
     "faster-coco-eval",
     "pycocotools",
     "hydra-core",
@@ -125,4 +134,85 @@ def capture_environment() -> dict[str, Any]:
     env = dict(_static_environment())
     env["torch_threads"] = torch.get_num_threads()
     env["hostname"] = platform.node()
+    env["fingerprint"] = machine_fingerprint("cuda" if torch.cuda.is_available() else "cpu")
     return env
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _gpu_of(device: str) -> dict[str, Any]:
+    if not device.startswith("cuda"):
+        return {}
+    gpus = gpu_info()
+    index = torch.device(device).index or 0
+    return gpus[index] if index < len(gpus) else {}
+
+
+def _int_or_none(v: Any) -> int | None:
+    try:
+        return int(float(v))
+    except (TypeError, ValueError):
+        return None
+
+
+def machine_fingerprint(device: str) -> dict[str, Any]:
+    """The machine and software part of the fingerprint (no backend): what ran ``device``."""
+    static = _static_environment()
+    gpu = _gpu_of(device)
+    cuda = device.startswith("cuda")
+    return {
+        "device_type": "cuda" if cuda else "cpu",
+        "cpu_model": cpu_model(),
+        "cpu_count": _usable_cores(),
+        "gpu_name": gpu.get("name") if cuda else None,
+        "gpu_driver": gpu.get("driver") if cuda else None,
+        "cuda": static["cuda"] if cuda else None,
+        "cudnn": static["cudnn"] if cuda else None,
+        "sm_clock_mhz": _int_or_none(gpu.get("sm_clock_mhz")),
+        "max_sm_clock_mhz": _int_or_none(gpu.get("max_sm_clock_mhz")),
+        "mem_clock_mhz": _int_or_none(gpu.get("mem_clock_mhz")),
+        "torch": static["torch"],
+        "onnxruntime": static.get("onnxruntime"),
+        "openvino": static.get("openvino"),
+        "tensorrt": static.get("tensorrt"),
+        "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32) if cuda else None,
+        "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32) if cuda else None,
+        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark) if cuda else None,
+    }
+
+
+def fingerprint(
+    device: str,
+    *,
+    backend: str,
+    dtype: str,
+    options: Mapping[str, Any] | None = None,
+    backend_info: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The full fingerprint of one timed backend on ``device`` (see the module docstring).
+
+    ``options`` are the backend's resolved ``backend.options`` (``opset`` for ONNX-based ones),
+    ``backend_info`` what its runner reports (``onnx_exporter``, ``providers``, ``builder_flags``).
+    """
+    options = options or {}
+    info = backend_info or {}
+    fp = machine_fingerprint(device)
+    providers = info.get("providers")
+    flags = info.get("builder_flags")
+    fp.update(
+        {
+            "backend": backend,
+            "precision": dtype,
+            "onnx_opset": _int_or_none(options.get("opset")) if "onnx_exporter" in info else None,
+            "onnx_exporter": info.get("onnx_exporter"),
+            "providers": list(providers) if providers else None,
+            "trt_builder_flags": sorted(str(f) for f in flags) if flags else None,
+            "compile_mode": options.get("mode") if backend == "compile" else None,
+        }
+    )
+    return fp

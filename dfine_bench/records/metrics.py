@@ -355,7 +355,23 @@ _BUILTIN = (
         "latency",
         INFORMATIONAL,
         label="latency p99{bs} (ms)",
-        description="99th percentile latency (the median is gated)",
+        description="99th percentile latency, only with >= 100 samples (the median is gated)",
+    ),
+    MetricDef(
+        "latency_median_ci_low",
+        "ms",
+        None,
+        "latency",
+        INFORMATIONAL,
+        description="lower end of the median's 95% bootstrap confidence interval (the median is gated)",
+    ),
+    MetricDef(
+        "latency_median_ci_high",
+        "ms",
+        None,
+        "latency",
+        INFORMATIONAL,
+        description="upper end of the median's 95% bootstrap confidence interval (the median is gated)",
     ),
     MetricDef(
         "latency_iqr", "ms", None, "latency", INFORMATIONAL, description="interquartile range of latency"
@@ -429,6 +445,35 @@ _BUILTIN = (
         "latency",
         INFORMATIONAL,
         description="time the harness adds around an empty callable",
+    ),
+    # Time per stage (dfine_bench.profiling.stages): medians of each stage's own samples. They
+    # explain the gated latency_median; each is informational (its samples are in the details).
+    *(
+        MetricDef(
+            f"stage_{name}",
+            "ms",
+            False,
+            "latency",
+            INFORMATIONAL,
+            description=f"median time of the {text} stage alone, batch 1 (latency_median is gated)",
+        )
+        for name, text in (
+            ("decode", "decode (in-memory JPEG)"),
+            ("preprocess", "preprocess"),
+            ("h2d", "host-to-device copy"),
+            ("forward", "forward"),
+            ("d2h", "device-to-host copy"),
+            ("postprocess", "postprocess"),
+        )
+    ),
+    MetricDef(
+        "stages_total",
+        "ms",
+        False,
+        "latency",
+        INFORMATIONAL,
+        label="stages total{bs} (ms)",
+        description="sum of the stages the protocol counts (details.stages: which, and which not measured)",
     ),
     MetricDef(
         "throughput",

@@ -17,6 +17,8 @@ import pandas as pd
 
 from dfine_bench.reporting.claims_table import NO_CLAIMS, SHOWN_VERDICTS
 from dfine_bench.reporting.content import ReportContent
+from dfine_bench.reporting.error_analysis_section import INTRO as ERROR_ANALYSIS_INTRO
+from dfine_bench.reporting.error_analysis_section import class_headings, error_analysis_blocks
 from dfine_bench.reporting.formatting import LEGEND, format_claims, formatted_frame
 from dfine_bench.reporting.provenance import NOTHING_OFF_PROTOCOL
 
@@ -52,6 +54,31 @@ def _claims_html(content: ReportContent) -> tuple[str, str, int]:
     rest = claims.folded_frame()
     folded = _html_table(format_claims(rest), "claims text") if len(rest) else ""
     return html, folded, len(rest)
+
+
+def _error_analysis_html(content: ReportContent) -> list[dict[str, Any]]:
+    """The error-analysis blocks with their tables as HTML ([]: no such records, no section)."""
+    out = []
+    for b in error_analysis_blocks(content.comparison.records):
+        best, worst = class_headings(b)
+        tables = [
+            ("dAP per error type", _html_table(b.dap, "text")),
+            ("AP per object size", _html_table(b.sizes)),
+            (best, _html_table(b.best_classes)),
+            (worst, _html_table(b.worst_classes)),
+            (f"The {len(b.worst_images)} worst images", _html_table(b.worst_images, "text")),
+        ]
+        out.append(
+            {
+                "title": b.title,
+                "subtitle": b.subtitle,
+                "stand_in": b.stand_in,
+                "problem": b.problem,
+                "notes": b.notes,
+                "tables": [{"heading": h, "html": html} for h, html in tables if h and html],
+            }
+        )
+    return out
 
 
 def render_html(content: ReportContent) -> str:
@@ -97,6 +124,8 @@ def render_html(content: ReportContent) -> str:
             {"title": t.title, "notes": t.notes, "html": _html_table(formatted_frame(t), "records")}
             for t in cmp.tables
         ],
+        error_analysis=_error_analysis_html(content),
+        error_analysis_intro=ERROR_ANALYSIS_INTRO,
         plots=plots,
         skipped=[s.reason for s in content.plots.skipped],
         problems=_html_table(prov.problems, "text"),

@@ -28,6 +28,9 @@ from matplotlib.patches import Patch
 
 from dfine_bench.records.schema import ResultRecord
 from dfine_bench.reporting import labels
+from dfine_bench.reporting.ap_pairing import accuracy_by_dataset, dataset_text, pair_ap
+from dfine_bench.reporting.ap_pairing import column_by_source as _column_by_source
+from dfine_bench.reporting.ap_pairing import numeric_column as _numeric_column
 from dfine_bench.reporting.claims_table import ClaimsTable
 from dfine_bench.reporting.pareto import pareto_front
 from dfine_bench.reporting.tables import ACCURACY, COMPLEXITY, SPEED, Comparison, ComparisonTable
@@ -70,6 +73,7 @@ class _Point:
     family: str
     x: float
     y: float
+    borrowed: bool = False  # its AP is eager fp32's, not measured with the point's own backend
 
 
 # -- files ---------------------------------------------------------------------------------------
@@ -111,20 +115,6 @@ def _stand_in_mark(fig: Figure, stand_in: str) -> None:
 
 
 # -- data from the tables ------------------------------------------------------------------------
-def _numeric_column(table: ComparisonTable, label: str) -> dict[tuple[str, ...], float]:
-    if label not in table.frame.columns:
-        return {}
-    out = {}
-    for key, v in zip(table.row_keys, table.frame[label]):
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
-            out[key] = float(v)
-    return out
-
-
-def _column_by_source(table: ComparisonTable, source: str) -> str | None:
-    return next((label for label, c in table.columns.items() if c.source == source), None)
-
-
 def _stand_in_of(cmp: Comparison, tables: Iterable[ComparisonTable], keys: Iterable[tuple[str, ...]]) -> str:
     reasons: set[str] = set()
     keys = set(keys)
@@ -156,17 +146,24 @@ def _family_colors(families: Sequence[str]) -> dict[str, Any]:
 
 
 def draw_tradeoff(
-    points: Sequence[_Point], *, x_label: str, y_label: str, title: str, stand_in: str
+    points: Sequence[_Point], *, x_label: str, y_label: str, title: str, stand_in: str, borrowed: str = ""
 ) -> Figure:
-    """Accuracy against a cost, one colour per family, its Pareto front joined by a line."""
+    """Accuracy against a cost, one colour per family, its Pareto front joined by a line.
+
+    Points whose AP is borrowed (``_Point.borrowed``) are drawn hollow, and ``borrowed`` names
+    that AP in the legend."""
     fig = _new_figure()
     ax = fig.add_subplot()
     colors = _family_colors([p.family for p in points])
     for family, color in colors.items():
         pts = [p for p in points if p.family == family]
-        ax.scatter(
-            [p.x for p in pts], [p.y for p in pts], color=color, label=family or "(no family)", zorder=3
-        )
+        own, lent = [p for p in pts if not p.borrowed], [p for p in pts if p.borrowed]
+        name = family or "(no family)"
+        if own:
+            ax.scatter([p.x for p in own], [p.y for p in own], color=color, label=name, zorder=3)
+        if lent:  # hollow: the family is named by its filled points when it has any
+            ax.scatter([p.x for p in lent], [p.y for p in lent], facecolors="none", edgecolors=color,
+                       label=None if own else name, zorder=3)  # fmt: skip
         front = pareto_front([p.x for p in pts], [p.y for p in pts])
         if len(front) > 1:
             ax.plot([pts[i].x for i in front], [pts[i].y for i in front], color=color, lw=1.5, zorder=2)
@@ -176,7 +173,11 @@ def draw_tradeoff(
     ax.set_xlabel(x_label)
     ax.set_ylabel(y_label)
     ax.grid(True, alpha=0.3)
-    ax.legend(title="family (line: Pareto front)", fontsize=8, title_fontsize=8)
+    handles, names = ax.get_legend_handles_labels()
+    if any(p.borrowed for p in points):
+        handles.append(ax.scatter([], [], facecolors="none", edgecolors="0.3"))
+        names.append(f"hollow: {borrowed}")
+    ax.legend(handles, names, title="family (line: Pareto front)", fontsize=8, title_fontsize=8)
     ax.set_title(title, fontsize=9)
     _stand_in_mark(fig, stand_in)
     return fig
@@ -205,37 +206,60 @@ def _tradeoff_plot(
     stand_in = _stand_in_of(cmp, (acc, cost), keys)
     title = _title(f"{main} — {conditions}", f"AP {acc.title.removeprefix('accuracy ')}", extra, stand_in)
     fig = draw_tradeoff(points, x_label=x_label, y_label="AP (%)", title=title, stand_in=stand_in)
-    name = _slug(kind, conditions, acc.title if len(cmp.table(ACCURACY)) > 1 else "")
+    name = _slug(kind, conditions, acc.title if len(accuracy_by_dataset(cmp)) > 1 else "")
     png, svg = save_figure(fig, out_dir, name)
     caption = f"{main}: {len(points)} model(s); {conditions}; AP {acc.title.removeprefix('accuracy ')}."
     return Plot(name, kind, title.replace("\n", " — "), caption, png, svg)
 
 
 def ap_vs_latency(cmp: Comparison, out_dir: Path) -> list[Plot]:
-    """AP against median batch-1 latency, one plot per speed setup and dataset."""
+    """AP against median batch-1 latency, one plot per speed setup and dataset.
+
+    Each latency is paired with the AP measured through the same backend and precision; where
+    there is none, with the eager fp32 AP, drawn hollow and named so (``ap_pairing.py``)."""
     plots = []
+    datasets = accuracy_by_dataset(cmp)
     for speed in cmp.table(SPEED):
         lat = _column_by_source_bs1(speed)
-        if lat is None:
+        if lat is None or speed.group is None:
             continue
         recs = [r for r in _records(cmp, speed) if r.task == "latency"]
         sizes = sorted({labels.input_label(r.setup.input_size) or "?" for r in recs})
         timed = sorted({r.setup.timed or "?" for r in recs})
-        for acc in cmp.table(ACCURACY):
-            p = _tradeoff_plot(
-                cmp,
-                out_dir,
-                kind="ap_vs_latency",
-                acc=acc,
-                cost=speed,
-                cost_label=lat,
-                x_label="latency, median of batch 1 (ms)",
-                main="AP vs latency",
-                conditions=speed.title,
-                extra=f"latency: batch 1, input {', '.join(sizes)}, timed {', '.join(timed)}",
-            )
-            if p:
-                plots.append(p)
+        xs = _numeric_column(speed, lat)
+        for tables in datasets:
+            paired = pair_ap(speed, tables)
+            keys = [k for k in speed.row_keys if k in paired and k in xs]
+            if not keys:
+                continue
+            points = [
+                _Point(
+                    cmp.row_meta[k]["model"],
+                    cmp.row_meta[k]["family"],
+                    xs[k],
+                    paired[k].value,
+                    borrowed=not paired[k].same_setup,
+                )
+                for k in keys
+            ]
+            used = [t for t in tables if t.title in {paired[k].table for k in keys}]
+            stand_in = _stand_in_of(cmp, (*used, speed), keys)
+            own = f"{speed.group.backend} {speed.group.dtype}"
+            borrowed = f"AP of eager fp32 (none measured with {own})"
+            if all(p.borrowed for p in points):
+                ap_line = f"AP {dataset_text(tables[0])}, {borrowed}"
+            elif any(p.borrowed for p in points):
+                ap_line = f"AP {dataset_text(tables[0])} with {own}; hollow points: {borrowed}"
+            else:
+                ap_line = f"AP {dataset_text(tables[0])}" + ("" if own == "eager fp32" else f" with {own}")
+            extra = f"latency: batch 1, input {', '.join(sizes)}, timed {', '.join(timed)}"
+            title = _title(f"AP vs latency — {speed.title}", ap_line, extra, stand_in)
+            fig = draw_tradeoff(points, x_label="latency, median of batch 1 (ms)", y_label="AP (%)",
+                                title=title, stand_in=stand_in, borrowed=borrowed)  # fmt: skip
+            name = _slug("ap_vs_latency", speed.title, tables[0].title if len(datasets) > 1 else "")
+            png, svg = save_figure(fig, out_dir, name)
+            caption = f"AP vs latency: {len(points)} model(s); {speed.title}; {ap_line}."
+            plots.append(Plot(name, "ap_vs_latency", title.replace("\n", " — "), caption, png, svg))
     return plots
 
 
@@ -252,7 +276,9 @@ def ap_vs_complexity(cmp: Comparison, out_dir: Path, metric: str) -> list[Plot]:
         col = _column_by_source(cx, metric)
         if col is None:
             continue
-        for acc in cmp.table(ACCURACY):
+        # one plot per dataset, with its eager fp32 AP (the first table): params and GFLOPs are
+        # the model's, whatever backend ran the evaluation
+        for acc in (tables[0] for tables in accuracy_by_dataset(cmp)):
             keys = set(acc.row_keys) & set(cx.row_keys)
             where = _eval_setups(cmp, acc, keys)
             if metric == "params":
@@ -483,6 +509,10 @@ def _make_plots(cmp: Comparison, claims: ClaimsTable | None, out: Path) -> PlotS
         plots.extend(drawn)
         if not drawn:
             skipped.append(SkippedPlot(kind, f"not drawn — {_NEEDS[kind]}; these records have none"))
+    from dfine_bench.reporting.stage_plot import stage_bars  # time per stage (profiling.stages)
+
+    for name, title, caption, png, svg in stage_bars(cmp.records, out):
+        plots.append(Plot(name, "stages", title, caption, png, svg))
     claim_plot = claims_deltas(claims, cmp.records, out)
     if isinstance(claim_plot, Plot):
         plots.append(claim_plot)

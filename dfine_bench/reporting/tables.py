@@ -2,7 +2,9 @@
 
 Numbers measured under different conditions never share a column, let alone a cell:
 
-* accuracy columns are split per evaluation dataset (name, annotation hash, size) and COCO engine;
+* accuracy columns are split per evaluation dataset (name, annotation hash, size), COCO engine
+  and the backend and precision the evaluation's inference ran through (eager fp32 unless
+  ``evaluation.backends`` named another);
 * complexity columns per input size;
 * speed columns per (device name, backend, dtype) — plus input size and timed mode where those
   differ — so a CPU latency is never next to, or averaged with, a GPU one in the same column.
@@ -243,6 +245,16 @@ def _values(values: Iterable[str]) -> str:
 
 
 # -- grouping ------------------------------------------------------------------------------------
+#: The setup every AP is referred to: the model run by PyTorch in fp32 (``evaluation.backends``'
+#: ``eager-fp32``, whose records keep their plain ids).
+REFERENCE_BACKEND, REFERENCE_DTYPE = "eager", "fp32"
+
+
+def is_reference_setup(backend: str | None, dtype: str | None) -> bool:
+    """Whether (backend, dtype) is the reference eager fp32 an AP is measured with by default."""
+    return (backend or REFERENCE_BACKEND, dtype or REFERENCE_DTYPE) == (REFERENCE_BACKEND, REFERENCE_DTYPE)
+
+
 def _group_of(record: ResultRecord) -> tuple[str, tuple[Any, ...]] | None:
     s = record.setup
     if record.task == "evaluation":
@@ -253,6 +265,10 @@ def _group_of(record: ResultRecord) -> tuple[str, tuple[Any, ...]] | None:
             d.subset or d.num_images if d else None,
             bool(d and d.generated),
             s.engine,
+            # AP through another backend or precision (``evaluation.backends``) is its own block:
+            # eager fp32 and onnxruntime AP of one model must never fill one column
+            s.backend,
+            s.dtype,
         )
         return ACCURACY, key
     if record.task == "complexity":
@@ -267,9 +283,11 @@ def _group_of(record: ResultRecord) -> tuple[str, tuple[Any, ...]] | None:
 def _label_parts(kind: str, key: tuple[Any, ...], sample: ResultRecord) -> list[str]:
     """The words naming a group, most important first; later ones are used only to tell groups apart."""
     if kind == ACCURACY:
-        _name, sha, _n, _generated, engine = key
-        parts = [f"accuracy on {labels.dataset_label(sample.dataset)}"]
-        return [*parts, f"{engine} engine" if engine else "", f"annotations {str(sha)[:8]}"]
+        _name, sha, _n, _generated, engine, backend, dtype = key
+        head = f"accuracy on {labels.dataset_label(sample.dataset)}"
+        if not is_reference_setup(backend, dtype):  # eager fp32 keeps the label it always had
+            head += f" · {backend} {dtype}"
+        return [head, f"{engine} engine" if engine else "", f"annotations {str(sha)[:8]}"]
     if kind == COMPLEXITY:
         return [f"complexity at {key[0] or 'model input size'}"]
     device, backend, dtype, size, timed = key
@@ -305,6 +323,8 @@ def _label_groups(
         kind, key = k
         if kind == SPEED:
             out[k] = Group(kind, text, key, device_name=key[0], backend=key[1], dtype=key[2])
+        elif kind == ACCURACY:
+            out[k] = Group(kind, text, key, backend=key[-2], dtype=key[-1])
         else:
             out[k] = Group(kind, text, key)
     return out
@@ -515,6 +535,15 @@ def _table_notes(group: Group, records: list[ResultRecord]) -> list[str]:
             f"measured on {group.device_name} with {group.backend} {group.dtype}; input {', '.join(sizes)}; "
             f"timed: {', '.join(timed) or 'unknown'}; latency per batch in ms"
         )
+    unstable = sorted(
+        {
+            r.model.name
+            for r in records
+            if r.task == "latency" and (r.details.get("validity") or {}).get("status") == "unstable"
+        }
+    )
+    if unstable:  # profiling.validity: a high CV or an oversubscribed CPU
+        notes.append(f"UNSTABLE latency (noisy or oversubscribed machine): {', '.join(unstable)}")
     # a throughput record's setup is its best batch size: its "batch size N, not 1" belongs to the
     # throughput columns, never to the batch-1 latency columns beside them
     own = [r for r in records if r.task != "throughput"]

@@ -224,6 +224,10 @@ def run_training(cfg: TrainConfig, command: list[str]) -> TrainReport:
         "environment": {**capture_environment(), **git_state()},
     }
     atomic_write_json(out_dir / RECORD, record)
+    from dfine_bench.training.card import render_model_card
+
+    title = f"{cfg.model.name}: trained with dfine-bench train"
+    (out_dir / "MODEL_CARD.md").write_text(render_model_card(record, title=title))
     return TrainReport(out_dir=out_dir, result=result, ap=ap)
 
 

@@ -22,7 +22,12 @@ from dfine_bench.adapters.yolo import (
 from dfine_bench.errors import BackendUnavailable, CheckpointError, ConfigError, UnknownNameError
 
 #: Small inputs keep CPU time low: D-FINE-N style models need >= 300 anchors at strides 16/32.
-SMALL = {"dfine_n": (320, 320), "deim_dfine_n": (320, 320), "deimv2_hgnetv2_n": (320, 320)}
+SMALL = {
+    "dfine_n": (320, 320),
+    "deim_dfine_n": (320, 320),
+    "deimv2_hgnetv2_n": (320, 320),
+    "dfine_fixture": (320, 320),
+}
 DETR_FAMILY = ("detr_r50", "deformable_detr", "conditional_detr", "dab_detr")
 BUILTIN = [n for n in list_models() if not n.startswith("yolo")]
 

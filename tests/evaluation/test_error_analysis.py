@@ -108,7 +108,12 @@ def test_every_error_type_is_found_and_its_dap_matches_the_hand_computation(tmp_
     assert ea["per_size_ap"]["APs"] is None and ea["per_size_ap"]["APm"] is not None
     # worst images by error mass: image 6 (both .5 + a missed GT), image 4 (missed), image 5 (bkg .95)
     assert [w["image_id"] for w in ea["worst_images"]] == [6, 4, 5]
-    assert ea["worst_images"][0] == {"image_id": 6, "error_mass": 1.5, "errors": {"both": 1, "missed": 1}}
+    assert ea["worst_images"][0] == {
+        "image_id": 6,
+        "file_name": "6.png",  # so the report can name the file to open
+        "error_mass": 1.5,
+        "errors": {"both": 1, "missed": 1},
+    }
 
 
 def test_a_class_without_ground_truth_does_not_dilute_ap50(tmp_path: Path) -> None:

@@ -42,7 +42,9 @@ def _dfine_decoder(seed: int):
 def _our_head(decoder) -> FdrBoxHead:
     head = FdrBoxHead(D, LAYERS, FdrSettings())
     wanted = ("pre_bbox_head.", "bbox_embed.", "lqe_layers.")
-    state = {k: v for k, v in decoder.state_dict().items() if k.startswith(wanted) or k in ("up", "reg_scale")}
+    state = {
+        k: v for k, v in decoder.state_dict().items() if k.startswith(wanted) or k in ("up", "reg_scale")
+    }
     head.load_state_dict(state, strict=True)  # the same tensors, one to one
     return head
 
@@ -82,13 +84,17 @@ def test_fdr_decode_matches_transformers_dfine_decoder(training: bool) -> None:
     assert ours.logits is not None
     if training:  # transformers stacks the initial box head's output first, then every layer
         torch.testing.assert_close(ours.boxes, theirs.intermediate_reference_points[:, 1:], atol=1e-5, rtol=0)
-        torch.testing.assert_close(ours.pre_boxes, theirs.intermediate_reference_points[:, 0], atol=1e-5, rtol=0)
+        torch.testing.assert_close(
+            ours.pre_boxes, theirs.intermediate_reference_points[:, 0], atol=1e-5, rtol=0
+        )
         torch.testing.assert_close(ours.corners, theirs.intermediate_predicted_corners, atol=1e-5, rtol=0)
         torch.testing.assert_close(ours.logits, theirs.intermediate_logits[:, 1:], atol=1e-5, rtol=0)
         assert ours.pre_logits is not None
         torch.testing.assert_close(ours.pre_logits, theirs.intermediate_logits[:, 0], atol=1e-5, rtol=0)
     else:  # inference: the last layer only (with its quality term)
-        torch.testing.assert_close(ours.boxes[:, -1], theirs.intermediate_reference_points[:, -1], atol=1e-5, rtol=0)
+        torch.testing.assert_close(
+            ours.boxes[:, -1], theirs.intermediate_reference_points[:, -1], atol=1e-5, rtol=0
+        )
         torch.testing.assert_close(ours.logits[:, -1], theirs.intermediate_logits[:, -1], atol=1e-5, rtol=0)
     # the comparison is not vacuous: the layers moved the boxes away from the initial box
     assert float((ours.boxes[:, -1] - ours.initial).abs().max().detach()) > 1e-3

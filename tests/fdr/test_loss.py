@@ -13,7 +13,10 @@ BINS, B, Q, C, L = 32, 2, 9, 4, 3
 
 def _targets() -> list[dict[str, torch.Tensor]]:
     return [
-        {"class_labels": torch.tensor([0, 3]), "boxes": torch.tensor([[0.5, 0.5, 0.3, 0.4], [0.2, 0.3, 0.1, 0.2]])},
+        {
+            "class_labels": torch.tensor([0, 3]),
+            "boxes": torch.tensor([[0.5, 0.5, 0.3, 0.4], [0.2, 0.3, 0.1, 0.2]]),
+        },
         {"class_labels": torch.tensor([1]), "boxes": torch.tensor([[0.6, 0.4, 0.5, 0.3]])},
     ]
 
@@ -87,7 +90,12 @@ def test_criterion_terms_per_arm(go_lsd: bool) -> None:
     and DDF on every layer but the final one, the teacher."""
     d = _decoded(2)
     inputs = loss_inputs(
-        d["logits"], d["boxes"], d["corners"], d["initial"], d["pre_logits"], d["pre_boxes"],
+        d["logits"],
+        d["boxes"],
+        d["corners"],
+        d["initial"],
+        d["pre_logits"],
+        d["pre_boxes"],
         enc=[(d["pre_logits"], d["pre_boxes"])],
     )
     losses = rtdetr_criterion(_rtdetr_config(), FdrSettings(), go_lsd)(inputs, _targets())
@@ -95,7 +103,9 @@ def test_criterion_terms_per_arm(go_lsd: bool) -> None:
     # aux: layers 0..L-2, then the initial box head, then the encoder proposals
     expected = base | {f"{k}_aux_{i}" for k in base for i in range(L + 1)}
     if go_lsd:
-        expected |= {"loss_fgl", "loss_ddf"} | {f"loss_{k}_aux_{i}" for k in ("fgl", "ddf") for i in range(L - 1)}
+        expected |= {"loss_fgl", "loss_ddf"} | {
+            f"loss_{k}_aux_{i}" for k in ("fgl", "ddf") for i in range(L - 1)
+        }
         assert float(losses["loss_ddf"]) == 0.0 and float(losses["loss_ddf_aux_0"]) > 0
         assert float(losses["loss_fgl"]) > 0
     assert set(losses) == expected

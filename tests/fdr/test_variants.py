@@ -19,7 +19,10 @@ DETR_SIZE = (96, 128)  # (shortest edge, longest edge)
 
 def _labels() -> list[dict[str, torch.Tensor]]:
     return [
-        {"class_labels": torch.tensor([0, 2]), "boxes": torch.tensor([[0.5, 0.5, 0.3, 0.4], [0.25, 0.3, 0.2, 0.2]])},
+        {
+            "class_labels": torch.tensor([0, 2]),
+            "boxes": torch.tensor([[0.5, 0.5, 0.3, 0.4], [0.25, 0.3, 0.2, 0.2]]),
+        },
         {"class_labels": torch.tensor([1]), "boxes": torch.tensor([[0.6, 0.4, 0.4, 0.3]])},
     ]
 
@@ -31,6 +34,13 @@ def images() -> list[np.ndarray]:
 
 
 def test_variants_are_listed_with_truthful_flags() -> None:
+    from dfine_bench.adapters.catalog import models_table
+
+    table = models_table(compute_params=False).set_index("name")  # what `dfine-bench list models` shows
+    assert table.loc["rtdetr_r18+fdr", "fdr"] and table.loc["rtdetr_r18+fdr", "go_lsd"]
+    assert (
+        table.loc["deformable_detr+fdr", "fdr_bins"] == 32 and not table.loc["deformable_detr_refine", "fdr"]
+    )
     names = set(list_models())
     for variant, baseline in (
         ("rtdetr_r18+fdr", "rtdetr_r18"),
@@ -66,7 +76,7 @@ def test_unsupported_baselines_name_the_model(name: str, reason: str) -> None:
 
 def test_plain_deformable_detr_points_to_the_refining_baseline() -> None:
     # deformable_detr+fdr exists, but its baseline is the refining model, not plain deformable_detr
-    with pytest.raises(FdrUnsupportedError, match="without box refinement.*deformable_detr_refine"):
+    with pytest.raises(FdrUnsupportedError, match=r"without box refinement.*deformable_detr_refine"):
         variant_of("deformable_detr")
 
 
@@ -127,7 +137,9 @@ def test_local_folder_round_trip_and_strict_loading(tmp_path: Path) -> None:
     torch.testing.assert_close(a["pred_boxes"], b["pred_boxes"])
     torch.testing.assert_close(a["logits"], b["logits"])
 
-    create_model("rtdetr_r18", seed=3, input_size=SIZE, num_classes=3).model.save_pretrained(str(tmp_path / "base"))
+    create_model("rtdetr_r18", seed=3, input_size=SIZE, num_classes=3).model.save_pretrained(
+        str(tmp_path / "base")
+    )
     with pytest.raises(CheckpointError, match=r"missing tensors \(model\.decoder\.fdr\..*unexpected tensors"):
         create_model("rtdetr_r18+fdr", weights=str(tmp_path / "base"), input_size=SIZE)
     with pytest.raises(CheckpointError, match=r"missing tensors \(model\.decoder\.bbox_embed\..*unexpected"):
@@ -156,7 +168,9 @@ def test_rtdetr_variant_exports_to_onnx(tmp_path: Path) -> None:
 def test_deformable_variant_runs_and_trains(images: list[np.ndarray]) -> None:
     adapter = create_model("deformable_detr+fdr", input_size=DETR_SIZE)
     baseline = create_model("deformable_detr_refine", input_size=DETR_SIZE)
-    assert adapter.num_parameters() - baseline.num_parameters() == sum(parameter_delta(256, 6, FdrSettings()).values())
+    assert adapter.num_parameters() - baseline.num_parameters() == sum(
+        parameter_delta(256, 6, FdrSettings()).values()
+    )
     detections = adapter.predict(images)
     assert [len(d) for d in detections] == [100, 100]
     assert all(torch.isfinite(d.boxes).all() for d in detections)
@@ -171,7 +185,9 @@ def test_deformable_variant_runs_and_trains(images: list[np.ndarray]) -> None:
 def test_rtdetr_r50_variant_builds() -> None:
     adapter = create_model("rtdetr_r50+fdr", input_size=SIZE)
     baseline = create_model("rtdetr_r50", input_size=SIZE)
-    assert adapter.num_parameters() - baseline.num_parameters() == sum(parameter_delta(256, 6, FdrSettings()).values())
+    assert adapter.num_parameters() - baseline.num_parameters() == sum(
+        parameter_delta(256, 6, FdrSettings()).values()
+    )
     with torch.no_grad():
         out = adapter.forward(adapter.example_input(1, SIZE))
     assert out["pred_boxes"].shape == (1, 300, 4)

@@ -46,6 +46,34 @@ def test_resuming_a_run_id_with_other_settings_is_refused(plugin_site, cli_env: 
     )
 
 
+def test_resuming_on_other_data_is_refused(
+    plugin_site, cli_env: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same config, other data ($DFINE_BENCH_COCO now points elsewhere): not the same results either."""
+    from dfine_bench.data.generated import GeneratedParams, generate_dataset
+
+    roots = [cli_env / "coco-a", cli_env / "coco-b"]
+    for seed, root in enumerate(roots):
+        images, annotations = generate_dataset(
+            root, GeneratedParams(num_images=3, image_size=(64, 96), seed=seed)
+        )
+    args = [
+        "run",
+        *EVAL_ONLY,
+        "dataset=coco",
+        f"dataset.images={images.relative_to(roots[1])}",
+        f"dataset.annotations={annotations.relative_to(roots[1])}",
+        "output.run_id=data",
+    ]
+    monkeypatch.setenv("DFINE_BENCH_COCO", str(roots[0]))
+    assert main(args) == 0
+    monkeypatch.setenv("DFINE_BENCH_COCO", str(roots[1]))
+    capsys.readouterr()
+    assert main(args) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "output.run_id=data" in last and "other data" in last and "new run id" in last
+
+
 # -- defect 4: a failed task is retried on resume ------------------------------------------------
 def test_a_failed_task_runs_again_on_resume(
     plugin_site, cli_env: Path, monkeypatch: pytest.MonkeyPatch

@@ -41,7 +41,9 @@ def toy_backend_site(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     yield PLUGIN_SITE
     unregister_backend("float64")
     sys.modules.pop("toy_backends", None)
+    monkeypatch.undo()  # the site off the path first, so the reload does not find the plug-in again
     registry.reload()
+    assert "float64" not in list_backends()
 
 
 def test_builtin_backends_are_the_package_modules() -> None:

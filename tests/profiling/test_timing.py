@@ -39,6 +39,8 @@ def test_measurement_metrics_use_the_catalogue_names_and_units() -> None:
         "latency_mean",
         "latency_p90",
         "latency_p99",
+        "latency_median_ci_low",
+        "latency_median_ci_high",
         "latency_iqr",
         "latency_std",
         "latency_cv",

@@ -224,3 +224,60 @@ def claim(
 
 def claims_table(results: list[ClaimResult], name: str = "test_claims") -> ClaimsTable:
     return ClaimsTable(name, results)
+
+
+def error_analysis_details(classes: int = 3, worst: int = 2) -> dict[str, Any]:
+    """``details`` as the error_analysis evaluator writes them (``evaluation/error_analysis.py``)."""
+    kinds = ("classification", "localization", "both", "duplicate", "background", "missed")
+    return {
+        "error_analysis": {
+            "method": "TIDE (tidecv)",
+            "pos_threshold": 0.5,
+            "background_threshold": 0.1,
+            "max_dets": 100,
+            "ap50": 71.25,
+            "dap": {k: 0.5 + i for i, k in enumerate(kinds)},
+            "dap_special": {"false_positives": 9.75, "false_negatives": 8.5},
+            "error_counts": {k: 10 + i for i, k in enumerate(kinds)},
+            "per_class_ap": {
+                f"class_{c:02d}": {"AP": 80.0 - 5 * c, "AP50_tide": 90.0 - 5 * c} for c in range(classes)
+            },
+            "per_size_ap": {"APs": None, "APm": 41.5, "APl": 63.25},
+            "worst_images": [
+                {
+                    "image_id": 100 + i,
+                    "file_name": f"img_{100 + i}.png",
+                    "error_mass": 3.5 - i,
+                    "errors": {"missed": 2, "background": 1},
+                }
+                for i in range(worst)
+            ],
+        }
+    }
+
+
+def error_analysis_record(
+    name: str, *, fixture: bool = False, backend: str = "eager", status: str = "ok", **kw: Any
+) -> ResultRecord:
+    """An error-analysis record on generated data (``fixture``: the trained fixture's weights)."""
+    rec = record(
+        "error_analysis",
+        name,
+        {"tide_AP50": 71.25, "dAP_cls": 0.5},
+        backend=backend,
+        status=status,
+        details=error_analysis_details(**kw) if status == "ok" else {},
+        reason=None if status == "ok" else "tidecv is not installed",
+        key="tide",
+    )
+    rec.dataset = coco(generated=True)
+    if fixture:
+        rec.model = ModelInfo(
+            name=name,
+            family="dfine",
+            weights_source="fixture",
+            weights_id="dfine_fixture.safetensors",
+            weights_sha256=WEIGHTS_SHA,
+            random_init=False,
+        )
+    return rec

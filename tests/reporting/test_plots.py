@@ -5,11 +5,15 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 from PIL import Image
 from reporting_helpers import CPU, GPU, claim, claims_table, record, suite_records
 
 from dfine_bench.reporting import build_comparison, make_plots
+from dfine_bench.reporting import plots as plots_module
+from dfine_bench.reporting.ap_pairing import accuracy_by_dataset, pair_ap
 from dfine_bench.reporting.plots import ap_vs_latency
+from dfine_bench.reporting.tables import SPEED
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -140,3 +144,62 @@ def test_pr_curves_without_precision_values_are_skipped(tmp_path: Path) -> None:
     ]
     text = svg_text(plot.svg)
     assert "dfine_s" in text and "dfine_n" not in text
+
+
+def _backend_records() -> list:  # type: ignore[type-arg]
+    """Eager AP for both models, ONNX Runtime AP for dfine_n only; latencies on both backends."""
+    return [
+        record("evaluation", "dfine_n", {"AP": 50.0}, real=True),
+        record("evaluation", "dfine_s", {"AP": 55.0}, real=True),
+        record("evaluation", "dfine_n", {"AP": 44.0}, real=True, backend="onnxruntime"),
+        record("evaluation", "dfine_s", {"AP": 33.0}, real=True, backend="openvino"),  # never borrowed
+        *(
+            record("latency", m, {"latency_median": ms}, real=True, backend=b)
+            for m, ms in (("dfine_n", 10.0), ("dfine_s", 20.0))
+            for b in ("eager", "onnxruntime")
+        ),
+    ]
+
+
+def test_ap_vs_latency_pairs_each_latency_with_the_ap_of_its_own_backend(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drawn: dict[str, list[tuple[str, float, bool]]] = {}
+    real_draw = plots_module.draw_tradeoff
+
+    def spy(points, **kw):  # type: ignore[no-untyped-def]
+        drawn[kw["title"].splitlines()[0]] = sorted((p.label, p.y, p.borrowed) for p in points)
+        return real_draw(points, **kw)
+
+    monkeypatch.setattr(plots_module, "draw_tradeoff", spy)
+    plots = ap_vs_latency(build_comparison(_backend_records()), tmp_path)
+    assert len(plots) == 2  # one per speed setup: the second accuracy table is no extra plot
+    eager = next(v for k, v in drawn.items() if "· eager ·" in k)
+    onnx = next(v for k, v in drawn.items() if "· onnxruntime ·" in k)
+    assert eager == [("dfine_n", 50.0, False), ("dfine_s", 55.0, False)]
+    # dfine_n: its own ONNX Runtime AP; dfine_s: none measured with onnxruntime -> eager's, marked
+    assert onnx == [("dfine_n", 44.0, False), ("dfine_s", 55.0, True)]
+    onnx_plot = next(p for p in plots if "onnxruntime" in p.title)
+    text = svg_text(onnx_plot.svg)
+    assert "hollow: AP of eager fp32 (none measured with onnxruntime fp32)" in text
+    assert "hollow" in onnx_plot.title and "hollow" not in next(p for p in plots if p is not onnx_plot).title
+
+
+def test_pair_ap_prefers_the_same_backend_and_never_borrows_a_third() -> None:
+    cmp = build_comparison(_backend_records())
+    (tables,) = accuracy_by_dataset(cmp)
+    assert tables[0].group is not None and tables[0].group.backend == "eager"  # reference first
+    speed = {t.group.backend: t for t in cmp.table(SPEED) if t.group is not None}
+    onnx = {k[0]: v for k, v in pair_ap(speed["onnxruntime"], tables).items()}
+    assert (onnx["dfine_n"].value, onnx["dfine_n"].backend, onnx["dfine_n"].same_setup) == (
+        44.0,
+        "onnxruntime",
+        True,
+    )
+    assert (onnx["dfine_s"].value, onnx["dfine_s"].backend, onnx["dfine_s"].same_setup) == (
+        55.0,
+        "eager",
+        False,
+    )
+    eager = {k[0]: v.value for k, v in pair_ap(speed["eager"], tables).items()}
+    assert eager == {"dfine_n": 50.0, "dfine_s": 55.0}  # 33.0 (openvino) is nobody's pair here

@@ -211,3 +211,35 @@ def test_claim_numbers_are_four_significant_digits_as_documented() -> None:
     results = doctest.testmod(formatting)
     assert results.attempted >= 2 and results.failed == 0
     assert "4 significant digits" in (formatting.format_claims.__doc__ or "")
+
+
+def test_ap_through_another_backend_is_its_own_accuracy_block() -> None:
+    """``evaluation.backends``: eager fp32 and onnxruntime AP of one model never share a column or a row."""
+    ap = {"AP": 50.0, "AP50": 70.0}
+    records = [
+        record("evaluation", "dfine_n", ap, generated=True),
+        record("evaluation", "dfine_n", {"AP": 49.9, "AP50": 69.8}, generated=True, backend="onnxruntime"),
+        record("evaluation", "dfine_s", {"AP": 55.0}, generated=True),
+    ]
+    cmp = build_comparison(records)
+    accuracy = cmp.table("accuracy")
+    assert sorted((t.group.backend, t.group.dtype) for t in accuracy) == [
+        ("eager", "fp32"),
+        ("onnxruntime", "fp32"),
+    ]
+    by_backend = {t.group.backend: t for t in accuracy}
+    eager, onnx = by_backend["eager"], by_backend["onnxruntime"]
+    assert "onnxruntime" not in eager.title and "onnxruntime fp32" in onnx.title
+    # one row per model (no run / record split needed), each AP from its own backend's record
+    assert "record" not in eager.frame.columns
+    assert dict(zip(eager.frame["model"], eager.frame["AP"])) == {"dfine_n": 50.0, "dfine_s": 55.0}
+    assert dict(zip(onnx.frame["model"], onnx.frame["AP"])) == {"dfine_n": 49.9}
+    assert "dfine_s" not in list(onnx.frame["model"])  # not measured there: no borrowed number
+    assert {r.setup.backend for r in _records_of(cmp, onnx)} == {"onnxruntime"}
+    assert {r.setup.backend for r in _records_of(cmp, eager)} == {"eager"}
+    blocks = {c[0] for c in cmp.overview.frame.columns if c[0]}
+    assert eager.title in blocks and onnx.title in blocks
+
+
+def _records_of(cmp, table):  # type: ignore[no-untyped-def]
+    return [r for key in table.row_keys for r in cmp.sources[(key, table.title)]]

@@ -34,6 +34,7 @@ def test_train_writes_weights_curve_and_record(cli_env: Path, capsys: pytest.Cap
         "model-fp16/model.safetensors",
         "loss.csv",
         "loss.png",
+        "MODEL_CARD.md",
     ):
         assert (out / name).is_file(), name
     rows = list(csv.DictReader((out / "loss.csv").read_text().splitlines()))
@@ -45,6 +46,8 @@ def test_train_writes_weights_curve_and_record(cli_env: Path, capsys: pytest.Cap
     assert set(record["ap"]) == {"train", "held_out"}
     assert record["environment"]["torch"] and "git_revision" in record["environment"]
     assert record["weights"]["fp16_sha256"]
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "Fixture weights, trained on generated data" in card and record["weights"]["fp16_sha256"] in card
     printed = capsys.readouterr().out
     assert "trained 3 steps" in printed and "fixture numbers" in printed
 

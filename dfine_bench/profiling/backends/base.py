@@ -107,6 +107,9 @@ class BackendSpec:
     options: Mapping[str, Any]
     atol: float = 1e-2  # max |backend - eager| above which the backend's timing is not trusted
 
+    def __hash__(self) -> int:  # options hold lists: hash their text so specs can key dicts and sets
+        return hash((self.name, self.dtype, self.atol, repr(sorted(self.options.items()))))
+
     @property
     def key(self) -> str:
         """The key of this backend's outcomes (and of the runner's ``profile/<model>/<key>`` unit)."""

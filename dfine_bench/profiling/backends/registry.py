@@ -178,6 +178,10 @@ def resolve_backend(cfg: Any, *, key: str = "backend") -> BackendSpec:
     return BackendSpec(name=name, dtype=dtype, options=options, atol=float(atol))
 
 
+def _shown(value: Any) -> str:
+    return f"[{','.join(map(str, value))}]" if isinstance(value, list) else str(value)
+
+
 def backend_table() -> list[dict[str, str]]:
     """One row per registered backend for ``list backends``: availability here and what it needs."""
     rows = []
@@ -190,7 +194,8 @@ def backend_table() -> list[dict[str, str]]:
                 "backend": name,
                 "available here": "yes" if missing is None else f"no ({b.install or missing})",
                 "devices: dtypes": "; ".join(f"{d}: {', '.join(ds)}" for d, ds in b.devices.items()),
-                "options": ", ".join(b.options) or "-",
+                "options (default)": ", ".join(f"{k}={_shown(o.default)}" for k, o in b.options.items())
+                or "-",
                 "origin": entry.origin,
                 "description": b.description,
             }

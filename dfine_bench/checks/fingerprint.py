@@ -1,0 +1,89 @@
+"""Which environment-fingerprint fields change speed, and where two timings' fingerprints differ.
+
+A timing compares with another only when every speed-relevant field of their fingerprints
+(``dfine_bench.records.environment.fingerprint``) agrees. What is speed-relevant depends on what
+ran: the CPU model, its usable cores, the torch version and the precision always; on a GPU also
+its name, driver, CUDA, cuDNN and TF32 switches; and the runtime of the backend (ONNX Runtime
+version, execution providers, opset and exporter; TensorRT version and builder flags; OpenVINO
+version; the torch.compile mode). Clocks are recorded but not compared: they move with load and
+temperature (the GPU discipline marks throttled runs instead).
+
+A field missing on either side (a record written before it was recorded) is not a difference:
+``missing_fingerprint`` lets the gate say the comparison could not be checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dfine_bench.records.schema import ResultRecord
+
+ALWAYS = ("cpu_model", "cpu_count", "torch", "precision", "backend")
+CUDA = ("gpu_name", "gpu_driver", "cuda", "cudnn", "tf32_matmul", "tf32_cudnn", "cudnn_benchmark")
+_ONNX = ("onnx_opset", "onnx_exporter")
+BY_BACKEND: dict[str, tuple[str, ...]] = {
+    "onnxruntime": ("onnxruntime", "providers", *_ONNX),
+    "openvino": ("openvino", *_ONNX),
+    "tensorrt": ("tensorrt", "trt_builder_flags", *_ONNX),
+    "compile": ("compile_mode",),
+}
+
+
+def speed_fields(fp: Mapping[str, Any]) -> tuple[str, ...]:
+    """The fields of ``fp`` that change how fast the same model runs."""
+    fields = list(ALWAYS)
+    if fp.get("device_type") == "cuda":
+        fields += CUDA
+    fields += BY_BACKEND.get(str(fp.get("backend")), ())
+    return tuple(fields)
+
+
+def fingerprint_differences(
+    base: Mapping[str, Any] | None, new: Mapping[str, Any] | None
+) -> list[tuple[str, Any, Any]]:
+    """``("fingerprint.<field>", base value, new value)`` for each speed-relevant field that differs.
+
+    Fields recorded on one side only, or fingerprints absent on either side, are not differences.
+    """
+    if not base or not new:
+        return []
+    fields = dict.fromkeys([*speed_fields(base), *speed_fields(new)])
+    return [
+        (f"fingerprint.{k}", base[k], new[k]) for k in fields if k in base and k in new and base[k] != new[k]
+    ]
+
+
+def record_fingerprint(
+    setup_extra: Mapping[str, Any], environment: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """A record's fingerprint: the timed backend's full one, else the machine part of its environment."""
+    fp = setup_extra.get("fingerprint") or environment.get("fingerprint")
+    return dict(fp) if isinstance(fp, Mapping) else None
+
+
+def not_comparable(diffs: list[tuple[str, Any, Any]]) -> str:
+    """One line naming each differing field: ``not comparable: fingerprint.onnxruntime 1.17 -> 1.18``."""
+    return "not comparable: " + "; ".join(f"{k} {b!r} -> {n!r}" for k, b, n in diffs)
+
+
+def incomparable_timings(records: Iterable[ResultRecord]) -> list[str]:
+    """For ``compare``: timing records shown side by side (same device name, backend and dtype) whose
+    fingerprints differ in a speed-relevant field, one line per group naming the fields and runs."""
+    groups: dict[tuple[Any, ...], list[ResultRecord]] = {}
+    for r in records:
+        if r.task in ("latency", "throughput") and r.status == "ok":
+            groups.setdefault((r.setup.device_name, r.setup.backend, r.setup.dtype), []).append(r)
+    out: list[str] = []
+    for (device, backend, dtype), recs in groups.items():
+        first = recs[0]
+        ref = record_fingerprint(first.setup.extra, first.environment)
+        seen: dict[str, set[str]] = {}
+        for r in recs[1:]:
+            for key, b, n in fingerprint_differences(ref, record_fingerprint(r.setup.extra, r.environment)):
+                seen.setdefault(key, set()).add(f"{b!r} (run {first.run_id}) vs {n!r} (run {r.run_id})")
+        if seen:
+            fields = "; ".join(f"{k}: {', '.join(sorted(v))}" for k, v in seen.items())
+            out.append(f"{device} {backend} {dtype} timings are not comparable: {fields}")
+    return out

@@ -1,0 +1,160 @@
+"""The paper's deploy artifact: the model with its postprocessor inside one ONNX graph.
+
+The official D-FINE / RT-DETR deployment export (``tools/deployment/export_onnx.py``) wraps the
+model and its postprocessor in deploy mode into one module whose inputs are ``images`` and
+``orig_target_sizes`` (width, height per image) and whose outputs are ``labels``, ``boxes`` (xyxy
+pixels of the original image) and ``scores``: the top-k (300) of the sigmoid scores over every
+(query, class) pair, no threshold. The paper's latencies time that graph, so the postprocessor's
+top-k is part of them (``timed: model+postprocess``).
+
+``DeployModel`` is that module for any adapter with the sigmoid top-k postprocessor (D-FINE,
+RT-DETR, DEIM: ``deploy_unsupported`` says why another family has none); ``export_deploy_onnx``
+writes it (TorchScript exporter, dynamic batch, as the official script); ``check_deploy`` runs the
+file in ONNX Runtime and compares it with eager + the adapter's own postprocessor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from dfine_bench.errors import DfineBenchError
+
+if TYPE_CHECKING:
+    from dfine_bench.adapters.base import DetectorAdapter
+
+INPUT_NAMES = ("images", "orig_target_sizes")
+OUTPUT_NAMES = ("labels", "boxes", "scores")
+TIMED = "model+postprocess"
+
+
+def deploy_unsupported(adapter: DetectorAdapter) -> str | None:
+    """Why this adapter has no deploy artifact (None when it has one)."""
+    from dfine_bench.adapters.hf_common import HFDetectionAdapter
+
+    if tuple(adapter.output_names[:2]) != ("logits", "pred_boxes"):
+        return f"{adapter.spec.name} outputs {adapter.output_names}, not (logits, pred_boxes)"
+    if not isinstance(adapter, HFDetectionAdapter) or (
+        type(adapter).postprocess is not HFDetectionAdapter.postprocess
+    ):
+        return (
+            f"{adapter.spec.name} ({adapter.spec.family}) has its own postprocessor; the deploy artifact "
+            "puts the sigmoid top-k one (D-FINE, RT-DETR, DEIM) in the graph"
+        )
+    return None
+
+
+class DeployModel(nn.Module):
+    """``(images, orig_target_sizes[w, h]) -> (labels, boxes, scores)``: the model and its top-k."""
+
+    def __init__(self, adapter: DetectorAdapter, top_k: int | None = None) -> None:
+        super().__init__()
+        self.model = adapter.export_module().eval()
+        self.top_k = top_k if top_k is not None else adapter.spec.detections_per_image
+
+    def forward(self, images: torch.Tensor, orig_target_sizes: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        logits, boxes = self.model(images)[:2]
+        num_classes = logits.shape[-1]
+        cx, cy, w, h = boxes.float().unbind(-1)
+        xyxy = torch.stack((cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h), dim=-1)
+        xyxy = xyxy * orig_target_sizes.to(xyxy.dtype).repeat(1, 2).unsqueeze(1)
+        scores = logits.float().sigmoid().flatten(1)
+        k = min(self.top_k or logits.shape[1], scores.shape[1])
+        scores, index = torch.topk(scores, k, dim=1)
+        labels = index - torch.div(index, num_classes, rounding_mode="floor") * num_classes
+        query = torch.div(index, num_classes, rounding_mode="floor")
+        picked = xyxy.gather(1, query.unsqueeze(-1).repeat(1, 1, 4))
+        return labels, picked, scores
+
+
+def sizes_tensor(original_sizes: Sequence[tuple[int, int]]) -> torch.Tensor:
+    """``orig_target_sizes`` as the official graph takes them: (width, height) per image, int64."""
+    return torch.tensor([[w, h] for h, w in original_sizes], dtype=torch.int64)
+
+
+def export_deploy_onnx(
+    adapter: DetectorAdapter, path: Path, *, input_size: tuple[int, int], opset: int = 17
+) -> Path:
+    """Write the deploy artifact of ``adapter`` to ``path`` (checked with ``onnx.checker``)."""
+    import onnx
+
+    reason = deploy_unsupported(adapter)
+    if reason:
+        raise DfineBenchError(f"no deploy artifact: {reason}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    module = DeployModel(adapter).eval()
+    images = adapter.example_input(1, input_size).to(adapter.device, torch.float32)
+    sizes = sizes_tensor([input_size]).to(adapter.device)
+    axes = {n: {0: "batch"} for n in (*INPUT_NAMES, *OUTPUT_NAMES)}
+    tmp = path.with_suffix(".tmp.onnx")
+    # the exporter is chatty (warnings, prints); the run log stays readable
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            (images, sizes),
+            str(tmp),
+            dynamo=False,
+            opset_version=opset,
+            input_names=list(INPUT_NAMES),
+            output_names=list(OUTPUT_NAMES),
+            dynamic_axes=axes,
+            do_constant_folding=True,
+        )
+    onnx.checker.check_model(str(tmp))
+    tmp.replace(path)
+    return path
+
+
+def check_deploy(
+    adapter: DetectorAdapter,
+    path: Path,
+    images: Sequence[np.ndarray],
+    *,
+    providers: Sequence[str] = ("CPUExecutionProvider",),
+) -> dict[str, Any]:
+    """Run the artifact in ONNX Runtime on ``images`` and compare with eager + ``adapter.postprocess``.
+
+    Returns the largest score and box differences and the fraction of labels that differ (top-k
+    near-ties may swap two neighbours, so labels and boxes are compared after sorting each image's
+    detections by score, then by label)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=list(providers))
+    score_diff = box_diff = 0.0
+    label_mismatch = total = 0
+    for image in images:
+        pre = adapter.preprocess([image])
+        x = pre.pixel_values.to(adapter.device, torch.float32)
+        with torch.inference_mode():
+            ref = adapter.postprocess(adapter.forward(x), pre.original_sizes)[0]
+        labels, boxes, scores = session.run(
+            list(OUTPUT_NAMES),
+            {"images": x.cpu().numpy(), "orig_target_sizes": sizes_tensor(pre.original_sizes).numpy()},
+        )
+        ro = np.lexsort((ref.labels.cpu().numpy(), -ref.scores.cpu().numpy()))
+        go = np.lexsort((labels[0], -scores[0]))
+        score_diff = max(score_diff, float(np.abs(ref.scores.cpu().numpy()[ro] - scores[0][go]).max()))
+        box_diff = max(box_diff, float(np.abs(ref.boxes.cpu().numpy()[ro] - boxes[0][go]).max()))
+        label_mismatch += int((ref.labels.cpu().numpy()[ro] != labels[0][go]).sum())
+        total += len(ro)
+    return {
+        "reference": "eager fp32 + the adapter's postprocessor, same images",
+        "images": len(images),
+        "detections": total,
+        "max_score_diff": score_diff,
+        "max_box_diff_px": box_diff,
+        "label_mismatch_fraction": label_mismatch / total if total else 0.0,
+        "inputs": list(INPUT_NAMES),
+        "outputs": list(OUTPUT_NAMES),
+        "timed": TIMED,
+    }

@@ -1,0 +1,103 @@
+"""The report's time-per-stage plot: one stacked bar per model and backend, one plot per device.
+
+Each bar stacks the median of every stage that was measured (``details["stages"]`` of a latency
+record, ``dfine_bench.profiling.stages``): decode, preprocess, host->device, forward, device->host,
+postprocess. A stage that was not measured is left out of its bar, never drawn as 0, and the caption
+names it. Timings of different devices are never in one plot; unstable measurements are marked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from dfine_bench.records.schema import ResultRecord
+
+#: Stage order and colours (colour-blind-safe, Okabe-Ito).
+STAGE_ORDER = ("decode", "preprocess", "h2d", "forward", "d2h", "postprocess")
+STAGE_TEXT = {
+    "decode": "decode",
+    "preprocess": "preprocess",
+    "h2d": "host->device",
+    "forward": "forward",
+    "d2h": "device->host",
+    "postprocess": "postprocess",
+}
+_COLORS = {
+    "decode": "#E69F00",
+    "preprocess": "#56B4E9",
+    "h2d": "#009E73",
+    "forward": "#0072B2",
+    "d2h": "#F0E442",
+    "postprocess": "#D55E00",
+}
+
+
+def _stage_records(records: Sequence[ResultRecord]) -> dict[str, list[ResultRecord]]:
+    """Latency records with stage timings, by device name (one plot each)."""
+    out: dict[str, list[ResultRecord]] = {}
+    for r in records:
+        if r.task == "latency" and r.status == "ok" and (r.details.get("stages") or {}).get("by_stage"):
+            out.setdefault(str(r.setup.device_name or r.setup.device), []).append(r)
+    return out
+
+
+def stage_medians(record: ResultRecord) -> tuple[dict[str, float], list[str]]:
+    """(median ms of each measured stage, names of the stages not measured) of one record."""
+    by = record.details["stages"]["by_stage"]
+    medians: dict[str, float] = {}
+    missing: list[str] = []
+    for name in STAGE_ORDER:
+        s = by.get(name) or {}
+        if s.get("status") == "ok":
+            medians[name] = float(s["summary"]["median_ms"])
+        else:
+            missing.append(name)
+    return medians, missing
+
+
+def stage_bars(records: Sequence[ResultRecord], out_dir: Path) -> list[tuple[str, str, str, Path, Path]]:
+    """Draw one stacked-bar plot per device; returns ``(name, title, caption, png, svg)`` per plot."""
+    from dfine_bench.reporting.plots import _new_figure, _slug, _stand_in_mark, save_figure
+
+    drawn = []
+    for device, recs in _stage_records(records).items():
+        recs = sorted(recs, key=lambda r: (r.model.name, r.setup.backend, r.setup.dtype))
+        fig = _new_figure(7.5, 1.6 + 0.45 * len(recs))
+        ax = fig.add_subplot()
+        labels: list[str] = []
+        not_measured: dict[str, set[str]] = {}
+        used: set[str] = set()
+        for i, r in enumerate(recs):
+            medians, missing = stage_medians(r)
+            unstable = (r.details.get("validity") or {}).get("status") == "unstable"
+            labels.append(
+                f"{r.model.name} {r.setup.backend}-{r.setup.dtype}{' (UNSTABLE)' if unstable else ''}"
+            )
+            left = 0.0
+            for name, ms in medians.items():
+                ax.barh(i, ms, left=left, color=_COLORS[name], edgecolor="white", linewidth=0.5)
+                left += ms
+                used.add(name)
+            for name in missing:
+                not_measured.setdefault(STAGE_TEXT[name], set()).add(r.setup.backend)
+        ax.set_yticks(range(len(recs)), labels)
+        ax.invert_yaxis()
+        ax.set_xlabel("median time per stage, batch 1 (ms)")
+        ax.grid(True, axis="x", alpha=0.3)
+        from matplotlib.patches import Patch
+
+        handles = [Patch(color=_COLORS[s], label=STAGE_TEXT[s]) for s in STAGE_ORDER if s in used]
+        ax.legend(handles=handles, fontsize=7, loc="lower right")
+        stand_in = "stand-in: random-init weights" if any(r.model.random_init for r in recs) else ""
+        title = f"Time per stage on {device}" + (f"\n{stand_in}" if stand_in else "")
+        ax.set_title(title, fontsize=9)
+        _stand_in_mark(fig, stand_in)
+        name = _slug("stages", device)
+        png, svg = save_figure(fig, out_dir, name)
+        missing_text = "; ".join(f"{k} ({', '.join(sorted(v))})" for k, v in not_measured.items())
+        caption = f"Median of each stage timed on its own, per model and backend, on {device}." + (
+            f" Not measured (left out, not 0): {missing_text}." if missing_text else ""
+        )
+        drawn.append((name, title.replace("\n", " — "), caption, png, svg))
+    return drawn

@@ -1,0 +1,154 @@
+"""The environment fingerprint: what records carry, and the gate refusing to compare timings whose
+speed-relevant fingerprint fields differ (naming the field)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from profiling_toys import ToyAdapter
+
+from dfine_bench.checks.baseline import Baseline, Entry, RunData, parse_baseline
+from dfine_bench.checks.fingerprint import fingerprint_differences, speed_fields
+from dfine_bench.checks.gate import compare
+from dfine_bench.config.schema import BackendConfig
+from dfine_bench.config.settings import ProfileSettings
+from dfine_bench.profiling import profile_model
+from dfine_bench.records.environment import capture_environment, cpu_model, fingerprint
+
+RID = "latency-m-onnxruntime-fp32-bs1"
+MODEL = {"name": "m", "family": "f", "weights_source": "random-init", "random_init": True, "weights_seed": 0}
+SETUP = {
+    "device": "cpu",
+    "device_name": "CPU X",
+    "backend": "onnxruntime",
+    "dtype": "fp32",
+    "batch_size": 1,
+    "timed": "model",
+    "threads": 1,
+}
+SAMPLES = [float(x) for x in np.linspace(10.0, 11.0, 20)]
+
+
+def _fp(**changes: Any) -> dict[str, Any]:
+    fp = fingerprint(
+        "cpu",
+        backend="onnxruntime",
+        dtype="fp32",
+        options={"opset": 17},
+        backend_info={"onnx_exporter": "torchscript", "providers": ["CPUExecutionProvider"]},
+    )
+    return {**fp, **changes}
+
+
+def _entry(fp: dict[str, Any] | None) -> Entry:
+    return Entry(
+        RID,
+        "latency",
+        model=dict(MODEL),
+        setup=dict(SETUP),
+        metrics={"latency_median": float(np.median(SAMPLES))},
+        samples_ms=list(SAMPLES),
+        samples_kind="samples",
+        samples_n=len(SAMPLES),
+        fingerprint=fp,
+    )
+
+
+def _check(base: Entry, new: Entry) -> Any:
+    baseline = Baseline(entries={RID: base}, path=Path("b.json"))
+    run = RunData(run_dir=Path("run"), meta={}, records=[], entries={RID: new})
+    return compare(baseline, run)
+
+
+def test_fingerprint_holds_machine_runtime_and_precision_fields() -> None:
+    fp = _fp()
+    assert fp["cpu_model"] == cpu_model() and fp["cpu_count"] >= 1 and fp["device_type"] == "cpu"
+    assert fp["gpu_name"] is None and fp["cuda"] is None and fp["tf32_matmul"] is None  # CPU: n/a
+    assert (fp["backend"], fp["precision"], fp["onnx_opset"], fp["onnx_exporter"]) == (
+        "onnxruntime",
+        "fp32",
+        17,
+        "torchscript",
+    )
+    assert fp["providers"] == ["CPUExecutionProvider"]
+    assert {"torch", "onnxruntime", "openvino", "tensorrt", "cudnn", "sm_clock_mhz"} <= set(fp)
+    # every record's environment carries the machine part
+    assert capture_environment()["fingerprint"]["cpu_model"] == cpu_model()
+
+
+def test_eager_has_no_onnx_fields() -> None:
+    fp = fingerprint("cpu", backend="eager", dtype="fp32", options={}, backend_info={})
+    assert fp["onnx_opset"] is None and fp["onnx_exporter"] is None
+    assert "onnxruntime" not in speed_fields(fp)  # another ORT version does not change eager's speed
+    assert fingerprint_differences(fp, {**fp, "onnxruntime": "0.0.1"}) == []
+
+
+def test_gate_refuses_timings_across_differing_fingerprints_naming_the_field() -> None:
+    result = _check(_entry(_fp(onnxruntime="1.17.0")), _entry(_fp(onnxruntime="1.18.0")))
+    assert result.exit_code == 2, result
+    assert not [r for r in result.rows if r.metric == "latency_median"]  # no number was compared
+    (problem,) = result.problems
+    assert problem.startswith("not comparable: fingerprint.onnxruntime is '1.17.0' in the baseline")
+    assert "'1.18.0' in the run" in problem
+    opset = _check(_entry(_fp()), _entry(_fp(onnx_opset=18)))
+    assert opset.exit_code == 2 and "fingerprint.onnx_opset" in opset.problems[0]
+
+
+def test_same_fingerprint_compares_and_clocks_do_not_count() -> None:
+    result = _check(_entry(_fp()), _entry(_fp(sm_clock_mhz=1200)))
+    assert result.exit_code == 0, result
+    assert [r.metric for r in result.rows] == ["latency_median"]
+    # a baseline saved before fingerprints were recorded is compared as before
+    assert _check(_entry(None), _entry(_fp())).exit_code == 0
+
+
+def test_baseline_files_keep_the_fingerprint() -> None:
+    doc = {
+        "format": "dfine-bench-baseline",
+        "format_version": 1,
+        "record_schema_version": 2,
+        "provenance": {},
+        "records": {RID: _entry(_fp()).to_dict()},
+    }
+    from dfine_bench.checks import baseline as b
+
+    doc["format"], doc["format_version"] = b.BASELINE_FORMAT, b.BASELINE_FORMAT_VERSION
+    loaded = parse_baseline(json.loads(json.dumps(doc)))
+    assert loaded.entries[RID].fingerprint == _fp()
+
+
+def test_profiled_records_carry_the_backend_fingerprint(tmp_path: Path) -> None:
+    settings = replace(
+        ProfileSettings(),
+        warmup=1,
+        iters=5,
+        min_iters=5,
+        complexity=False,
+        batch_sizes=(1,),
+        throughput_iters=2,
+        threads=1,
+    )
+    outs = profile_model(
+        ToyAdapter(), settings, BackendConfig(), device="cpu", work_dir=tmp_path, progress=False
+    )
+    for o in outs:
+        fp = o.setup["fingerprint"]
+        assert (fp["backend"], fp["precision"], fp["cpu_model"]) == ("eager", "fp32", cpu_model()), o.task
+
+
+def test_compare_names_timings_whose_fingerprints_differ() -> None:
+    from dfine_bench.checks.fingerprint import incomparable_timings
+    from dfine_bench.records.schema import ModelInfo, ResultRecord, Setup
+
+    def rec(run: str, fp: dict[str, Any]) -> ResultRecord:
+        setup = Setup(device_name="CPU X", backend="onnxruntime", extra={"fingerprint": fp})
+        return ResultRecord(run, RID, "latency", ModelInfo(name="m"), setup, environment={})
+
+    same = incomparable_timings([rec("a", _fp()), rec("b", _fp())])
+    assert same == []
+    (line,) = incomparable_timings([rec("a", _fp()), rec("b", _fp(onnx_exporter="dynamo"))])
+    assert "not comparable" in line and "fingerprint.onnx_exporter" in line and "(run b)" in line
