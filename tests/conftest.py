@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -39,3 +40,15 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("DFINE_BENCH_COCO", raising=False)
     return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def _restore_dfine_bench_logger() -> Iterator[None]:
+    """In-process `run` commands attach a console handler to the ``dfine_bench`` logger and stop it
+    propagating; put it back so a later test's ``caplog`` still sees the package's warnings."""
+    logger = logging.getLogger("dfine_bench")
+    handlers, propagate, level = list(logger.handlers), logger.propagate, logger.level
+    yield
+    logger.handlers[:] = handlers
+    logger.propagate = propagate
+    logger.setLevel(level)

@@ -28,6 +28,7 @@ from dfine_bench.adapters.hf_common import (
     FamilyBuilder,
     HFDetectionAdapter,
     build_adapter,
+    hf_config,
     sigmoid_topk_postprocess,
     softmax_postprocess,
 )
@@ -64,7 +65,8 @@ class DetrAdapter(DetrFamilyAdapter):
 def _native_resnet50(out_features: list[str]) -> Any:
     from transformers import ResNetConfig
 
-    return ResNetConfig(
+    return hf_config(
+        ResNetConfig,
         depths=[3, 4, 6, 3],
         hidden_sizes=[256, 512, 1024, 2048],
         layer_type="bottleneck",

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import torch
 
 from dfine_bench.adapters.base import DetectorAdapter, ModelSpec
-from dfine_bench.adapters.hf_common import FamilyBuilder, HFDetectionAdapter, build_adapter
+from dfine_bench.adapters.hf_common import FamilyBuilder, HFDetectionAdapter, build_adapter, hf_config
 from dfine_bench.adapters.official import convert_state_dict, infer_num_classes, unwrap_official_checkpoint
 from dfine_bench.adapters.registry import register_model
 
@@ -170,14 +170,16 @@ def dfine_config(size: str, num_classes: int) -> Any:
     from transformers import DFineConfig, HGNetV2Config
 
     settings = dict(DFINE_SIZES[size])
-    backbone = HGNetV2Config(
+    backbone = hf_config(
+        HGNetV2Config,
         **_HGNET[settings.pop("backbone")],
         stage_downsample=[False, True, True, True],
         stage_light_block=[False, False, True, True],
         use_learnable_affine_block=settings.pop("use_lab"),
         out_indices=settings.pop("out_indices"),
     )
-    return DFineConfig(
+    return hf_config(
+        DFineConfig,
         backbone_config=backbone,
         num_labels=num_classes,
         freeze_backbone_batch_norms=settings.pop("freeze_norm", False),
@@ -238,7 +240,7 @@ def _factory(size: str):
 # -- DEIMv2 (transformers' Deimv2ForObjectDetection, D-FINE's decoder with DEIMv2's changes) --------
 #: DEIMv2-N (HGNetv2 B0): the layout of DEIMv2's ``deimv2_hgnetv2_n_coco.yml`` as transformers'
 #: converter reads it. Released weights are validated tensor by tensor on load.
-DEIMV2_N = dict(
+DEIMV2_N: dict[str, Any] = dict(
     encoder_in_channels=[512, 1024],
     feat_strides=[16, 32],
     encoder_hidden_dim=128,
@@ -267,15 +269,20 @@ def deimv2_n_config(num_classes: int) -> Any:
     """The ``Deimv2Config`` of DEIMv2-N with a ``num_classes`` head."""
     from transformers import Deimv2Config, HGNetV2Config
 
-    backbone = HGNetV2Config(
+    backbone = hf_config(
+        HGNetV2Config,
         **_HGNET["B0"],
         stage_downsample=[False, True, True, True],
         stage_light_block=[False, False, True, True],
         use_learnable_affine_block=True,
         out_indices=[3, 4],
     )
-    return Deimv2Config(
-        backbone_config=backbone, num_labels=num_classes, freeze_backbone_batch_norms=False, **DEIMV2_N
+    return hf_config(
+        Deimv2Config,
+        backbone_config=backbone,
+        num_labels=num_classes,
+        freeze_backbone_batch_norms=False,
+        **DEIMV2_N,
     )
 
 
@@ -297,7 +304,7 @@ def _deimv2_family() -> FamilyBuilder:
 
 def _register() -> None:
     for size in DFINE_SIZES:
-        common = dict(
+        common: dict[str, Any] = dict(
             input_size=(640, 640),
             num_classes=80,
             label_set="coco80",

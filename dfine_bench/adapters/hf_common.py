@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
@@ -86,7 +86,7 @@ class ResizePreprocessor(Preprocessor):
     def __call__(self, image: Image) -> torch.Tensor:
         array = _check_image(image)
         height, width = self.size
-        resized = PILImage.fromarray(array).resize((width, height), PILImage.BILINEAR)
+        resized = PILImage.fromarray(array).resize((width, height), PILImage.Resampling.BILINEAR)
         return _to_chw(np.asarray(resized, dtype=np.float32) / 255.0)
 
 
@@ -111,7 +111,7 @@ class DetrPreprocessor(Preprocessor):
         array = _check_image(image)
         out_h, out_w = self.output_size(array.shape[0], array.shape[1])
         resized = np.asarray(
-            PILImage.fromarray(array).resize((out_w, out_h), PILImage.BILINEAR), dtype=np.float32
+            PILImage.fromarray(array).resize((out_w, out_h), PILImage.Resampling.BILINEAR), dtype=np.float32
         )
         normalised = (resized / 255.0 - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
         return _to_chw(normalised.astype(np.float32))
@@ -223,6 +223,16 @@ class HFDetectionAdapter(DetectorAdapter):
 
 
 # -- building with weights ------------------------------------------------------------------------
+def hf_config(config_cls: Callable[..., Any], **fields: Any) -> Any:
+    """``config_cls(**fields)``, a transformers config.
+
+    Why a helper: transformers 5's configs take ``num_labels``, ``out_features`` and ``out_indices``
+    through ``**kwargs`` (handed on to ``__post_init__``), which their dataclass signature does not
+    declare; passed through here, the call type-checks on transformers 4 and 5 alike.
+    """
+    return config_cls(**fields)
+
+
 @dataclass(frozen=True)
 class FamilyBuilder:
     """How one family builds its model and adapter.
@@ -235,15 +245,19 @@ class FamilyBuilder:
     """
 
     make_config: Callable[[int], Any]
-    model_class: Callable[[], type]
+    model_class: Callable[[], type]  # a transformers ``PreTrainedModel`` subclass
     adapter_cls: type[HFDetectionAdapter]
     convert_official: Callable[[Any, str], tuple[dict[str, torch.Tensor], int | None]] | None = None
     check_config: Callable[[Mapping[str, Any], str], None] | None = None
     num_classes_of: Callable[[Mapping[str, torch.Tensor]], int | None] | None = None
     reinit_convs: bool = False
 
-    def resolved_class(self) -> type:
-        """The model class; a broken import below transformers is named with its cause and fix."""
+    def resolved_class(self) -> type[Any]:
+        """The model class; a broken import below transformers is named with its cause and fix.
+
+        Typed loosely on purpose: transformers' ``from_pretrained`` is annotated to return the model
+        alone, but with ``output_loading_info=True`` it returns (model, info).
+        """
         try:
             return self.model_class()
         except ImportError as exc:  # transformers' lazy import hides the cause; find it
@@ -300,9 +314,9 @@ def reinit_convolutions(model: torch.nn.Module) -> None:
 
 def _adapted_spec(spec: ModelSpec, num_classes: int, input_size: tuple[int, int] | None) -> ModelSpec:
     label_set = spec.label_set if num_classes == spec.num_classes else label_set_for(num_classes)
-    return dataclasses.replace(
-        spec, num_classes=num_classes, label_set=label_set, input_size=tuple(input_size or spec.input_size)
-    )
+    # a Hydra config hands sizes over as lists: stored as the (height, width) tuple the spec declares
+    size = cast("tuple[int, int]", tuple(input_size or spec.input_size))
+    return dataclasses.replace(spec, num_classes=num_classes, label_set=label_set, input_size=size)
 
 
 def build_adapter(
@@ -325,7 +339,7 @@ def build_adapter(
     """
     if unused:
         log.debug("%s: ignoring options %s", spec.name, sorted(unused))
-    size = tuple(input_size) if input_size else spec.input_size
+    size = cast("tuple[int, int]", tuple(input_size)) if input_size else spec.input_size  # may be a list
     request = parse_weights(weights)
     if request.kind == AUTO:
         hub_id = next((h for h in spec.hub_ids if cached_snapshot(h, revision) is not None), None)

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import torch
 
 from dfine_bench.adapters.base import DetectorAdapter, ModelSpec
-from dfine_bench.adapters.hf_common import FamilyBuilder, HFDetectionAdapter, build_adapter
+from dfine_bench.adapters.hf_common import FamilyBuilder, HFDetectionAdapter, build_adapter, hf_config
 from dfine_bench.adapters.registry import register_model
 
 _BASIC = dict(layer_type="basic", hidden_sizes=[64, 128, 256, 512])
@@ -54,9 +54,9 @@ def rtdetr_config(depth: str, num_classes: int, v2: bool = False) -> Any:
     from transformers import RTDetrConfig, RTDetrResNetConfig, RTDetrV2Config
 
     backbone_fields, fields = RTDETR_DEPTHS[depth]
-    backbone = RTDetrResNetConfig(**backbone_fields, out_features=["stage2", "stage3", "stage4"])
+    backbone = hf_config(RTDetrResNetConfig, **backbone_fields, out_features=["stage2", "stage3", "stage4"])
     config_cls = RTDetrV2Config if v2 else RTDetrConfig
-    return config_cls(backbone_config=backbone, num_labels=num_classes, **fields)
+    return hf_config(config_cls, backbone_config=backbone, num_labels=num_classes, **fields)
 
 
 def _num_classes_of(state: Mapping[str, torch.Tensor]) -> int | None:

@@ -308,7 +308,7 @@ def _tied_groups(state: Mapping[str, torch.Tensor]) -> dict[str, list[str]]:
     for key, tensor in state.items():
         if tensor.device.type == "meta" or tensor.numel() == 0:
             continue
-        ident = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
+        ident = (tensor.untyped_storage().data_ptr(), int(tensor.storage_offset()), tuple(tensor.shape))
         by_storage.setdefault(ident, []).append(key)
     return {key: keys for keys in by_storage.values() if len(keys) > 1 for key in keys}
 

@@ -20,7 +20,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -81,7 +81,7 @@ class LetterboxPreprocessor(Preprocessor):
         height, width = array.shape[:2]
         scale, left, top = letterbox_geometry(height, width, self.size)
         new_w, new_h = round(width * scale), round(height * scale)
-        resized = np.asarray(PILImage.fromarray(array).resize((new_w, new_h), PILImage.BILINEAR))
+        resized = np.asarray(PILImage.fromarray(array).resize((new_w, new_h), PILImage.Resampling.BILINEAR))
         canvas = np.full((self.size[0], self.size[1], 3), PAD_VALUE, dtype=np.uint8)
         # ultralytics rounds the padding this way (top/left get the smaller half)
         y0, x0 = round(top - 0.1), round(left - 0.1)
@@ -199,7 +199,7 @@ def _build(
             sha256=sha256_files([path]) if path.is_file() else None,
         )
     model = model.float().eval().to(device)
-    size = tuple(input_size) if input_size else spec.input_size
+    size = cast("tuple[int, int]", tuple(input_size)) if input_size else spec.input_size  # may be a list
     return YoloAdapter(dataclasses.replace(spec, input_size=size), model, info)
 
 

@@ -7,8 +7,8 @@
   ``records`` any sequence of ``ResultRecord``.
 * ``claims_frame(results) -> pandas.DataFrame`` with the columns ``CLAIM_COLUMNS``.
 * ``verdict_counts(results_or_frame) -> dict``: results per verdict, every verdict present.
-* ``weights_release(record)``: the released weights a record used, None for random-init or
-  weights of unknown origin.
+* ``weights_release(record)``: the released weights a record used (the weights loader's release
+  tag), None for random-init or weights of unknown origin.
 * Verdicts (``VERDICTS``): ``pass``, ``fail``, ``not comparable`` (measured, but not under the
   claim's conditions: random-init or unknown weights, generated data, another device than the
   claim's, ..., or a known erratum in the paper), ``not measured`` (no usable record for it in
@@ -21,7 +21,6 @@
 
 from dfine_bench.claims.check import (
     CLAIM_COLUMNS,
-    KNOWN_RELEASE_ORGS,
     VERDICTS,
     ClaimResult,
     check_claims,
@@ -41,7 +40,6 @@ from dfine_bench.claims.model import (
 __all__ = [
     "CLAIM_COLUMNS",
     "KINDS",
-    "KNOWN_RELEASE_ORGS",
     "VERDICTS",
     "Claim",
     "ClaimConditions",

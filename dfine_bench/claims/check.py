@@ -12,7 +12,6 @@ measurements.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from dfine_bench.claims.model import Claim, ClaimConditions, ClaimSet, load_claims, task_of_metric
-from dfine_bench.errors import UnknownNameError
+from dfine_bench.errors import DfineBenchError
 from dfine_bench.profiling.protocols import accuracy_deviations, device_matches
 from dfine_bench.records import deviations as dev
 from dfine_bench.records.deviations import read_deviations
@@ -48,32 +47,6 @@ CLAIM_COLUMNS = (
 _TASK_OF_KIND = {"exact": "complexity", "tolerance": "evaluation", "hardware": "latency"}
 UNKNOWN_ORIGIN = "weights of unknown origin (not a released checkpoint)"
 
-#: Hub organisations that publish the released checkpoints of the models these claims are about.
-#: Used for a model the registry does not know, or whose ``ModelSpec.hub_ids`` is empty;
-#: a registered model's own hub ids name its organisations otherwise.
-KNOWN_RELEASE_ORGS = (
-    "ustc-community",
-    "PekingU",
-    "Intellindust",
-    "SenseTime",
-    "microsoft",
-    "IDEA-Research",
-    "facebook",
-)
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-#: Official release file names and the model each belongs to. The model must match: DEIM's
-#: weights load into ``dfine_l`` too (same architecture), but they are not D-FINE's release.
-_RELEASE_FILES: tuple[tuple[re.Pattern[str], str], ...] = (
-    (
-        re.compile(r"^dfine_(?P<size>[nsmlx])_(?P<release>coco|obj2coco|obj365)(?:_e25)?\.pth$"),
-        "dfine_{size}",
-    ),
-    (
-        re.compile(r"^deim_dfine_hgnetv2_(?P<size>[nsmlx])_(?P<release>coco|obj2coco|obj365)(?:_\w+)?\.pth$"),
-        "deim_dfine_{size}",
-    ),
-)
-
 
 @dataclass(frozen=True)
 class ClaimResult:
@@ -92,53 +65,32 @@ class ClaimResult:
 
 
 # -- which weights ---------------------------------------------------------------------------------
-def _release_orgs(model: str) -> set[str]:
-    """Lower-cased hub organisations whose checkpoints count as ``model``'s released weights."""
-    from dfine_bench.adapters.registry import get_spec
-
-    try:
-        hub_ids = get_spec(model).hub_ids
-    except UnknownNameError:
-        hub_ids = ()
-    orgs = {h.split("/", 1)[0].lower() for h in hub_ids if "/" in h}
-    return orgs or {o.lower() for o in KNOWN_RELEASE_ORGS}
-
-
-def _release_of_name(name: str) -> str:
-    """The release a released checkpoint's name says (RT-DETR's ``..._coco_o365`` is
-    Objects365-pretrained, COCO-finetuned); a released checkpoint without a marker is COCO's."""
-    name = name.lower()
-    if "obj2coco" in name or ("o365" in name and "coco" in name):
-        return "obj2coco"
-    if "obj365" in name or "o365" in name:
-        return "obj365"
-    return "coco"
-
-
 def weights_release(record: ResultRecord) -> str | None:
     """Which released weights a record used: ``coco``, ``obj2coco``, ``obj365``; None when they are
     no release: random-init (``record.model.random_init`` tells these apart) or of unknown origin.
 
-    Released means recognisably a published checkpoint: a hub id under an organisation of the
-    model's registered hub ids (``KNOWN_RELEASE_ORGS`` when the registry knows none), or an
-    official release file name of the same model (``dfine_l_obj2coco_e25.pth``,
-    ``deim_dfine_hgnetv2_l_coco_58e.pth``). Anything else (a local fine-tune, a renamed file, no
-    weights id at all) may hold any weights, so it stands for no release's accuracy.
+    The answer is the weights loader's: it writes ``model.extra["weights_release"]`` from the
+    model spec's release data (``ModelSpec.releases``), None for anything that is no release (a
+    local folder, a renamed file). A record written without a loader (``dfine-bench evaluate
+    --weights``, or a record from before the loader kept the tag) is looked up the same way:
+    ``get_spec(model).release_of(weights_id)``, never guessed from the id's wording.
     """
     if record.model.random_init:
         return None
-    ident = (record.model.weights_id or "").strip()
-    if not ident:
+    extra = record.model.extra
+    if "weights_release" in extra:  # the loader's own answer, None included
+        release = extra["weights_release"]
+        return str(release) if release else None
+    # the loader never gives a local folder a release: it may hold any weights
+    if record.model.weights_source == "local" or not record.model.weights_id:
         return None
-    if record.model.weights_source not in ("local", "official") and _HUB_ID.match(ident):
-        org, name = ident.split("/", 1)
-        return _release_of_name(name) if org.lower() in _release_orgs(record.model.name) else None
-    filename = re.split(r"[\\/]", ident)[-1]
-    for pattern, model in _RELEASE_FILES:
-        found = pattern.match(filename)
-        if found and model.format(size=found["size"]) == record.model.name:
-            return found["release"]
-    return None
+    from dfine_bench.adapters.registry import get_spec
+
+    try:
+        spec = get_spec(record.model.name)
+    except DfineBenchError:  # a model this installation does not know: no release data for it
+        return None
+    return spec.release_of(record.model.weights_id)
 
 
 # -- helpers ---------------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ CONDITION_TASKS: dict[str, tuple[str, ...]] = {
     "coco": ("evaluation",),
 }
 CONDITIONS = tuple(CONDITION_TASKS)
-#: Weights releases a row may name (matched against the weights id; see ``weights_release``).
+#: Weights releases a row may name (the weights loader's release tag; see ``weights_release``).
 RELEASES = ("coco", "obj2coco", "obj365")
 #: ``defaults`` keys and what each sets.
 DEFAULT_KEYS: dict[str, float] = {

@@ -23,7 +23,7 @@ A rerun of the same command skips finished runs and resumes an interrupted one.
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from dfine_bench.fdr.ablation import AblationSettings
+    from dfine_bench.training.ablation import AblationSettings
 
     d = AblationSettings()
     p = sub.add_parser(
@@ -56,8 +56,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     import torch
 
-    from dfine_bench.fdr.ablation import AblationSettings, run_ablation
-    from dfine_bench.fdr.ablation_report import write_markdown
+    from dfine_bench.training.ablation import AblationSettings, run_ablation
+    from dfine_bench.training.ablation_report import write_markdown
 
     if args.threads:
         torch.set_num_threads(args.threads)

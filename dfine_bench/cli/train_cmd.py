@@ -6,8 +6,12 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from dfine_bench.errors import ConfigError
+
+if TYPE_CHECKING:  # the schema loads hydra: imported when the command runs
+    from dfine_bench.config.train_schema import TrainConfig
 
 EXAMPLES = """\
 examples:
@@ -40,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main, accepts_overrides=True)
 
 
-def compose_train_config(overrides: Sequence[str], extra_dirs: Sequence[str] = ()):  # type: ignore[no-untyped-def]
+def compose_train_config(overrides: Sequence[str], extra_dirs: Sequence[str] = ()) -> TrainConfig:
     """The composed, schema-checked ``TrainConfig`` (one-line ``ConfigError`` on a bad value)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.config_store import ConfigStore

@@ -111,6 +111,26 @@ def check_device(device: str, key: str = "device") -> str:
     return device
 
 
+def check_paper_protocol() -> None:
+    """``protocol=paper_t4`` needs CUDA and TensorRT; refused at start-up, naming what is missing."""
+    import importlib.util
+
+    import torch
+
+    missing = []
+    if not torch.cuda.is_available():
+        missing.append(
+            f"a CUDA device (torch {torch.__version__}, cuda build {torch.version.cuda or 'none'})"
+        )
+    if importlib.util.find_spec("tensorrt") is None:
+        missing.append("TensorRT (pip install tensorrt)")
+    if missing:
+        raise ConfigError(
+            f"protocol={PAPER_PROTOCOL} needs an NVIDIA GPU with CUDA and TensorRT; this machine lacks "
+            f"{' and '.join(missing)}: use protocol=end_to_end or protocol=model_only here"
+        )
+
+
 # -- the typed objects ----------------------------------------------------------------------
 @dataclass(frozen=True)
 class ProfileSettings:
@@ -278,6 +298,8 @@ class RunSettings:
         profile = ProfileSettings.from_config(cfg.profiling, seed=seed)
         if str(cfg.protocol.name) == PAPER_PROTOCOL:  # the paper's protocol: batch 1, the model alone
             profile = dataclasses.replace(profile, batch_sizes=(1,), timed="model")
+        if check_hardware and str(cfg.protocol.name) == PAPER_PROTOCOL:
+            check_paper_protocol()
         specs = tuple(backends) if backends is not None else (resolve_backend_node(cfg.backend),)
         if profile.enabled and not specs:
             raise ConfigError("suite.backends resolves to no backend: list one, e.g. [eager]")

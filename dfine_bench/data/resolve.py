@@ -60,7 +60,7 @@ def resolve_dataset(cfg: DatasetConfig, cache_root: Path) -> ResolvedDataset:
         raise ConfigError(
             f"dataset.image_size must be [height, width] of at least 32 pixels, got {list(cfg.image_size)}"
         )
-    params = GeneratedParams(num_images=int(cfg.num_images), image_size=size, seed=int(cfg.seed))  # type: ignore[arg-type]
+    params = GeneratedParams(num_images=int(cfg.num_images), image_size=size, seed=int(cfg.seed))
     if params.num_images < 1:
         raise ConfigError(f"dataset.num_images must be at least 1, got {cfg.num_images}")
     base = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else Path(cache_root) / "_generated"

@@ -52,7 +52,7 @@ SPECIAL_TYPES = {"FalsePos": "dAP_fp", "FalseNeg": "dAP_fn"}
 def _tide_data(
     coco: dict[str, Any], image_ids: Sequence[int], detections: dict[int, Rows]
 ) -> tuple[Any, Any]:
-    from tidecv.data import Data  # type: ignore[import-untyped]
+    from tidecv.data import Data
 
     wanted = set(image_ids)
     gt, preds = Data("ground truth", max_dets=MAX_DETS), Data("detections", max_dets=MAX_DETS)
@@ -85,7 +85,7 @@ def _daps(run: Any) -> tuple[float, dict[str, float], dict[str, float]]:
     or a generated dataset with fewer classes than the model predicts, that alone cut AP50
     by two thirds. The class set is fixed by the unfixed data, so an oracle cannot change it.
     """
-    from tidecv.quantify import TIDE, FalseNegativeError, FalsePositiveError  # type: ignore[import-untyped]
+    from tidecv.quantify import TIDE, FalseNegativeError, FalsePositiveError
 
     classes = [c for c, obj in run.ap_data.objs.items() if obj.num_gt_positives > 0]
 
@@ -145,7 +145,7 @@ class ErrorAnalysisEvaluator:
             self._dets[image.image_id] = rows
 
     def evaluate(self) -> EvaluatorResult:
-        from tidecv import TIDE  # type: ignore[import-untyped]
+        from tidecv import TIDE
 
         if not any(self._dets.values()):
             raise DfineBenchError(f"no detections on any of {len(self._dets)} images; nothing to analyse")

@@ -5,8 +5,8 @@
 * ``rtdetr`` / ``deformable``: the baselines' transformers models with the head swapped in
   (registered as ``rtdetr_r18+fdr``, ``rtdetr_r50+fdr``, ``deformable_detr+fdr`` by
   ``dfine_bench.adapters.fdr_variants``);
-* ``ablation`` / ``stats`` / ``ablation_report``: the small-scale accuracy ablation
-  (``dfine-bench ablate``).
+* the small-scale accuracy ablation (``dfine-bench ablate``) trains these models, so it lives a
+  layer up, in ``dfine_bench.training.ablation`` (with ``ablation_stats`` and ``ablation_report``).
 
 Nothing here is imported by ``import dfine_bench``: torch and transformers load on use.
 """

@@ -43,7 +43,7 @@ class DeformableDetrFdrDecoder(InitLikeTransformers, DeformableDetrDecoder):
         if isinstance(head, FdrBoxHead):
             head.init_module(module, init.constant_)
 
-    def forward(  # type: ignore[override]
+    def forward(
         self,
         inputs_embeds: torch.Tensor,
         encoder_hidden_states: torch.Tensor,
@@ -105,7 +105,7 @@ class DeformableDetrFdrForObjectDetection(InitLikeTransformers, DeformableDetrPr
         self.class_embed = nn.ModuleList([head] * config.decoder_layers)
         self.post_init()
 
-    def forward(  # type: ignore[override]
+    def forward(
         self,
         pixel_values: torch.Tensor,
         pixel_mask: torch.Tensor | None = None,

@@ -164,7 +164,7 @@ class FdrBoxHead(nn.Module):
         heads = [self.pre_bbox_head, *self.bbox_embed]
         if self.lqe_layers is not None:
             heads += [q.reg_conf for q in self.lqe_layers]
-        return [mlp.layers[-1] for mlp in heads]  # type: ignore[index,union-attr,misc]
+        return [mlp.layers[-1] for mlp in heads]
 
     def init_module(self, module: nn.Module, constant: Callable[[torch.Tensor, float], object]) -> None:
         """Initialise ``module`` if it is part of this head with a non-default init (called per module

@@ -199,7 +199,7 @@ def rtdetr_criterion(config: Any, settings: FdrSettings, go_lsd: bool) -> nn.Mod
     """RT-DETR's criterion (matcher, VFL, L1 + GIoU), plus FGL and DDF when ``go_lsd``."""
     from transformers.loss.loss_rt_detr import RTDetrLoss
 
-    class RTDetrGoLsdLoss(_GoLsdTerms, RTDetrLoss):  # type: ignore[misc]
+    class RTDetrGoLsdLoss(_GoLsdTerms, RTDetrLoss):
         pass
 
     criterion = RTDetrGoLsdLoss(config)
@@ -216,7 +216,7 @@ def deformable_criterion(config: Any, settings: FdrSettings, go_lsd: bool) -> nn
     """Deformable-DETR's criterion (Hungarian matcher, sigmoid focal, L1 + GIoU), plus FGL/DDF."""
     from transformers.loss.loss_deformable_detr import DeformableDetrHungarianMatcher, DeformableDetrImageLoss
 
-    class DeformableGoLsdLoss(_GoLsdTerms, DeformableDetrImageLoss):  # type: ignore[misc]
+    class DeformableGoLsdLoss(_GoLsdTerms, DeformableDetrImageLoss):
         pass
 
     matcher = DeformableDetrHungarianMatcher(

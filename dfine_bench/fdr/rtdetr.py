@@ -81,7 +81,7 @@ class RTDetrFdrDecoder(InitLikeTransformers, RTDetrDecoder):
         if isinstance(head, FdrBoxHead):
             head.init_module(module, init.constant_)
 
-    def forward(  # type: ignore[override]
+    def forward(
         self,
         inputs_embeds: torch.Tensor,
         encoder_hidden_states: torch.Tensor,
@@ -141,7 +141,7 @@ class RTDetrFdrForObjectDetection(InitLikeTransformers, RTDetrForObjectDetection
         self.model.decoder.bbox_embed = None  # the FDR head (decoder.fdr) predicts the boxes
         self.post_init()
 
-    def forward(  # type: ignore[override]
+    def forward(
         self,
         pixel_values: torch.Tensor,
         pixel_mask: torch.Tensor | None = None,

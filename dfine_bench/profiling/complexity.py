@@ -354,7 +354,8 @@ def _topk_head_correction(
     Each head is counted again by each counter on the tokens it saw and on ``q`` of them (a
     token-wise MLP costs the same on any ``q`` tokens); the difference is what the official code,
     which selects the top ``q`` tokens first, never computes."""
-    torch_extra, cal_extra, notes = 0.0, (0.0 if with_calflops else None), []
+    torch_extra, cal_extra = 0.0, (0.0 if with_calflops else None)
+    notes: list[str] = []
     if q is None:
         return torch_extra, cal_extra, notes
     for name, head in heads.items():

@@ -215,7 +215,7 @@ def profile_model(
                 adapter.to(device, torch.float32)
                 log.info("%s: counting params and GFLOPs at %s", adapter.spec.name, flops_size)
                 try:
-                    c = complexity(adapter, flops_size)  # type: ignore[arg-type]
+                    c = complexity(adapter, flops_size)
                 except Exception as exc:  # counting failed: recorded, the timings still run
                     log.exception("%s: counting params and GFLOPs failed", adapter.spec.name)
                     c = _failed("complexity", complexity_key(flops_size), exc, {})

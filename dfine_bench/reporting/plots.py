@@ -246,14 +246,19 @@ def ap_vs_latency(cmp: Comparison, out_dir: Path) -> list[Plot]:
             stand_in = _stand_in_of(cmp, (*used, speed), keys)
             own = f"{speed.group.backend} {speed.group.dtype}"
             borrowed = f"AP of eager fp32 (none measured with {own})"
+            through, data = ("" if own == "eager fp32" else f" through {own}"), dataset_text(tables[0])
+            # the title's line stays short (the legend and caption say it in full)
             if all(p.borrowed for p in points):
-                ap_line = f"AP {dataset_text(tables[0])}, {borrowed}"
+                ap_line, short = f"AP {data}, {borrowed}", f"AP {data}: eager fp32's (none with {own})"
             elif any(p.borrowed for p in points):
-                ap_line = f"AP {dataset_text(tables[0])} with {own}; hollow points: {borrowed}"
+                ap_line, short = (
+                    f"AP{through} {data}; hollow points: {borrowed}",
+                    f"AP{through} {data}; hollow: eager fp32",
+                )
             else:
-                ap_line = f"AP {dataset_text(tables[0])}" + ("" if own == "eager fp32" else f" with {own}")
+                ap_line = short = f"AP{through} {data}"
             extra = f"latency: batch 1, input {', '.join(sizes)}, timed {', '.join(timed)}"
-            title = _title(f"AP vs latency — {speed.title}", ap_line, extra, stand_in)
+            title = _title(f"AP vs latency — {speed.title}", short, extra, stand_in)
             fig = draw_tradeoff(points, x_label="latency, median of batch 1 (ms)", y_label="AP (%)",
                                 title=title, stand_in=stand_in, borrowed=borrowed)  # fmt: skip
             name = _slug("ap_vs_latency", speed.title, tables[0].title if len(datasets) > 1 else "")

@@ -8,7 +8,6 @@ import pytest
 
 from dfine_bench.claims import (
     CLAIM_COLUMNS,
-    KNOWN_RELEASE_ORGS,
     VERDICTS,
     ClaimConditions,
     check_claims,
@@ -206,7 +205,7 @@ def test_orderings_compare_models_of_one_run_and_setup() -> None:
 def test_a_claim_about_an_unregistered_model_says_so() -> None:
     recs = [record("evaluation", "deformable_detr", {"AP": 43.7}, weights="SenseTime/deformable-detr")]
     (res,) = results_for("fdr_golsd_gain_deformable_detr", recs)
-    assert res.verdict == "not measured" and "deformable_detr_fdr_golsd" in res.reason
+    assert res.verdict == "not measured" and "deformable_detr+fdr" in res.reason
 
 
 def test_frame_columns_and_counts() -> None:
@@ -331,8 +330,8 @@ def test_fps_claims_use_the_mean_latency_like_the_paper() -> None:
         ("rtdetr_r50", "hub", "PekingU/rtdetr_r50vd_coco_o365", "obj2coco"),
         ("dfine_l", "official", "/ckpt/dfine_l_obj2coco_e25.pth", "obj2coco"),
         ("dfine_l", "official", "C:\\ckpt\\dfine_l_coco.pth", "coco"),
-        ("deim_dfine_l", "official", "/ckpt/deim_dfine_hgnetv2_l_coco_58e.pth", "coco"),
-        ("unregistered_plugin", "hub", "facebook/some-detr", "coco"),  # the known orgs
+        ("deim_dfine_l", "official", "/ckpt/deim_dfine_hgnetv2_l_coco_50e.pth", "coco"),
+        ("rtdetr_r50", "external", "PekingU/rtdetr_r50vd", "coco"),  # `evaluate --weights`: the spec's data
         # not recognisably a release:
         ("dfine_l", "local", "/models/my_finetune", None),
         ("dfine_l", "hub", "someone/dfine_l_coco", None),
@@ -340,7 +339,10 @@ def test_fps_claims_use_the_mean_latency_like_the_paper() -> None:
         ("dfine_l", "local", "/models/ustc-community/dfine_l_coco", None),  # a directory, not the hub
         ("dfine_l", "official", "/ckpt/model_final.pth", None),
         ("dfine_l", "official", "/ckpt/dfine_l_coco_finetuned.pth", None),
-        ("dfine_l", "official", "/ckpt/deim_dfine_hgnetv2_l_coco_58e.pth", None),  # DEIM's, not D-FINE's
+        ("dfine_l", "official", "/ckpt/deim_dfine_hgnetv2_l_coco_50e.pth", None),  # DEIM's, not D-FINE's
+        ("deim_dfine_l", "official", "/ckpt/deim_dfine_hgnetv2_l_coco_58e.pth", None),  # no such release file
+        ("unregistered_plugin", "hub", "facebook/some-detr", None),  # no spec, no release data
+        ("dfine_l", "hub", "ustc-community/dfine_l_coco_v2", None),  # named like a release, is none
         ("dfine_l", "official", "/ckpt/dfine_x_coco.pth", None),
         ("dfine_l", "local", None, None),  # `dfine-bench evaluate` with real weights, no id
         ("dfine_l", "random-init", None, None),
@@ -353,14 +355,28 @@ def test_weights_release_only_names_recognised_releases(
     assert weights_release(rec) == release
 
 
-def test_the_fallback_orgs_cover_the_registry() -> None:
-    """Every organisation publishing a registered model the paper's claims are about is known
-    (a project fixture such as ``dfine-bench/dfine_fixture`` is no paper release)."""
-    from dfine_bench.adapters.registry import get_spec, list_models
+def test_the_weights_loaders_release_wins_over_the_weights_id() -> None:
+    """The release is what the weights loader wrote (``model.extra["weights_release"]``), not what
+    the id looks like: a hub-style id in a local folder, or a release-named id the loader did not
+    recognise, is no release; an id the loader matched to another release is that release."""
+    claim = "dfine_l.coco.AP.table_1"
+    hub = "ustc-community/dfine_l_coco"
 
-    claimed = load_claims("dfine_paper").models()
-    orgs = {h.split("/", 1)[0] for name in list_models() if name in claimed for h in get_spec(name).hub_ids}
-    assert orgs and orgs <= set(KNOWN_RELEASE_ORGS)
+    def loaded(release: str | None, weights: str = hub, source: str = "hub") -> ResultRecord:
+        rec = record("evaluation", "dfine_l", {"AP": 53.0}, weights=weights, source=source, dataset=COCO_VAL)
+        rec.model.extra["weights_release"] = release
+        return rec
+
+    assert weights_release(loaded("coco")) == "coco"
+    assert weights_release(loaded("obj2coco")) == "obj2coco"
+    folder = loaded(None, weights=hub, source="local")  # a folder called ustc-community/dfine_l_coco
+    assert weights_release(folder) is None
+    (res,) = results_for(claim, [folder])
+    assert res.verdict == "not comparable" and "unknown origin" in res.reason
+    (other,) = results_for(claim, [loaded("obj2coco")])
+    assert other.verdict == "not measured" and "obj2coco" in other.reason
+    renamed = loaded(None, weights="/ckpt/dfine_l_coco_finetuned.pth", source="official")
+    assert weights_release(renamed) is None
 
 
 def test_accuracy_claims_refuse_weights_of_unknown_origin() -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dfine_bench.fdr.ablation import LABEL, AblationSettings, run_ablation
-from dfine_bench.fdr.ablation_report import ablation_markdown
-from dfine_bench.fdr.stats import compare_arms, permutation_p, welch
+from dfine_bench.training.ablation import LABEL, AblationSettings, run_ablation
+from dfine_bench.training.ablation_report import ablation_markdown
+from dfine_bench.training.ablation_stats import compare_arms, permutation_p, welch
 
 
 def test_permutation_test_is_exact() -> None:
@@ -27,7 +27,8 @@ def test_permutation_test_is_exact() -> None:
 
     observed = abs(np.mean(b) - np.mean(a))
     count = sum(
-        abs(np.mean([pooled[i] for i in range(6) if i not in c]) - np.mean([pooled[i] for i in c])) >= observed - 1e-12
+        abs(np.mean([pooled[i] for i in range(6) if i not in c]) - np.mean([pooled[i] for i in c]))
+        >= observed - 1e-12
         for c in itertools.combinations(range(6), 3)
     )
     assert permutation_p(a, b)[0] == pytest.approx(count / 20)
@@ -92,7 +93,9 @@ def test_tiny_ablation_runs_resumes_and_reports(tmp_path: Path, monkeypatch: pyt
     # a rerun with the same settings trains nothing
     import dfine_bench.training
 
-    monkeypatch.setattr(dfine_bench.training, "train", lambda *a, **k: pytest.fail("retrained a finished run"))
+    monkeypatch.setattr(
+        dfine_bench.training, "train", lambda *a, **k: pytest.fail("retrained a finished run")
+    )
     again = run_ablation(settings, tmp_path)
     assert again.runs == result.runs
 

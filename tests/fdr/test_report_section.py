@@ -17,13 +17,18 @@ def _record(model: str, task: str, backend: str = "eager", **metrics: float) -> 
         setup=Setup(backend=backend, batch_size=1, device_name="Test CPU"),
         environment={},
         metrics={k: Metric(v, "") for k, v in metrics.items()},
-        dataset=DatasetInfo(name="generated", kind="generated", generated=True) if task == "evaluation" else None,
+        dataset=DatasetInfo(name="generated", kind="generated", generated=True)
+        if task == "evaluation"
+        else None,
     )
 
 
 def _records() -> list[ResultRecord]:
     out = []
-    for name, params, gflops, ms in (("rtdetr_r18", 20.076, 60.1, 100.0), ("rtdetr_r18+fdr", 20.311, 60.5, 103.0)):
+    for name, params, gflops, ms in (
+        ("rtdetr_r18", 20.076, 60.1, 100.0),
+        ("rtdetr_r18+fdr", 20.311, 60.5, 103.0),
+    ):
         out += [
             _record(name, "complexity", params=params, gflops=gflops),
             _record(name, "latency", latency_mean=ms),

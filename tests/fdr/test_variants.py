@@ -110,7 +110,7 @@ def test_fresh_variant_starts_like_dfine_and_its_baseline() -> None:
     baseline = create_model("rtdetr_r18", input_size=SIZE, num_classes=3).model.model.decoder
     for ours, theirs in zip(variant.class_embed, baseline.class_embed):
         torch.testing.assert_close(ours.bias, theirs.bias)
-        assert float(ours.bias[0]) < -1  # -log((1 - p) / p) with p = 1 / (classes + 1)
+        assert float(ours.bias[0].detach()) < -1  # -log((1 - p) / p) with p = 1 / (classes + 1)
     for layer in variant.fdr.zero_init_layers():
         assert float(layer.weight.abs().max()) == 0.0 and float(layer.bias.abs().max()) == 0.0
     assert float(variant.fdr.up) == 0.5 and float(variant.fdr.reg_scale) == 4.0
@@ -191,3 +191,12 @@ def test_rtdetr_r50_variant_builds() -> None:
     with torch.no_grad():
         out = adapter.forward(adapter.example_input(1, SIZE))
     assert out["pred_boxes"].shape == (1, 300, 4)
+
+
+def test_bad_options_name_the_field() -> None:
+    from dfine_bench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"config_overrides\.backbone_config\.no_such_field"):
+        create_model("rtdetr_r18+fdr", config_overrides={"backbone_config.no_such_field": 1})
+    with pytest.raises(ConfigError, match=r"fdr\.bins"):
+        create_model("rtdetr_r18+fdr", fdr_bins=7)

@@ -88,7 +88,7 @@ def test_profile_settings_are_frozen_and_checked_when_built() -> None:
 
 def test_settings_are_plain_values() -> None:
     s = _settings("suite=default")
-    assert s.suite.models == ("dfine_n", "dfine_s", "rtdetr_r18")
+    assert s.suite.models == ("dfine_fixture", "dfine_n", "dfine_s", "rtdetr_r18")
     assert [b.key for b in s.backends] == ["eager-fp32", "onnxruntime-fp32"]
     assert s.profile.batch_sizes == (1, 2, 4) and isinstance(s.profile.timed, str)
     assert s.evaluation.engine == "faster_coco_eval" and type(s.evaluation.engine) is str

@@ -217,7 +217,7 @@ def run_one(
 
 
 def summarise_runs(settings: AblationSettings, runs: list[dict[str, Any]]) -> dict[str, Any]:
-    from dfine_bench.fdr.stats import compare_arms
+    from dfine_bench.training.ablation_stats import compare_arms
 
     values = {arm: [float(r["AP"]) for r in runs if r["arm"] == arm] for arm in settings.arms}
     summaries, comparisons = compare_arms(values, "baseline")

@@ -59,7 +59,7 @@ def permutation_p(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]
 
 def welch(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
     """Welch's t statistic and two-sided p of mean(b) - mean(a); nan when undefined (zero variance)."""
-    from scipy import stats  # type: ignore[import-untyped]
+    from scipy import stats
 
     if len(a) < 2 or len(b) < 2 or (np.std(a) == 0 and np.std(b) == 0):
         return math.nan, math.nan

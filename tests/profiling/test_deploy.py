@@ -1,0 +1,82 @@
+"""The paper's deploy artifact: D-FINE with its postprocessor in one ONNX graph, run in ONNX Runtime
+against eager + the adapter's postprocessor; paper_t4 refused on a machine without CUDA/TensorRT."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from profiling_toys import ToyAdapter
+
+from dfine_bench.config.loading import compose_config, load_settings
+from dfine_bench.errors import ConfigError, DfineBenchError
+from dfine_bench.profiling.deploy_export import (
+    INPUT_NAMES,
+    OUTPUT_NAMES,
+    check_deploy,
+    deploy_unsupported,
+    export_deploy_onnx,
+)
+
+pytest.importorskip("onnxruntime", reason="the deploy artifact is checked in ONNX Runtime")
+
+
+@pytest.mark.slow
+def test_dfine_deploy_graph_matches_eager_plus_postprocess(tmp_path: Path) -> None:
+    import onnx
+
+    from dfine_bench.adapters import create_model
+
+    torch.set_num_threads(2)
+    adapter = create_model("dfine_n", weights="random-init", input_size=[320, 320])
+    assert deploy_unsupported(adapter) is None
+    path = export_deploy_onnx(adapter, tmp_path / "dfine_n-deploy.onnx", input_size=(320, 320))
+    graph = onnx.load(str(path)).graph
+    assert [i.name for i in graph.input] == list(INPUT_NAMES)
+    assert [o.name for o in graph.output] == list(OUTPUT_NAMES)
+    assert any(n.op_type == "TopK" for n in graph.node)  # the postprocessor's top-k is in the graph
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (240, 360, 3), dtype=np.uint8) for _ in range(2)]  # not 320x320
+    check = check_deploy(adapter, path, images)
+    assert check["detections"] == 2 * 300  # top-300 per image, as the official postprocessor
+    assert check["max_score_diff"] < 1e-4
+    assert check["max_box_diff_px"] < 1e-2  # boxes in pixels of the 360x240 originals
+    assert check["label_mismatch_fraction"] == 0.0
+    assert check["timed"] == "model+postprocess"
+
+
+def test_families_without_the_topk_postprocessor_are_refused(tmp_path: Path) -> None:
+    toy = ToyAdapter()
+    assert "own postprocessor" in (deploy_unsupported(toy) or "")
+    with pytest.raises(DfineBenchError, match="no deploy artifact"):
+        export_deploy_onnx(toy, tmp_path / "toy.onnx", input_size=(64, 64))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_paper_t4_is_refused_on_the_cpu_before_any_model_is_built() -> None:
+    overrides = ["protocol=paper_t4", "model=dfine_n"]
+    with pytest.raises(ConfigError) as info:
+        load_settings(compose_config(overrides), overrides)
+    text = str(info.value)
+    assert text.startswith("protocol=paper_t4 needs") and "CUDA" in text and "\n" not in text
+
+
+@pytest.mark.slow
+def test_gpu_check_script_dry_run_composes_every_config() -> None:
+    import shutil
+    import subprocess
+
+    if shutil.which("dfine-bench") is None:
+        pytest.skip("the dfine-bench command is not installed (pip install -e .)")
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_check.sh"
+    out = subprocess.run(
+        ["bash", str(script), "--dry-run"], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    lines = [line for line in out.stdout.splitlines() if line.startswith("+ dfine-bench")]
+    assert len(lines) == 5
+    assert "suite=paper_speed" in lines[0] and "rtdetr_r50" in lines[0]
+    assert "backend=compile" in lines[1] and "CUDAExecutionProvider" in lines[2]
+    assert "eager-fp16" in lines[3] and lines[4].startswith("+ dfine-bench report")
