@@ -42,13 +42,22 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+#: The package logger as a fresh process has it (no handler, propagating to the root logger).
+_PRISTINE_LOGGER = (logging.getLogger("dfine_bench").propagate, logging.getLogger("dfine_bench").level)
+
+
 @pytest.fixture(autouse=True)
 def _restore_dfine_bench_logger() -> Iterator[None]:
-    """In-process `run` commands attach a console handler to the ``dfine_bench`` logger and stop it
-    propagating; put it back so a later test's ``caplog`` still sees the package's warnings."""
+    """In-process `run` commands (in tests and in module-scoped fixtures) attach a console handler
+    to the ``dfine_bench`` logger and stop it propagating; reset it before and after every test so
+    ``caplog`` always sees the package's warnings, whatever ran before."""
     logger = logging.getLogger("dfine_bench")
-    handlers, propagate, level = list(logger.handlers), logger.propagate, logger.level
+
+    def reset() -> None:
+        logger.handlers[:] = [h for h in logger.handlers if not getattr(h, "_dfine_console", False)]
+        logger.propagate, level = _PRISTINE_LOGGER
+        logger.setLevel(level)
+
+    reset()
     yield
-    logger.handlers[:] = handlers
-    logger.propagate = propagate
-    logger.setLevel(level)
+    reset()

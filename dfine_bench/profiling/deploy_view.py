@@ -31,7 +31,7 @@ code picks the ``num_queries`` tokens first and runs the head on those (same res
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -76,7 +76,15 @@ def _conv_norm(branch: Any, *, with_activation: bool = False) -> tuple[nn.Conv2d
     return conv, norm
 
 
+def _hw(value: tuple[int, ...]) -> tuple[int, int]:
+    """A ``Conv2d``'s kernel size, stride or dilation: typed ``tuple[int, ...]``, an (h, w) pair."""
+    return cast("tuple[int, int]", value)
+
+
 def _fold(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    # an eval-mode affine batch norm has all four (the deploy view is built from eval models)
+    assert norm.running_var is not None and norm.running_mean is not None
+    assert norm.weight is not None and norm.bias is not None
     std = (norm.running_var + norm.eps).sqrt()
     t = (norm.weight / std).reshape(-1, 1, 1, 1)
     bias = norm.bias - norm.running_mean * norm.weight / std
@@ -110,6 +118,7 @@ def fuse_repvgg(block: nn.Module) -> FusedRepVgg | None:
     w1, bias1 = _fold(c1, n1)
     fused = nn.Conv2d(c3.in_channels, c3.out_channels, 3, 1, padding=1, bias=True)
     fused = fused.to(device=c3.weight.device, dtype=c3.weight.dtype)
+    assert fused.bias is not None  # built with bias=True
     with torch.no_grad():
         fused.weight.copy_(w3 + F.pad(w1, [1, 1, 1, 1]))
         fused.bias.copy_(bias3 + bias1)
@@ -128,14 +137,15 @@ def fuse_conv_norm(layer: nn.Module) -> FusedConvNorm | None:
     fused = nn.Conv2d(
         conv.in_channels,
         conv.out_channels,
-        conv.kernel_size,
-        conv.stride,
-        padding=conv.padding,
-        dilation=conv.dilation,
+        _hw(conv.kernel_size),
+        _hw(conv.stride),
+        padding=conv.padding if isinstance(conv.padding, str) else _hw(conv.padding),
+        dilation=_hw(conv.dilation),
         groups=conv.groups,
         bias=True,
         padding_mode=conv.padding_mode,
     ).to(device=conv.weight.device, dtype=conv.weight.dtype)
+    assert fused.bias is not None  # built with bias=True
     with torch.no_grad():
         fused.weight.copy_(weight)
         fused.bias.copy_(bias)

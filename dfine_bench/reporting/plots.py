@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 from matplotlib.figure import Figure
@@ -36,8 +36,11 @@ from dfine_bench.reporting.pareto import pareto_front
 from dfine_bench.reporting.tables import ACCURACY, COMPLEXITY, SPEED, Comparison, ComparisonTable
 from dfine_bench.utils.files import atomic_write_bytes, atomic_write_text
 
+if TYPE_CHECKING:  # matplotlib's rc key names (a Literal type)
+    from matplotlib.typing import RcKeyType
+
 #: rc settings for every plot: text kept as text in SVG (searchable), stable SVG ids.
-_RC = {"svg.fonttype": "none", "svg.hashsalt": "dfine-bench", "font.size": 9}
+_RC: dict[RcKeyType, Any] = {"svg.fonttype": "none", "svg.hashsalt": "dfine-bench", "font.size": 9}
 _VERDICT_COLORS = {"pass": "#2e7d32", "fail": "#c62828"}
 
 
