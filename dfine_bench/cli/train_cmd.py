@@ -8,8 +8,6 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from dfine_bench.errors import ConfigError
-
 if TYPE_CHECKING:  # the schema loads hydra: imported when the command runs
     from dfine_bench.config.train_schema import TrainConfig
 
@@ -46,33 +44,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def compose_train_config(overrides: Sequence[str], extra_dirs: Sequence[str] = ()) -> TrainConfig:
     """The composed, schema-checked ``TrainConfig`` (one-line ``ConfigError`` on a bad value)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.config_store import ConfigStore
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
     from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
 
-    from dfine_bench.config.loading import friendly_error, register_configs, search_path_override, suites_dir
+    from dfine_bench.config.loading import compose_config
     from dfine_bench.config.train_schema import TrainConfig
 
-    register_configs()
-    ConfigStore.instance().store(name="base_train", node=TrainConfig)
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(suites_dir()), version_base="1.3"):
-            cfg = compose(config_name="train", overrides=[*overrides, *search_path_override(extra_dirs)])
-            obj = OmegaConf.to_object(cfg)
-    except (
-        ConfigCompositionException,
-        MissingConfigException,
-        OverrideParseException,
-        OmegaConfBaseException,
-        ValueError,
-    ) as exc:
-        raise ConfigError(friendly_error(exc, extra_dirs)) from None
-    finally:
-        GlobalHydra.instance().clear()
+    obj = OmegaConf.to_object(compose_config(overrides, extra_dirs, config_name="train"))
     assert isinstance(obj, TrainConfig)
     return obj
 

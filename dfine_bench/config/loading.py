@@ -43,9 +43,11 @@ def suites_dir() -> Path:
 def register_configs() -> None:
     """Store the schema and one ``model`` option per registered model in Hydra's ConfigStore."""
     from dfine_bench.adapters.registry import list_models
+    from dfine_bench.config.train_schema import TrainConfig
 
     cs = ConfigStore.instance()
     cs.store(name="base_run", node=RunConfig)
+    cs.store(name="base_train", node=TrainConfig)  # root of `dfine-bench train` (suites/train.yaml)
     for name in list_models():
         cs.store(group="model", name=name, node=ModelConfig(name=name))
 
@@ -75,8 +77,10 @@ def group_options(group: str, extra_dirs: Sequence[str | Path] = ()) -> list[str
     return sorted(names)
 
 
-def compose_config(overrides: Sequence[str] = (), extra_dirs: Sequence[str | Path] = ()) -> DictConfig:
-    """Compose the run config for ``overrides`` or raise a one-line ``ConfigError``."""
+def compose_config(
+    overrides: Sequence[str] = (), extra_dirs: Sequence[str | Path] = (), *, config_name: str = PRIMARY_CONFIG
+) -> DictConfig:
+    """Compose a root config (``run``, or ``train``) for ``overrides`` or raise a one-line ``ConfigError``."""
     register_configs()
     overrides = [*overrides, *search_path_override(extra_dirs)]
     # inside a Hydra app (a multirun job) its global state is put back afterwards
@@ -84,7 +88,7 @@ def compose_config(overrides: Sequence[str] = (), extra_dirs: Sequence[str | Pat
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(suites_dir()), version_base="1.3"):
-            cfg = compose(config_name=PRIMARY_CONFIG, overrides=list(overrides))
+            cfg = compose(config_name=config_name, overrides=list(overrides))
             OmegaConf.to_object(cfg)  # type-checks every value against the schema
             return cfg
     except (
@@ -203,7 +207,9 @@ def friendly_error(exc: BaseException, extra_dirs: Sequence[str | Path] = ()) ->
 
 
 def _schema_fields(schema_name: str) -> list[str]:
-    for cls in (RunConfig, *GROUP_SCHEMAS.values()):
+    from dfine_bench.config.train_schema import TrainConfig, TrainSection
+
+    for cls in (RunConfig, *GROUP_SCHEMAS.values(), TrainConfig, TrainSection):
         if cls.__name__ == schema_name:
             return [f.name for f in dataclasses.fields(cls)]
     return []
