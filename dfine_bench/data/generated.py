@@ -27,6 +27,11 @@ import numpy as np
 from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
+try:  # POSIX: serialises concurrent generation of one folder; elsewhere generation is unlocked
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
 from dfine_bench.adapters.labels import COCO80_CATEGORY_IDS, COCO80_NAMES
 from dfine_bench.utils.files import atomic_write_json, sha256_file
 
@@ -205,11 +210,21 @@ def generate_dataset(out_dir: Path, params: GeneratedParams) -> tuple[Path, Path
     redone rather than reused half-written.
     """
     out_dir = Path(out_dir)
+    if params.num_images < 1:
+        raise ValueError("a generated dataset needs at least one image")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # Two processes may ask for the same data at once (a joblib sweep, parallel test workers): one
+    # generates while the other waits for the lock and then reuses it, never deleting files in use.
+    with open(out_dir / ".lock", "w") as lock:
+        if fcntl is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        return _generate_locked(out_dir, params)
+
+
+def _generate_locked(out_dir: Path, params: GeneratedParams) -> tuple[Path, Path]:
     images_dir, ann_path, manifest = out_dir / IMAGES, out_dir / ANNOTATIONS, out_dir / MANIFEST
     if ann_path.is_file() and _manifest_matches(manifest, ann_path, params.as_dict()):
         return images_dir, ann_path
-    if params.num_images < 1:
-        raise ValueError("a generated dataset needs at least one image")
     # Remove only what a previous (interrupted or other-parameter) generation wrote here.
     manifest.unlink(missing_ok=True)
     ann_path.unlink(missing_ok=True)

@@ -75,3 +75,26 @@ def test_complete_dataset_is_reused_and_incomplete_one_regenerated(tmp_path: Pat
     _, ann2 = generate_dataset(tmp_path, params)
     assert (tmp_path / MANIFEST).is_file()
     assert load_annotations(ann2)["images"]
+
+
+def _generate_into(job: tuple[str, float]) -> int:
+    import time
+
+    from dfine_bench.data.generated import GeneratedParams, generate_dataset
+
+    out, start = job
+    time.sleep(max(0.0, start - time.time()))  # both processes begin at the same moment
+    _images, ann = generate_dataset(Path(out), GeneratedParams(num_images=150, image_size=(240, 320), seed=5))
+    return len(json.loads(ann.read_text())["images"])
+
+
+def test_two_processes_generating_one_folder_at_once_both_succeed(tmp_path: Path) -> None:
+    """A joblib sweep runs two jobs that ask for the same generated data at the same moment."""
+    import multiprocessing
+    import time
+
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        start = time.time() + 3.0  # after both workers have imported the package
+        counts = pool.map(_generate_into, [(str(tmp_path / "g"), start)] * 2)
+    assert counts == [150, 150]
+    assert len(list((tmp_path / "g" / "images").glob("*.png"))) == 150
