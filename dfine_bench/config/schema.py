@@ -122,8 +122,10 @@ class ProfilingConfig:
     throughput_iters: int = 10
     threads: int | None = None  # CPU threads; None: torch's default (recorded either way)
     cv_warn: float = 0.10  # above this coefficient of variation the latency is marked unstable
-    # (other work + timed threads) per core above which the latency is marked unstable
-    max_load_per_core: float = 1.0
+    # (other work + timed threads) per core above which the latency is marked unstable; 1.25, not
+    # 1.0: on a quiet 2-core machine the load average still shows ~1 of the run's own helper
+    # threads (1.01 per core measured in CI), while one other busy process already gives ~1.5
+    max_load_per_core: float = 1.25
     stages: bool = True  # time decode, preprocess, h2d, forward, d2h and postprocess each on its own
     stage_iters: int = 20  # timed calls per stage (at least min_iters, within max_time_s / 4)
     flops_input_size: list[int] = field(default_factory=lambda: [640, 640])

@@ -34,7 +34,7 @@ CI_LEVEL = 0.95
 #: Default thresholds: a CV above 10% (torch.utils.benchmark warns at an IQR of 10% of the
 #: median) or more runnable work than cores.
 DEFAULT_CV_MAX = 0.10
-DEFAULT_MAX_LOAD_PER_CORE = 1.0
+DEFAULT_MAX_LOAD_PER_CORE = 1.25
 
 
 def usable_cores() -> int:
