@@ -27,7 +27,7 @@ from omegaconf import OmegaConf
 
 from dfine_bench.adapters import DetectorAdapter, create_model, get_spec
 from dfine_bench.adapters.weights import resolve_weights_arg
-from dfine_bench.config.schema import DatasetConfig, EvaluationConfig
+from dfine_bench.config.schema import EvaluationConfig
 from dfine_bench.config.train_schema import TrainConfig
 from dfine_bench.data.dataset import ResolvedDataset
 from dfine_bench.data.resolve import resolve_dataset
@@ -35,7 +35,7 @@ from dfine_bench.errors import ConfigError
 from dfine_bench.records.environment import capture_environment, git_state
 from dfine_bench.training.data import TrainingSamples
 from dfine_bench.training.trainer import TrainResult, TrainSettings, train
-from dfine_bench.utils.files import atomic_write_json
+from dfine_bench.utils.files import atomic_write_json, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -124,10 +124,6 @@ def build_model(cfg: TrainConfig) -> DetectorAdapter:
     return create_model(cfg.model.name, **options)
 
 
-def _dataset(dcfg: DatasetConfig, cache: Path) -> ResolvedDataset:
-    return resolve_dataset(dcfg, cache)
-
-
 def evaluate_weights(
     name: str, weights_dir: Path, input_size: tuple[int, int], dataset: ResolvedDataset, device: str
 ) -> dict[str, float | None]:
@@ -179,9 +175,9 @@ def run_training(cfg: TrainConfig, command: list[str]) -> TrainReport:
         else results / "train" / f"{cfg.model.name}-{run_key(cfg)}"
     )
     adapter = build_model(cfg)
-    train_set = _dataset(cfg.dataset, results)
+    train_set = resolve_dataset(cfg.dataset, results)
     samples = TrainingSamples(train_set, adapter)  # no annotations / unknown categories: error here
-    val_set = _dataset(cfg.val_dataset, results) if cfg.val_dataset is not None else None
+    val_set = resolve_dataset(cfg.val_dataset, results) if cfg.val_dataset is not None else None
     log.info(
         "training %s (%s) at %s on %s (%d images) for %d steps of %d into %s",
         cfg.model.name, adapter.weights.label, list(adapter.spec.input_size), train_set.name, len(samples),
@@ -195,7 +191,7 @@ def run_training(cfg: TrainConfig, command: list[str]) -> TrainReport:
     size = adapter.spec.input_size
     ap: dict[str, dict[str, float | None]] = {}
     if cfg.train.eval_train_images > 0:
-        train_eval = _dataset(cfg.dataset, results)
+        train_eval = resolve_dataset(cfg.dataset, results)
         train_eval.subset = cfg.train.eval_train_images
         ap["train"] = evaluate_weights(cfg.model.name, fp16_dir, size, train_eval, cfg.device)
     if val_set is not None:
@@ -219,7 +215,7 @@ def run_training(cfg: TrainConfig, command: list[str]) -> TrainReport:
         "weights": {
             "fp32": str(result.model_dir),
             "fp16": str(fp16_dir),
-            "fp16_sha256": _sha(fp16_dir / "model.safetensors"),
+            "fp16_sha256": sha256_file(fp16_dir / "model.safetensors"),
         },
         "environment": {**capture_environment(), **git_state()},
     }
@@ -229,12 +225,6 @@ def run_training(cfg: TrainConfig, command: list[str]) -> TrainReport:
     title = f"{cfg.model.name}: trained with dfine-bench train"
     (out_dir / "MODEL_CARD.md").write_text(render_model_card(record, title=title))
     return TrainReport(out_dir=out_dir, result=result, ap=ap)
-
-
-def _sha(path: Path) -> str:
-    from dfine_bench.utils.files import sha256_file
-
-    return sha256_file(path)
 
 
 def print_summary(report: TrainReport, stream: Any = sys.stdout) -> None:
