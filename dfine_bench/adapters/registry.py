@@ -22,11 +22,11 @@ import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 from dfine_bench.adapters.spec import ModelSpec, split_tag
 from dfine_bench.errors import ConfigError, UnknownNameError
+from dfine_bench.utils.plugins import load_entry_points
 
 if TYPE_CHECKING:
     from dfine_bench.adapters.base import AdapterFactory, DetectorAdapter
@@ -99,14 +99,7 @@ def _load_plugins() -> None:
     if _loaded:
         return
     _loaded = True
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            target: Any = ep.load()
-            if callable(target):
-                target()
-        except Exception as exc:  # a broken plug-in must not take the whole tool down
-            _LOAD_ERRORS[f"entry point {ep.name}"] = f"{type(exc).__name__}: {exc}"
-            log.warning("could not load adapter entry point %r (%s): %s", ep.name, ep.value, exc)
+    load_entry_points(ENTRY_POINT_GROUP, "adapter", _LOAD_ERRORS)
 
 
 def _ensure_specs() -> None:

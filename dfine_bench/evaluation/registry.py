@@ -19,12 +19,11 @@ import importlib.util
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib.metadata import entry_points
-from typing import Any
 
 from dfine_bench.config.schema import EvaluationConfig
 from dfine_bench.errors import ConfigError, UnknownNameError
 from dfine_bench.evaluation.evaluator import Evaluator, EvaluatorContext
+from dfine_bench.utils.plugins import load_entry_points
 
 log = logging.getLogger(__name__)
 
@@ -97,14 +96,7 @@ def _ensure_loaded() -> None:
     _loaded = True
     for module in _BUILTIN_MODULES:
         importlib.import_module(module)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            target: Any = ep.load()
-            if callable(target):
-                target()
-        except Exception as exc:  # a broken plug-in must not take the whole tool down
-            _LOAD_ERRORS[f"entry point {ep.name}"] = f"{type(exc).__name__}: {exc}"
-            log.warning("could not load evaluator entry point %r (%s): %s", ep.name, ep.value, exc)
+    load_entry_points(ENTRY_POINT_GROUP, "evaluator", _LOAD_ERRORS)
 
 
 def reload() -> None:

@@ -28,11 +28,11 @@ import fnmatch
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any
 
 from dfine_bench.errors import ConfigError, UnknownNameError
 from dfine_bench.records.schema import TASKS, Metric
+from dfine_bench.utils.plugins import load_entry_points
 
 log = logging.getLogger(__name__)
 
@@ -145,18 +145,15 @@ def _ensure_loaded() -> None:
     if _loaded:
         return
     _loaded = True
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            target: Any = ep.load()
-            if isinstance(target, MetricDef):
-                register_metric(target, origin=f"entry point {ep.name}")
-            elif callable(target):
-                target()
-        except ConfigError:
-            raise  # a metric without a gate rule (or a clash) is an error at start-up, not a warning
-        except Exception as exc:  # a broken plug-in must not take the whole tool down
-            _LOAD_ERRORS[f"entry point {ep.name}"] = f"{type(exc).__name__}: {exc}"
-            log.warning("could not load metric entry point %r (%s): %s", ep.name, ep.value, exc)
+
+    def take_definition(name: str, target: Any) -> bool:
+        if isinstance(target, MetricDef):
+            register_metric(target, origin=f"entry point {name}")
+            return True
+        return False
+
+    # a metric without a gate rule (or a clash) is an error at start-up, not a warning: ConfigError
+    load_entry_points(ENTRY_POINT_GROUP, "metric", _LOAD_ERRORS, handle=take_definition, fatal=(ConfigError,))
 
 
 def load_errors() -> dict[str, str]:

@@ -21,11 +21,11 @@ import logging
 import pkgutil
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any
 
 from dfine_bench.errors import ConfigError, UnknownNameError
 from dfine_bench.profiling.backends.base import DTYPES, Backend, BackendSpec
+from dfine_bench.utils.plugins import load_entry_points
 
 log = logging.getLogger(__name__)
 
@@ -84,14 +84,7 @@ def _ensure_loaded() -> None:
         except Exception as exc:  # a broken module is reported by `list backends`, not fatal
             _LOAD_ERRORS[module] = f"{type(exc).__name__}: {exc}"
             log.warning("backend module %s not loaded: %s", module, exc)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            target: Any = ep.load()
-            if callable(target):
-                target()
-        except Exception as exc:  # a broken plug-in must not take the whole tool down
-            _LOAD_ERRORS[f"entry point {ep.name}"] = f"{type(exc).__name__}: {exc}"
-            log.warning("could not load backend entry point %r (%s): %s", ep.name, ep.value, exc)
+    load_entry_points(ENTRY_POINT_GROUP, "backend", _LOAD_ERRORS)
 
 
 def reload() -> None:
