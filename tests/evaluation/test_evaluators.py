@@ -86,7 +86,10 @@ def test_unknown_name_is_one_line_config_error_with_close_match() -> None:
         create_evaluator("nope", None)  # type: ignore[arg-type]
 
 
-def test_planned_outcomes_checked_at_start_up() -> None:
+def test_planned_outcomes_checked_at_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    # planning needs no evaluator's package: run it the same with or without the error-analysis extra
+    entry = R.get_registered("error_analysis")
+    monkeypatch.setitem(R._REGISTRY, "error_analysis", dataclasses.replace(entry, requires=()))
     cfg = EvaluationConfig(evaluators=["coco", "error_analysis"], backends=["eager", "onnxruntime"])
     assert planned_outcomes(cfg) == [
         ("evaluation", "faster_coco_eval"),
