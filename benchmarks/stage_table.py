@@ -4,12 +4,17 @@
 
 Random-init weights (the speed of a forward pass does not depend on the weights' values) on a
 fixed seeded 640x640 image; prints a markdown table with each measurement's validity (CV, load per
-core) so a number from a busy machine says so.
+core) so a number from a busy machine says so. Each backend runs twice: the model graph
+(``profiling.timed=model``: the postprocessor timed on its own) and the deploy graph
+(``model+postprocess``: the postprocessor inside the graph, as the paper's engine; its cell says
+"in forward").
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import itertools
 import tempfile
 from pathlib import Path
 
@@ -30,8 +35,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--protocol", default="end_to_end")
+    ap.add_argument("--timed", nargs="+", default=["model", "model+postprocess"])
     args = ap.parse_args()
-    settings = ProfileSettings(
+    base = ProfileSettings(
         warmup=2,
         iters=args.iters,
         min_iters=min(5, args.iters),
@@ -42,14 +48,15 @@ def main() -> None:
         threads=args.threads,
         stage_iters=args.iters,
     )
-    head = ["model", "backend", *STAGES, f"total ({args.protocol})", "latency median", "validity"]
+    head = ["model", "backend", "graph", *STAGES, f"total ({args.protocol})", "latency median", "validity"]
     print(f"CPU: {cpu_model()}, {args.threads} threads, torch {torch.__version__}, random-init weights\n")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
             adapter = create_model(name, weights="random-init")
-            for backend in args.backends:
+            for backend, timed in itertools.product(args.backends, args.timed):
+                settings = dataclasses.replace(base, timed=timed)
                 outs = profile_model(
                     adapter,
                     settings,
@@ -61,21 +68,24 @@ def main() -> None:
                 )
                 lat = next(o for o in outs if o.task == "latency")
                 if lat.status != "ok":
-                    print(f"| {name} | {backend} | {lat.status}: {lat.reason} |")
+                    print(f"| {name} | {backend} | {timed} | {lat.status}: {lat.reason} |")
                     continue
                 by = lat.details["stages"]["by_stage"]
-                cells = [
-                    f"{by[s]['summary']['median_ms']:.2f}" if by[s]["status"] == "ok" else "not measured"
-                    for s in STAGES
-                ]
+                cells = [_cell(by[s]) for s in STAGES]
                 v = lat.details["validity"]
                 load = v["contention"]["load_per_core"]
                 verdict = f"{v['status']} (CV {v['cv']:.2f}, load/core {load:.2f})"
                 total = lat.details["stages"]["total_ms"]
                 median = lat.metrics["latency_median"].value
-                print(
-                    f"| {name} | {backend} | {' | '.join(cells)} | {total:.2f} | {median:.2f} | {verdict} |"
-                )
+                row = [name, backend, lat.setup.get("graph", "model"), *cells]
+                row += [f"{total:.2f}", f"{median:.2f}", verdict]
+                print("| " + " | ".join(row) + " |")
+
+
+def _cell(stage: dict) -> str:
+    if stage["status"] == "ok":
+        return f"{stage['summary']['median_ms']:.2f}"
+    return stage["status"] if str(stage["status"]).startswith("in ") else "not measured"
 
 
 if __name__ == "__main__":

@@ -347,7 +347,8 @@ def run_suite(
     """Run checked settings (``dfine_bench.config.loading.load_settings``)."""
     if settings.protocol == PAPER_PROTOCOL:
         log.info(
-            "protocol %s: batch size 1, the model alone, one backend (the paper's protocol)", PAPER_PROTOCOL
+            "protocol %s: batch size 1, the deploy graph (model + postprocessor), one backend (the paper's)",
+            PAPER_PROTOCOL,
         )
     runner = SuiteRunner(
         settings, resolved_config=resolved_config, command=command if command is not None else sys.argv

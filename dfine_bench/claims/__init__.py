@@ -15,8 +15,9 @@
   the given records; the reason names a failed or skipped one).
 * Kinds (``KINDS``): ``exact`` (params, GFLOPs after the paper's rounding), ``tolerance`` (AP
   within a tolerance, released weights on full COCO val2017 only), ``hardware`` (latency on the
-  claim's device and backend, timing the model only), ``relative`` (an ordering or gain between
-  models measured in the same run, device and backend).
+  claim's device and backend, timing the deploy engine), ``relative`` (an ordering or gain between
+  models measured in the same run, device and backend). A timing marked ``unstable`` or
+  ``throttled`` when it was measured is never judged: "not comparable", with the reasons.
 """
 
 from dfine_bench.claims.check import (

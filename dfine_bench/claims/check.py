@@ -225,6 +225,17 @@ def _tolerance(claim: Claim, record: ResultRecord, conditions: ClaimConditions) 
     return _result(claim, "pass" if ok else "fail", reason, record, measured=measured, delta=delta)
 
 
+def _unsteady(record: ResultRecord) -> str | None:
+    """Why a timing cannot be judged however it was set up: it was marked throttled (the GPU slowed
+    itself down) or unstable (noisy samples, a busy machine) when it was measured."""
+    stability = record.setup.extra.get("stability")
+    if stability not in ("unstable", "throttled"):
+        return None
+    validity = record.details.get("validity") or {}
+    reasons = "; ".join(str(r) for r in validity.get("reasons", [])) or "no reason recorded"
+    return f"the timing was marked {stability} when measured ({reasons}): excluded from verdicts"
+
+
 def _hardware_deviation(record: ResultRecord, conditions: ClaimConditions) -> str | None:
     s = record.setup
     if not device_matches(s.device_name, conditions.device):
@@ -237,13 +248,17 @@ def _hardware_deviation(record: ResultRecord, conditions: ClaimConditions) -> st
     if size is not None and size != conditions.input_size:
         return f"input {_size_text(size)}, not {_size_text(conditions.input_size)}"
     if s.timed != conditions.timed:
-        wanted = (
-            "the model alone (the paper times the engine only, without pre- or postprocessing)"
-            if conditions.timed == "model"
-            else conditions.timed
-        )
+        wanted = {
+            "model": "the model alone (without pre- or postprocessing)",
+            "model+postprocess": (
+                "the deploy engine (the paper times the model with its top-k postprocessor in the engine: "
+                "profiling.timed=model+postprocess)"
+            ),
+        }.get(conditions.timed, conditions.timed)
         return f"timed {s.timed or 'an unrecorded span'}, not {wanted}"
-    return None
+    if s.timed == "model+postprocess" and s.extra.get("graph") == "model":
+        return "the postprocessor ran in Python after the backend, not inside the engine as the paper's"
+    return _unsteady(record)
 
 
 def _input_notes(record: ResultRecord) -> list[str]:
@@ -415,6 +430,10 @@ def _same_release(claim: Claim, a: ResultRecord, b: ResultRecord) -> str | None:
 def _relative_conditions(
     claim: Claim, a: ResultRecord, b: ResultRecord, conditions: ClaimConditions
 ) -> str | None:
+    if a.task in ("latency", "throughput"):
+        for r in (a, b):
+            if why := _unsteady(r):
+                return f"{r.model.name}: {why}"
     for cond in claim.conditions:
         if cond == "gpu" and not str(a.setup.device).startswith("cuda"):
             return f"measured on {a.setup.device_name or a.setup.device}; the claim is about GPU inference"

@@ -79,7 +79,8 @@ class ClaimConditions:
     from the claims' side: the defaults are taken from ``PAPER_T4`` so that the two cannot drift
     apart silently (the shipped ``dfine_paper.yaml`` is tested to match it). ``device`` is a
     whole-word part of the GPU name (see ``device_matches``); ``timed`` is what the latency
-    covers (the paper: the TensorRT engine alone); ``coco_images`` is the size of COCO val2017.
+    covers (the paper: the deploy engine, model + top-k postprocessor); ``coco_images`` is the
+    size of COCO val2017.
     """
 
     description: str = PAPER_T4.description

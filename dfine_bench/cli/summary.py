@@ -59,9 +59,14 @@ def print_summary(outcome: RunOutcome, stream: TextIO | None = None) -> None:
             print("  generated dataset instead of COCO val2017 (set DFINE_BENCH_COCO to use COCO)", file=out)
     unstable = [r for r in outcome.records if (r.details.get("validity") or {}).get("status") == "unstable"]
     if unstable:
-        print("\nUNSTABLE timings (a noisy or oversubscribed machine; compare with care):", file=out)
+        print(
+            "\nUNSTABLE timings (a noisy or oversubscribed machine, or a throttling GPU; compare with care, "
+            "claims do not judge them):",
+            file=out,
+        )
         for r in unstable:
             reasons = "; ".join(r.details["validity"].get("reasons") or [])
-            print(f"  {r.model.name} {r.setup.backend}-{r.setup.dtype}: {reasons}", file=out)
+            mark = "THROTTLED " if r.details["validity"].get("throttled") else ""
+            print(f"  {mark}{r.model.name} {r.setup.backend}-{r.setup.dtype}: {reasons}", file=out)
     if outcome.failed:
         print(f"\n{len(outcome.failed)} task(s) failed: {', '.join(outcome.failed)}", file=out)

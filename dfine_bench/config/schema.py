@@ -126,6 +126,13 @@ class ProfilingConfig:
     # 1.0: on a quiet 2-core machine the load average still shows ~1 of the run's own helper
     # threads (1.01 per core measured in CI), while one other busy process already gives ~1.5
     max_load_per_core: float = 1.25
+    # GPU timing discipline (CUDA only; CPU records say "n/a"), trtexec's rules by default: warm up for
+    # at least warmup_time_s, then time at least min_iters calls *and* min_time_s seconds
+    warmup_time_s: float = 0.2
+    min_time_s: float = 3.0
+    cuda_graph: bool = False  # replay the timed call from a CUDA graph (refused on the CPU)
+    spin_wait: bool = False  # busy-wait on the end event instead of a blocking wait (refused on the CPU)
+    tf32: bool | None = None  # TF32 matmuls/convolutions on CUDA; null: torch's default; recorded either way
     stages: bool = True  # time decode, preprocess, h2d, forward, d2h and postprocess each on its own
     stage_iters: int = 20  # timed calls per stage (at least min_iters, within max_time_s / 4)
     flops_input_size: list[int] = field(default_factory=lambda: [640, 640])
@@ -148,7 +155,7 @@ class BackendConfig:
 
 @dataclass
 class ProtocolConfig:
-    """A named measurement protocol; ``paper_t4`` is the paper's (TensorRT FP16, bs 1, 640, model only)."""
+    """A named measurement protocol; ``paper_t4`` is the paper's (TensorRT FP16, bs 1, 640, deploy engine)."""
 
     name: str = "custom"
     description: str = ""

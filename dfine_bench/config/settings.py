@@ -28,7 +28,7 @@ from dfine_bench.errors import ConfigError
 if TYPE_CHECKING:  # the backend registry's resolved spec; the registry is imported when needed
     from dfine_bench.profiling.backends import BackendSpec
 
-#: The paper's measurement protocol: its settings are fixed (batch size 1, model only, one backend).
+#: The paper's measurement protocol: its settings are fixed (batch size 1, the deploy graph, one backend).
 PAPER_PROTOCOL = "paper_t4"
 TIMED_MODES = ("model", "model+postprocess", "end-to-end")
 PROFILE_INPUTS = ("fixed", "dataset")
@@ -152,7 +152,12 @@ class ProfileSettings:
     throughput_iters: int = 10
     threads: int | None = None
     cv_warn: float = 0.10
-    max_load_per_core: float = 1.0
+    max_load_per_core: float = 1.25  # the schema's default (profiling.validity says why 1.25)
+    warmup_time_s: float = 0.2
+    min_time_s: float = 3.0
+    cuda_graph: bool = False
+    spin_wait: bool = False
+    tf32: bool | None = None
     stages: bool = True
     stage_iters: int = 20
     flops_input_size: tuple[int, int] = (640, 640)
@@ -182,6 +187,13 @@ class ProfileSettings:
             "max_load_per_core",
             _float(k + "max_load_per_core", self.max_load_per_core, minimum=0, strict=True),
         )
+        set_(self, "warmup_time_s", _float(k + "warmup_time_s", self.warmup_time_s, minimum=0))
+        set_(self, "min_time_s", _float(k + "min_time_s", self.min_time_s, minimum=0))
+        for name in ("cuda_graph", "spin_wait"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{k}{name}={getattr(self, name)!r}: must be true or false")
+        if self.tf32 is not None and not isinstance(self.tf32, bool):
+            raise ConfigError(f"{k}tf32={self.tf32!r}: must be true, false or null (torch's default)")
         _int(k + "stage_iters", self.stage_iters, minimum=1)
         set_(self, "flops_input_size", _size(k + "flops_input_size", self.flops_input_size))
         _int(k + "trace_steps", self.trace_steps, minimum=1)
@@ -296,8 +308,21 @@ class RunSettings:
             input_size=input_size,
         )
         profile = ProfileSettings.from_config(cfg.profiling, seed=seed)
-        if str(cfg.protocol.name) == PAPER_PROTOCOL:  # the paper's protocol: batch 1, the model alone
-            profile = dataclasses.replace(profile, batch_sizes=(1,), timed="model")
+        if device.startswith("cuda") and profile.min_time_s > profile.max_time_s:
+            raise ConfigError(
+                f"profiling.min_time_s={profile.min_time_s:g} is more than "
+                f"profiling.max_time_s={profile.max_time_s:g}: raise max_time_s or lower min_time_s"
+            )
+        if not device.startswith("cuda"):
+            for name in ("cuda_graph", "spin_wait"):
+                if getattr(profile, name):
+                    raise ConfigError(
+                        f"profiling.{name}=true needs a CUDA device; device={device} has none: "
+                        f"drop profiling.{name} or use device=cuda"
+                    )
+        if str(cfg.protocol.name) == PAPER_PROTOCOL:
+            # the paper's protocol: batch 1, the deploy graph (the model with its top-k postprocessor)
+            profile = dataclasses.replace(profile, batch_sizes=(1,), timed="model+postprocess")
         if check_hardware and str(cfg.protocol.name) == PAPER_PROTOCOL:
             check_paper_protocol()
         specs = tuple(backends) if backends is not None else (resolve_backend_node(cfg.backend),)

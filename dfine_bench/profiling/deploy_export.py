@@ -9,8 +9,9 @@ top-k is part of them (``timed: model+postprocess``).
 
 ``DeployModel`` is that module for any adapter with the sigmoid top-k postprocessor (D-FINE,
 RT-DETR, DEIM: ``deploy_unsupported`` says why another family has none); ``export_deploy_onnx``
-writes it (TorchScript exporter, dynamic batch, as the official script); ``check_deploy`` runs the
-file in ONNX Runtime and compares it with eager + the adapter's own postprocessor.
+writes it (TorchScript exporter, dynamic batch, as the official script); ``compare_deploy`` checks any
+runner of it (a backend built with ``graph="deploy"``) against eager + the adapter's own
+postprocessor, ``check_deploy`` does so for the file in ONNX Runtime.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,11 @@ if TYPE_CHECKING:
 INPUT_NAMES = ("images", "orig_target_sizes")
 OUTPUT_NAMES = ("labels", "boxes", "scores")
 TIMED = "model+postprocess"
+#: the exporter that writes the deploy graph (the official deployment script's)
+DEPLOY_EXPORTER = "torchscript"
+#: the fraction of detections allowed without a partner: which of several equal scores at the
+#: top-k boundary makes the cut may differ between runtimes (random-init weights give many ties)
+MAX_UNMATCHED = 0.05
 
 
 def deploy_unsupported(adapter: DetectorAdapter) -> str | None:
@@ -115,6 +121,72 @@ def export_deploy_onnx(
     return path
 
 
+def compare_deploy(
+    adapter: DetectorAdapter,
+    infer: Callable[[torch.Tensor, torch.Tensor], Sequence[Any]],
+    images: Sequence[np.ndarray],
+    *,
+    tie: float = 1e-4,
+) -> dict[str, Any]:
+    """Compare a deploy graph with eager + ``adapter.postprocess`` on ``images``.
+
+    ``infer(images, orig_target_sizes)`` runs the graph on host tensors and returns its
+    ``(labels, boxes, scores)`` (tensors or arrays, batch first). Returns the largest score and box
+    differences and the fraction of reference detections without a partner (``_match``: top-k
+    near-ties may order equal scores differently, and which of two equal scores makes the top-k
+    can differ); ``tie`` is how far two scores may be apart and still be partners."""
+    score_diff = box_diff = 0.0
+    unmatched = total = 0
+    largest_side = 0
+    for image in images:
+        pre = adapter.preprocess([image])
+        x = pre.pixel_values.to(adapter.device, torch.float32)
+        with torch.inference_mode():
+            ref = adapter.postprocess(adapter.forward(x), pre.original_sizes)[0]
+        labels, boxes, scores = (_numpy(t)[0] for t in infer(x.cpu(), sizes_tensor(pre.original_sizes)))
+        sd, bd, bad = _match(
+            (ref.labels.cpu().numpy(), ref.boxes.cpu().numpy(), ref.scores.cpu().numpy()),
+            (labels, boxes, scores),
+            tie=tie,
+        )
+        score_diff, box_diff = max(score_diff, sd), max(box_diff, bd)
+        unmatched += bad
+        total += len(scores)
+        largest_side = max(largest_side, *pre.original_sizes[0])
+    return {
+        "reference": "eager fp32 + the adapter's postprocessor, same images",
+        "images": len(images),
+        "detections": total,
+        "max_score_diff": score_diff,
+        "max_box_diff_px": box_diff,
+        # in units of the image's longer side: comparable with the model graph's normalised boxes
+        "max_box_diff_rel": box_diff / largest_side if largest_side else 0.0,
+        "label_mismatch_fraction": unmatched / total if total else 0.0,
+        "inputs": list(INPUT_NAMES),
+        "outputs": list(OUTPUT_NAMES),
+        "timed": TIMED,
+    }
+
+
+def deploy_check_failure(check: dict[str, Any], atol: float) -> str | None:
+    """Why a deploy graph does not compute what eager + postprocess does (None: it does).
+
+    Scores and boxes (relative to the image's longer side) must agree within ``atol`` and at most
+    ``MAX_UNMATCHED`` of the detections may lack a partner (top-k boundary ties)."""
+    worst = max(check["max_score_diff"], check["max_box_diff_rel"])
+    if worst > atol:
+        return (
+            f"the deploy graph differs from eager + postprocess by {worst:.4g} > backend.atol={atol:g} "
+            f"(scores {check['max_score_diff']:.3g}, boxes {check['max_box_diff_px']:.3g} px)"
+        )
+    if check["label_mismatch_fraction"] > MAX_UNMATCHED:
+        return (
+            f"{check['label_mismatch_fraction']:.1%} of the deploy graph's detections have no partner of "
+            f"the same label and score in eager + postprocess (allowed: {MAX_UNMATCHED:.0%})"
+        )
+    return None
+
+
 def check_deploy(
     adapter: DetectorAdapter,
     path: Path,
@@ -122,48 +194,26 @@ def check_deploy(
     *,
     providers: Sequence[str] = ("CPUExecutionProvider",),
 ) -> dict[str, Any]:
-    """Run the artifact in ONNX Runtime on ``images`` and compare with eager + ``adapter.postprocess``.
-
-    Returns the largest score and box differences and the fraction of detections without a match
-    (``_match``: top-k near-ties may order equal scores differently)."""
+    """Run the ONNX artifact at ``path`` in ONNX Runtime and ``compare_deploy`` it with eager."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=list(providers))
-    score_diff = box_diff = 0.0
-    label_mismatch = total = 0
-    for image in images:
-        pre = adapter.preprocess([image])
-        x = pre.pixel_values.to(adapter.device, torch.float32)
-        with torch.inference_mode():
-            ref = adapter.postprocess(adapter.forward(x), pre.original_sizes)[0]
-        labels, boxes, scores = session.run(
-            list(OUTPUT_NAMES),
-            {"images": x.cpu().numpy(), "orig_target_sizes": sizes_tensor(pre.original_sizes).numpy()},
-        )
-        sd, bd, bad = _match(
-            (ref.labels.cpu().numpy(), ref.boxes.cpu().numpy(), ref.scores.cpu().numpy()),
-            (labels[0], boxes[0], scores[0]),
-        )
-        score_diff, box_diff = max(score_diff, sd), max(box_diff, bd)
-        label_mismatch += bad
-        total += len(scores[0])
-    return {
-        "reference": "eager fp32 + the adapter's postprocessor, same images",
-        "images": len(images),
-        "detections": total,
-        "max_score_diff": score_diff,
-        "max_box_diff_px": box_diff,
-        "label_mismatch_fraction": label_mismatch / total if total else 0.0,
-        "inputs": list(INPUT_NAMES),
-        "outputs": list(OUTPUT_NAMES),
-        "timed": TIMED,
-    }
+
+    def infer(images_: torch.Tensor, sizes: torch.Tensor) -> Sequence[Any]:
+        feeds = {"images": images_.numpy(), "orig_target_sizes": sizes.numpy()}
+        return session.run(list(OUTPUT_NAMES), feeds)
+
+    return compare_deploy(adapter, infer, images)
+
+
+def _numpy(t: Any) -> np.ndarray:
+    return t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
 
 
 def _match(
     ref: tuple[np.ndarray, np.ndarray, np.ndarray],
     got: tuple[np.ndarray, np.ndarray, np.ndarray],
-    tie: float = 1e-4,
+    tie: float,
 ) -> tuple[float, float, int]:
     """Pair each reference detection with an unused one of the same label and a score within ``tie``
     (the closest box): (max score diff, max box diff, unmatched count). Random-init weights give many

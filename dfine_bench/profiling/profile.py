@@ -9,9 +9,9 @@ tasks still run and are returned.
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +30,13 @@ from dfine_bench.profiling.backends import (
     resolve_backend,
 )
 from dfine_bench.profiling.complexity import complexity, complexity_key
-from dfine_bench.profiling.memory import MemoryWatch
+from dfine_bench.profiling.latency import measure_latency, tf32
 from dfine_bench.profiling.onnx_export import OnnxExportError
-from dfine_bench.profiling.output_check import OutputDifference, compare_outputs
 from dfine_bench.profiling.protocols import PAPER_PROTOCOL, deviations_from_paper, on_reference_device
-from dfine_bench.profiling.stages import add_stages
 from dfine_bench.profiling.throughput import run_sweep, sweep_sizes
-from dfine_bench.profiling.timing import harness_overhead, time_callable
+from dfine_bench.profiling.timed_call import TimingInputs, graph_for, reference_check, timed_fn
+from dfine_bench.profiling.timing import harness_overhead
 from dfine_bench.profiling.trace import record_trace, trace_dir
-from dfine_bench.profiling.validity import ContentionWatch, assess
 from dfine_bench.records.environment import device_name as _device_name
 from dfine_bench.records.environment import fingerprint
 from dfine_bench.records.metrics import metric
@@ -46,74 +44,6 @@ from dfine_bench.records.schema import TaskOutcome
 from dfine_bench.utils.progress import Progress
 
 log = logging.getLogger(__name__)
-
-
-class _Inputs:
-    """The inputs a timed call sees: a fixed random tensor, or real images (cycled, as the paper)."""
-
-    def __init__(
-        self,
-        adapter: DetectorAdapter,
-        input_size: tuple[int, int],
-        images: list[np.ndarray] | None,
-        images_kind: str = "dataset",
-        seed: int = 0,
-    ) -> None:
-        self.adapter = adapter
-        self.input_size = input_size
-        self.images = list(images) if images else None
-        self.kind = images_kind if self.images else "fixed"
-        if self.images is None:
-            # end-to-end timing needs an image to preprocess: a fixed, seeded random one
-            rng = np.random.default_rng(seed)
-            self._fixed_image = rng.integers(0, 256, (*input_size, 3), dtype=np.uint8)
-
-    def image_batches(self, batch_size: int) -> list[list[np.ndarray]]:
-        pool = self.images or [self._fixed_image]
-        n = max(1, len(pool) // batch_size) if len(pool) >= batch_size else 1
-        cyc = itertools.cycle(pool)
-        return [[next(cyc) for _ in range(batch_size)] for _ in range(n)]
-
-    def tensors(self, batch_size: int) -> list[tuple[torch.Tensor, list[tuple[int, int]]]]:
-        """Model-ready batches with the original sizes postprocessing maps boxes back to."""
-        if self.images is None:
-            x = self.adapter.example_input(batch_size, self.input_size).to("cpu", torch.float32)
-            return [(x, [self.input_size] * batch_size)]
-        out = []
-        for batch in self.image_batches(batch_size):
-            pre = self.adapter.preprocess(batch)
-            out.append((pre.pixel_values.float(), pre.original_sizes))
-        return out
-
-
-def _timed_fn(
-    runner: BackendRunner, adapter: DetectorAdapter, inputs: _Inputs, timed: str, batch_size: int
-) -> Callable[[], Any]:
-    """The zero-argument callable whose latency is measured, per ``timed`` mode."""
-    if timed == "end-to-end":
-        batches = itertools.cycle(inputs.image_batches(batch_size))
-
-        def end_to_end() -> Any:
-            images = next(batches)
-            pre = adapter.preprocess(images)
-            out = runner.to_torch(runner.call(runner.prepare(pre.pixel_values)))
-            return adapter.postprocess(adapter.outputs_from_tuple(out), pre.original_sizes)
-
-        return end_to_end
-    prepared = [(runner.prepare(x), sizes) for x, sizes in inputs.tensors(batch_size)]
-    items = itertools.cycle(prepared)
-    if timed == "model":
-        if len(prepared) == 1:
-            native = prepared[0][0]
-            return lambda: runner.call(native)
-        return lambda: runner.call(next(items)[0])
-
-    def model_postprocess() -> Any:
-        native, sizes = next(items)
-        out = runner.to_torch(runner.call(native))
-        return adapter.postprocess(adapter.outputs_from_tuple(out), sizes)
-
-    return model_postprocess
 
 
 def backend_key(name: str, dtype: str) -> str:
@@ -137,17 +67,6 @@ def _failed(task: str, key: str, exc: BaseException, setup: dict[str, Any]) -> T
     return TaskOutcome(
         task=task, key=key, status="failed", reason=f"{type(exc).__name__}: {exc}", setup=setup
     )
-
-
-def _reference_check(runner: BackendRunner, adapter: DetectorAdapter, inputs: _Inputs) -> OutputDifference:
-    """Backend vs eager fp32 on the first input batch (zero for eager fp32 itself)."""
-    x, _ = inputs.tensors(1)[0]
-    if runner.name == "eager" and runner.dtype == "fp32":
-        return OutputDifference(0.0, 0.0, 0)
-    with torch.inference_mode():
-        ref = tuple(adapter.export_module().eval()(x.to(adapter.device, torch.float32)))
-    got = runner(x)
-    return compare_outputs(ref, got)
 
 
 def profile_model(
@@ -187,7 +106,7 @@ def profile_model(
     dev_name = (
         _device_name(device) if torch.device(device).type == "cpu" or torch.cuda.is_available() else device
     )
-    inputs = _Inputs(adapter, input_size, images, images_kind, seed=settings.seed)
+    inputs = TimingInputs(adapter, input_size, images, images_kind, seed=settings.seed)
 
     def setup(batch_size: int, **extra: Any) -> dict[str, Any]:
         s: dict[str, Any] = {
@@ -201,7 +120,7 @@ def profile_model(
             "threads": threads if torch.device(device).type == "cpu" else None,
             "protocol": protocol_name,
             "deviations": deviations_from_paper(
-                dev_name, name, dtype, batch_size, input_size, timed, inputs.kind
+                dev_name, name, dtype, batch_size, input_size, timed, inputs.kind, graph=extra.get("graph")
             ),
         }
         s.update(extra)
@@ -244,7 +163,7 @@ def _profile_backend(
     backend: BackendSpec,
     device: str,
     work_dir: Path,
-    inputs: _Inputs,
+    inputs: TimingInputs,
     setup: Callable[..., dict[str, Any]],
     protocol: str = "custom",
 ) -> list[TaskOutcome]:
@@ -270,9 +189,10 @@ def _profile_backend(
             for t, k in task_keys.items()
         ]
 
+    graph, graph_note = graph_for(adapter, backend, timed)
     try:
         check_backend(backend, device)
-        log.info("%s: building backend %s", adapter.spec.name, key_base)
+        log.info("%s: building backend %s (%s graph)", adapter.spec.name, key_base, graph)
         runner = build_backend(
             adapter,
             backend,
@@ -281,6 +201,7 @@ def _profile_backend(
             input_size=inputs.input_size,
             max_batch_size=max(sizes or [1]),
             threads=torch.get_num_threads() if not cuda else None,
+            graph=graph,
         )
     except BackendUnavailable as exc:
         log.warning("%s %s skipped: %s", adapter.spec.name, key_base, exc)
@@ -292,45 +213,66 @@ def _profile_backend(
         log.exception("%s %s: building the backend failed", adapter.spec.name, key_base)
         return not_run("failed", f"building {key_base} failed: {type(exc).__name__}: {exc}")
 
-    try:  # the first call of a backend (torch.compile compiles here) can fail too
-        difference = _reference_check(runner, adapter, inputs)
-    except Exception as exc:
-        log.exception("%s %s: the first call failed", adapter.spec.name, key_base)
-        return not_run("failed", f"{key_base} failed on its first call: {type(exc).__name__}: {exc}")
-    diff = difference.matched_max_abs_diff
-    atol = backend.atol
-    check = {
-        "output_max_abs_diff": diff,
-        **difference.to_dict(),
-        "atol": atol,
-        "reference": "eager fp32, same input; queries matched one-to-one (top-k near-ties may reorder them)",
-    }
-    if not diff <= atol:
-        reason = (
-            f"{key_base} outputs differ from eager fp32 by {diff:.4g} > backend.atol={atol:g} "
-            "on the same input (after matching queries); "
-            "timings of a backend that computes something else do not count (raise backend.atol if expected)"
-        )
-        out = not_run("failed", reason, {"output_check": check, "backend_info": runner.info})
-        for o in out:
-            o.metrics["output_max_abs_diff"] = metric("output_max_abs_diff", diff)
-        return out
+    with tf32(device, settings.tf32) as tf32_state:
+        try:  # the first call of a backend (torch.compile compiles here) can fail too
+            diff, check, failure = reference_check(runner, adapter, inputs, backend.atol)
+        except Exception as exc:
+            log.exception("%s %s: the first call failed", adapter.spec.name, key_base)
+            return not_run("failed", f"{key_base} failed on its first call: {type(exc).__name__}: {exc}")
+        if failure is not None:
+            reason = (
+                f"{key_base} {failure}; timings of a backend that computes something else do not count "
+                "(raise backend.atol if expected)"
+            )
+            out = not_run("failed", reason, {"output_check": check, "backend_info": runner.info})
+            for o in out:
+                o.metrics["output_max_abs_diff"] = metric("output_max_abs_diff", diff)
+            return out
+        built = _Checked(runner, backend, diff, check, graph_note, tf32_state)
+        return _timings(built, adapter, settings, inputs, device, work_dir, protocol, setup, sizes, task_keys)
 
+
+@dataclass
+class _Checked:
+    """A built backend that passed its reference check, and the facts its records carry."""
+
+    runner: BackendRunner
+    spec: BackendSpec
+    diff: float
+    check: dict[str, Any]
+    graph_note: str | None  # why model+postprocess is not timed in the deploy graph
+    tf32_state: str | bool
+
+
+def _timings(
+    built: _Checked,
+    adapter: DetectorAdapter,
+    settings: ProfileSettings,
+    inputs: TimingInputs,
+    device: str,
+    work_dir: Path,
+    protocol: str,
+    setup: Callable[..., dict[str, Any]],
+    sizes: list[int],
+    task_keys: dict[str, str],
+) -> list[TaskOutcome]:
+    """The trace, latency and throughput tasks of a built and checked backend."""
+    runner = built.runner
+    key_base = backend_key(runner.name, runner.dtype)
+    timed = settings.timed
+    cuda = torch.device(device).type == "cuda"
     # what decides whether these timings compare with others (checks.fingerprint)
     fp = fingerprint(
-        device, backend=backend.name, dtype=backend.dtype, options=backend.options, backend_info=runner.info
+        device, backend=runner.name, dtype=runner.dtype, options=built.spec.options, backend_info=runner.info
     )
     outcomes: list[TaskOutcome] = []
-    warmup, iters = settings.warmup, settings.iters
-    min_iters = min(settings.min_iters, iters)
-    max_time_s = settings.max_time_s
     overhead = harness_overhead(device)
     top: list[dict[str, Any]] | None = None
 
-    if want_trace:
+    if "trace" in task_keys:
         tdir = trace_dir(work_dir, adapter.spec.name, key_base)
         try:
-            fn = _timed_fn(runner, adapter, inputs, timed, 1)
+            fn = timed_fn(runner, adapter, inputs, timed, 1)
             path, top = record_trace(
                 fn,
                 tdir,
@@ -355,73 +297,53 @@ def _profile_backend(
             log.exception("trace of %s %s failed", adapter.spec.name, key_base)
             outcomes.append(_failed("trace", key_base, exc, setup(1)))
 
-    if want_latency:
+    if "latency" in task_keys:
         try:
-            fn = _timed_fn(runner, adapter, inputs, timed, 1)
-            timed_threads = 1 if cuda else torch.get_num_threads()
-            with MemoryWatch(device) as mw, ContentionWatch(threads=timed_threads) as cw:
-                m = time_callable(
-                    fn, warmup=warmup, iters=iters, min_iters=min_iters, max_time_s=max_time_s, device=device
-                )
-            validity = assess(
-                m.samples_ms,
-                cw.contention,
-                cv_max=settings.cv_warn,
-                max_load_per_core=settings.max_load_per_core,
+            metrics, details, notes, stability = measure_latency(
+                runner,
+                adapter,
+                inputs,
+                settings,
+                device=device,
+                protocol=protocol,
+                tf32_state=built.tf32_state,
             )
-            metrics = m.to_metrics()
             metrics["harness_overhead"] = metric("harness_overhead", overhead.median)
-            metrics.update(mw.metrics())
-            metrics["output_max_abs_diff"] = metric("output_max_abs_diff", diff)
-            notes = list(mw.notes)
-            if validity.unstable:
-                msg = (
-                    f"latency {validity.summary()}: a noisy machine (other load, frequency scaling); "
-                    "compare medians with care"
-                )
-                log.warning("%s %s: %s", adapter.spec.name, key_base, msg)
-                notes.append(msg)
-            details: dict[str, Any] = {
-                "samples_ms": m.samples_ms,
-                "summary": m.summary(),
-                "validity": validity.to_dict(),
-                "timer": m.timer,
-                "warmup": warmup,
-                "harness_overhead": overhead.summary(),
-                "input": inputs.kind,
-                "output_check": check,
-                "backend_info": runner.info,
-                "peak_rss_per_step": mw.per_step,
-            }
+            metrics["output_max_abs_diff"] = metric("output_max_abs_diff", built.diff)
+            details.update(
+                {
+                    "harness_overhead": overhead.summary(),
+                    "output_check": built.check,
+                    "backend_info": runner.info,
+                }
+            )
+            if built.graph_note:
+                notes.append(built.graph_note)
             if top is not None:
                 details["top_ops"] = top
-            if settings.stages:
-                images = inputs.images[:8] if inputs.images else inputs.image_batches(1)[0]
-                add_stages(runner, adapter, images, settings, device, protocol, metrics, details, notes)
             outcomes.append(
                 TaskOutcome(
                     task="latency",
                     key=task_keys["latency"],
                     metrics=metrics,
                     details=details,
-                    setup=setup(1, fingerprint=fp, stability="unstable" if validity.unstable else "stable"),
+                    setup=setup(1, fingerprint=fp, stability=stability, graph=runner.graph),
                     notes=notes,
                 )
             )
-
         except Exception as exc:  # timing failed: recorded, the other tasks stand
             log.exception("%s %s: latency failed", adapter.spec.name, key_base)
             outcomes.append(_failed("latency", task_keys["latency"], exc, setup(1)))
 
-    if want_throughput and sizes:
+    if "throughput" in task_keys and sizes:
         try:
             results = run_sweep(
-                lambda bs: _timed_fn(runner, adapter, inputs, timed, bs),
+                lambda bs: timed_fn(runner, adapter, inputs, timed, bs),
                 sizes,
                 device=device,
-                warmup=min(warmup, 2),
+                warmup=min(settings.warmup, 2),
                 iters=settings.throughput_iters,
-                max_time_s=max_time_s,
+                max_time_s=settings.max_time_s,
             )
             ok = [r for r in results if r.status == "ok"]
             best = max(ok, key=lambda r: r.throughput or 0.0) if ok else None
@@ -435,7 +357,7 @@ def _profile_backend(
                 "best_batch_size": best.batch_size if best else None,
                 "memory_limit": limit.to_dict() if limit else None,
                 "sweep_rule": "listed batch sizes"
-                + (", then doubling up to max_batch_size" if cuda and len(batch_sizes) > 1 else ""),
+                + (", then doubling up to max_batch_size" if cuda and len(settings.batch_sizes) > 1 else ""),
                 "input": inputs.kind,
                 "backend_info": runner.info,
             }
@@ -446,7 +368,12 @@ def _profile_backend(
                     key=key_base,
                     metrics=metrics,
                     details=details,
-                    setup=setup(best.batch_size if best else sizes[0], batch_sizes=sizes, fingerprint=fp),
+                    setup=setup(
+                        best.batch_size if best else sizes[0],
+                        batch_sizes=sizes,
+                        fingerprint=fp,
+                        graph=runner.graph,
+                    ),
                     status="ok" if ok else "failed",
                     reason=None if ok else (failed[0].reason if failed else "no batch size fit in memory"),
                 )

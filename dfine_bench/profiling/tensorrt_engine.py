@@ -1,10 +1,12 @@
 """A TensorRT engine built from an ONNX file with the ``tensorrt`` package, run on torch tensors.
 
-One engine per batch size (min = opt = max shape, as the paper's batch-1 protocol builds it),
-built on first use and cached on disk next to the ONNX file, keyed by the ONNX file's hash,
-the precision, the batch size and the TensorRT version. Inputs and outputs stay in CUDA
-memory owned by torch; ``infer`` enqueues on torch's current stream, so CUDA-event timing
-around it measures the engine alone.
+One engine per batch size (min = opt = max shape for every input, as the paper's batch-1 protocol
+builds it), built on first use and cached on disk next to the ONNX file, keyed by the ONNX file's
+hash, the builder flags, the batch size and the TensorRT version. Any number of inputs (the model
+graph takes the pixels, the deploy graph also the original sizes), given batch-first in the ONNX
+file's input order. Inputs and outputs stay in CUDA memory owned by torch; ``infer`` enqueues on
+torch's current stream, so CUDA-event timing (and CUDA-graph capture) around it sees the engine
+alone. ``describe`` records the builder flags, the workspace and the optimisation profile.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class _Context:
     engine: Any
     context: Any
     outputs: dict[str, torch.Tensor]
-    input_name: str
+    input_names: list[str]
 
 
 @dataclass
@@ -44,7 +46,7 @@ class TensorRTEngine:
     onnx_path: Path
     fp16: bool
     workspace_gb: float
-    input_shape: tuple[int, ...]
+    input_shapes: tuple[tuple[int, ...], ...]  # per input, batch first (the batch is replaced)
     device: str
     cache_dir: Path
     max_batch_size: int = 1
@@ -61,7 +63,7 @@ class TensorRTEngine:
         *,
         fp16: bool,
         workspace_gb: float,
-        input_shape: tuple[int, ...],
+        input_shapes: tuple[tuple[int, ...], ...],
         max_batch_size: int,
         device: str,
         cache_dir: Path,
@@ -74,7 +76,7 @@ class TensorRTEngine:
             onnx_path=Path(onnx_path),
             fp16=fp16,
             workspace_gb=workspace_gb,
-            input_shape=tuple(input_shape),
+            input_shapes=tuple(tuple(int(d) for d in shape) for shape in input_shapes),
             device=device,
             cache_dir=Path(cache_dir),
             max_batch_size=max_batch_size,
@@ -83,20 +85,33 @@ class TensorRTEngine:
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
         self._onnx_hash = _sha256(self.onnx_path)[:16]
-        self._context_for(int(self.input_shape[0]))  # build the batch-1 engine now: fail early
+        self._context_for(int(self.input_shapes[0][0]))  # build the batch-1 engine now: fail early
         return self
+
+    @property
+    def builder_flags(self) -> list[str]:
+        """The ``trt.BuilderFlag`` names set on the builder config (what changes the engine's speed)."""
+        return ["FP16"] if self.fp16 else []
 
     def describe(self) -> dict[str, Any]:
         return {
             "tensorrt_version": self._trt.__version__,
             "tensorrt_precision": "fp16" if self.fp16 else "fp32",
+            "builder_flags": self.builder_flags,
             "tensorrt_workspace_gb": self.workspace_gb,
+            "tensorrt_profile": {
+                "shapes": [list(s) for s in self.input_shapes],
+                "rule": "min = opt = max, one engine per batch size",
+            },
             "tensorrt_engines": sorted(str(self._engine_path(b)) for b in self._contexts),
         }
 
+    def _shape(self, index: int, batch: int) -> tuple[int, ...]:
+        return (batch, *self.input_shapes[index][1:])
+
     def _engine_path(self, batch: int) -> Path:
-        prec = "fp16" if self.fp16 else "fp32"
-        name = f"{self.onnx_path.stem}-{self._onnx_hash}-bs{batch}-{prec}-trt{self._trt.__version__}.engine"
+        flags = "-".join(f.lower() for f in self.builder_flags) or "fp32"
+        name = f"{self.onnx_path.stem}-{self._onnx_hash}-bs{batch}-{flags}-trt{self._trt.__version__}.engine"
         return self.cache_dir / name
 
     def _serialize(self, batch: int) -> bytes:
@@ -120,9 +135,14 @@ class TensorRTEngine:
                 log.warning("TensorRT: this GPU has no fast FP16; building an FP16 engine anyway")
             config.set_flag(trt.BuilderFlag.FP16)
         profile = builder.create_optimization_profile()
-        inp = network.get_input(0)
-        shape = (batch, *self.input_shape[1:])
-        profile.set_shape(inp.name, shape, shape, shape)
+        if network.num_inputs != len(self.input_shapes):
+            raise DfineBenchError(
+                f"{self.onnx_path} has {network.num_inputs} inputs; "
+                f"{len(self.input_shapes)} shapes were given"
+            )
+        for i in range(network.num_inputs):
+            shape = self._shape(i, batch)
+            profile.set_shape(network.get_input(i).name, shape, shape, shape)
         config.add_optimization_profile(profile)
         serialized = builder.build_serialized_network(network, config)
         if serialized is None:
@@ -148,13 +168,13 @@ class TensorRTEngine:
             if engine is None:
                 raise DfineBenchError(f"TensorRT could not load the engine {path}; delete it to rebuild")
             context = engine.create_execution_context()
-            input_name, outputs = "", {}
-            shape = (batch, *self.input_shape[1:])
+            input_names: list[str] = []
+            outputs: dict[str, torch.Tensor] = {}
             for i in range(engine.num_io_tensors):
                 name = engine.get_tensor_name(i)
                 if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
-                    input_name = name
-                    context.set_input_shape(name, shape)
+                    context.set_input_shape(name, self._shape(len(input_names), batch))
+                    input_names.append(name)
             for i in range(engine.num_io_tensors):
                 name = engine.get_tensor_name(i)
                 if engine.get_tensor_mode(name) == trt.TensorIOMode.OUTPUT:
@@ -163,14 +183,16 @@ class TensorRTEngine:
                     out_shape = tuple(context.get_tensor_shape(name))
                     outputs[name] = torch.empty(out_shape, dtype=torch_dtype, device=self.device)
                     context.set_tensor_address(name, outputs[name].data_ptr())
-        ctx = _Context(engine=engine, context=context, outputs=outputs, input_name=input_name)
+        ctx = _Context(engine=engine, context=context, outputs=outputs, input_names=input_names)
         self._contexts[batch] = ctx
         return ctx
 
-    def infer(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Run the engine on ``x`` (CUDA, fp32, contiguous); outputs in the ONNX file's order."""
-        ctx = self._context_for(int(x.shape[0]))
-        ctx.context.set_tensor_address(ctx.input_name, x.data_ptr())
+    def infer(self, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        """Run the engine on ``inputs`` (CUDA, contiguous, in the ONNX file's input order: pixels fp32,
+        original sizes int64); outputs in the ONNX file's order."""
+        ctx = self._context_for(int(inputs[0].shape[0]))
+        for name, x in zip(ctx.input_names, inputs, strict=True):
+            ctx.context.set_tensor_address(name, x.data_ptr())
         stream = torch.cuda.current_stream(torch.device(self.device))
         if not ctx.context.execute_async_v3(stream.cuda_stream):
             raise DfineBenchError("TensorRT execute_async_v3 failed")

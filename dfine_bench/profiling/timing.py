@@ -2,8 +2,11 @@
 
 ``time_callable`` times a zero-argument callable: CUDA events on a GPU (the GPU's own clock,
 synchronised after each call so every sample is one call's latency), ``perf_counter_ns`` on
-the CPU. It runs ``warmup`` untimed calls, then at most ``iters`` timed calls, stopping early
-once ``max_time_s`` has passed and at least ``min_iters`` samples exist. ``Measurement`` keeps
+the CPU. It runs ``warmup`` untimed calls, then timed calls until at least ``min_iters`` calls
+and (on a GPU) ``min_time_s`` seconds are done, stopping at ``iters`` calls or ``max_time_s``.
+On a GPU it follows trtexec's discipline: a warm-up of at least ``warmup_time_s`` (200 ms), a
+measurement of at least ``min_time_s`` (3 s) and 10 calls, optionally a CUDA graph and a
+spin-wait; what applied is in ``Measurement.extra`` ("n/a" on the CPU). ``Measurement`` keeps
 the raw samples (regression checks need them) and derives the statistics from them, in the
 spirit of ``torch.utils.benchmark.Measurement``. p99 needs ``P99_MIN_SAMPLES`` samples (None
 below, recorded as "not measured"); the median comes with a bootstrap confidence interval
@@ -147,7 +150,10 @@ def synchronize(device: str | torch.device) -> None:
         torch.cuda.synchronize(torch.device(device))
 
 
-def _check_counts(warmup: int, iters: int, min_iters: int, max_time_s: float) -> None:
+def _check_counts(
+    warmup: int, iters: int, min_iters: int, max_time_s: float, min_time_s: float, warmup_time_s: float
+) -> None:
+    """The counts and durations of one timing; ``min_time_s`` is checked by callers that apply it."""
     if warmup < 0:
         raise DfineBenchError(f"profiling.warmup must be >= 0 (got {warmup})")
     if iters < 1:
@@ -158,6 +164,48 @@ def _check_counts(warmup: int, iters: int, min_iters: int, max_time_s: float) ->
         )
     if max_time_s <= 0:
         raise DfineBenchError(f"profiling.max_time_s must be > 0 (got {max_time_s})")
+    if min_time_s < 0 or min_time_s > max_time_s:
+        raise DfineBenchError(
+            f"profiling.min_time_s must be between 0 and profiling.max_time_s={max_time_s:g} "
+            f"(got {min_time_s})"
+        )
+    if warmup_time_s < 0:
+        raise DfineBenchError(f"profiling.warmup_time_s must be >= 0 (got {warmup_time_s})")
+
+
+def capture_cuda_graph(fn: Callable[[], Any], device: str) -> Callable[[], Any]:
+    """``fn`` captured once into a CUDA graph; the returned callable replays it.
+
+    Warmed up on a side stream first (lazy initialisation must not be captured). A replay reuses
+    the captured call's buffers: it always sees the input the capture saw. Raises whatever the
+    capture raised (a runtime that synchronises inside its call, such as ONNX Runtime's, cannot
+    be captured)."""
+    dev = torch.device(device)
+    side = torch.cuda.Stream(dev)
+    side.wait_stream(torch.cuda.current_stream(dev))
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream(dev).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    synchronize(device)
+    return graph.replay
+
+
+def _discipline(
+    cuda: bool, warmup_time_s: float, min_time_s: float, cuda_graph: bool | str, spin_wait: bool
+) -> dict[str, Any]:
+    """What the GPU timing rules were for this measurement ("n/a" on the CPU)."""
+    if not cuda:
+        return dict.fromkeys(("warmup_time_s", "min_time_s", "cuda_graph", "spin_wait"), "n/a (cpu)")
+    return {
+        "warmup_time_s": warmup_time_s,
+        "min_time_s": min_time_s,
+        "cuda_graph": cuda_graph,
+        "spin_wait": spin_wait,
+    }
 
 
 def time_callable(
@@ -169,46 +217,88 @@ def time_callable(
     max_time_s: float,
     device: str,
     batch_size: int = 1,
+    warmup_time_s: float = 0.0,
+    min_time_s: float = 0.0,
+    cuda_graph: bool = False,
+    spin_wait: bool = False,
 ) -> Measurement:
-    """Time ``fn()``: ``warmup`` untimed calls, then up to ``iters`` timed ones.
+    """Time ``fn()``: ``warmup`` untimed calls, then timed ones until the stop rule holds.
 
-    Stops early once ``max_time_s`` seconds of timed calls have passed and at least ``min_iters``
-    samples exist. On CUDA each call is bracketed by CUDA events and the end event is waited
-    for, so a sample is one call's GPU-side latency, not the host's enqueue time.
+    The rule (trtexec's on a GPU): at least ``min_iters`` calls *and* at least ``min_time_s`` of
+    timed calls; then stop after ``iters`` calls or once ``max_time_s`` has passed. On CUDA the
+    warm-up also lasts at least ``warmup_time_s``, each call is bracketed by CUDA events (the
+    GPU's own clock) and the end event is waited for before the next call, by spinning on it
+    (``spin_wait``) or by a blocking wait; ``cuda_graph`` replays ``fn`` captured into a CUDA graph
+    (a capture that fails is recorded in ``extra`` and the calls are timed as they are). On the
+    CPU, ``perf_counter_ns``; the GPU rules are recorded as "n/a" and ``cuda_graph``/``spin_wait``
+    are refused.
     """
-    _check_counts(warmup, iters, min_iters, max_time_s)
     cuda = _is_cuda(device)
-    for _ in range(warmup):
+    # the GPU rules do not apply on the CPU, whatever the settings say
+    _check_counts(warmup, iters, min_iters, max_time_s, min_time_s if cuda else 0.0, warmup_time_s)
+    if not cuda and (cuda_graph or spin_wait):
+        which = "profiling.cuda_graph" if cuda_graph else "profiling.spin_wait"
+        raise DfineBenchError(f"{which} needs a CUDA device; device={device} is not one")
+    graph_state: bool | str = False
+    if cuda and cuda_graph:
+        try:
+            fn = capture_cuda_graph(fn, device)
+            graph_state = True
+        except Exception as exc:  # recorded; the calls are timed without a graph
+            graph_state = f"capture failed, timed without: {type(exc).__name__}: {exc}"[:300]
+    warm_start = time.perf_counter_ns()
+    done = 0
+    while done < warmup or (cuda and time.perf_counter_ns() - warm_start < warmup_time_s * 1e9):
         fn()
+        done += 1
+        if cuda and done % 8 == 0:
+            synchronize(device)  # the warm-up time is GPU time, not the host's enqueue time
     synchronize(device)
 
     samples: list[float] = []
+    min_ns = int(min_time_s * 1e9) if cuda else 0
     budget_ns = int(max_time_s * 1e9)
+
+    def finished(n: int, elapsed_ns: int) -> bool:
+        if n < min_iters or elapsed_ns < min_ns:
+            return False
+        return n >= iters or elapsed_ns >= budget_ns
+
     start_all = time.perf_counter_ns()
     if cuda:
         with torch.cuda.device(torch.device(device)):
-            for i in range(iters):
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            while True:
+                start = torch.cuda.Event(enable_timing=True, blocking=not spin_wait)
+                end = torch.cuda.Event(enable_timing=True, blocking=not spin_wait)
                 start.record()
                 fn()
                 end.record()
-                end.synchronize()
+                if spin_wait:
+                    while not end.query():
+                        pass
+                else:
+                    end.synchronize()
                 samples.append(float(start.elapsed_time(end)))
-                if i + 1 >= min_iters and time.perf_counter_ns() - start_all >= budget_ns:
+                if finished(len(samples), time.perf_counter_ns() - start_all):
                     break
         timer = "cuda_event"
     else:
         clock = time.perf_counter_ns
-        for i in range(iters):
+        while True:
             t0 = clock()
             fn()
             t1 = clock()
             samples.append((t1 - t0) / 1e6)
-            if i + 1 >= min_iters and t1 - start_all >= budget_ns:
+            if finished(len(samples), t1 - start_all):
                 break
         timer = "perf_counter_ns"
     return Measurement(
-        samples_ms=samples, batch_size=batch_size, device=str(device), timer=timer, warmup=warmup
+        samples_ms=samples,
+        batch_size=batch_size,
+        device=str(device),
+        timer=timer,
+        warmup=done,
+        extra=_discipline(cuda, warmup_time_s, min_time_s, graph_state, spin_wait),
     )
 
 

@@ -11,7 +11,10 @@ with every latency measurement and judged against thresholds:
   is other work. The machine was oversubscribed when that other work plus the threads the
   measurement uses exceeds ``max_load_per_core`` times the cores.
 
-Either sign marks the measurement ``unstable`` (record ``details["validity"]``, a note, the console
+On a GPU a third sign is read through NVML (``profiling.gpu_state``): a power or thermal slowdown
+during the window marks it ``throttled`` as well as unstable.
+
+Any sign marks the measurement ``unstable`` (record ``details["validity"]``, a note, the console
 and the report). The median's confidence interval comes from a percentile bootstrap
 (``bootstrap_median_ci``), and p99 is only a statistic with ``P99_MIN_SAMPLES`` samples or more:
 below that it is one of the few largest samples, not a percentile.
@@ -129,10 +132,18 @@ class Validity:
     contention: Contention | None
     max_load_per_core: float
     reasons: list[str] = field(default_factory=list)
+    throttled: bool = False  # the GPU reported a power/thermal slowdown in the window
 
     @property
     def unstable(self) -> bool:
         return bool(self.reasons)
+
+    @property
+    def status(self) -> str:
+        """``throttled``, ``unstable`` or ``stable``: what the record's ``stability`` says."""
+        if self.throttled:
+            return "throttled"
+        return "unstable" if self.unstable else "stable"
 
     @property
     def p99_valid(self) -> bool:
@@ -142,6 +153,7 @@ class Validity:
         c = self.contention
         return {
             "status": "unstable" if self.unstable else "stable",
+            "throttled": self.throttled,
             "reasons": list(self.reasons),
             "n": self.n,
             "cv": self.cv,
@@ -172,9 +184,11 @@ def assess(
     *,
     cv_max: float = DEFAULT_CV_MAX,
     max_load_per_core: float = DEFAULT_MAX_LOAD_PER_CORE,
+    gpu_slowdown: list[str] | None = None,
     seed: int = 0,
 ) -> Validity:
-    """Judge a measurement's samples and the contention around it (see the module docstring)."""
+    """Judge a measurement's samples, the contention around it and the GPU's slowdown reasons
+    (``GpuWatch.slowdown``; see the module docstring)."""
     a = np.asarray(samples_ms, dtype=np.float64)
     mean = float(a.mean()) if a.size else 0.0
     cv = float(a.std(ddof=1)) / mean if a.size > 1 and mean > 0 else 0.0
@@ -188,6 +202,8 @@ def assess(
             f"timed thread(s) on {contention.cores} core(s) = {per_core:.2f} per core "
             f"> {max_load_per_core:.2f}"
         )
+    if gpu_slowdown:
+        reasons.append(f"GPU throttled: {', '.join(gpu_slowdown)}")
     return Validity(
         n=int(a.size),
         cv=cv,
@@ -197,4 +213,5 @@ def assess(
         contention=contention,
         max_load_per_core=max_load_per_core,
         reasons=reasons,
+        throttled=bool(gpu_slowdown),
     )

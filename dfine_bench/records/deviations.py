@@ -36,7 +36,10 @@ SETUP_CODES = (DEVICE, BACKEND, BATCH_SIZE, INPUT_SIZE, TIMED)
 
 
 def _timed(expected: str, actual: str) -> str:
-    wanted = "the model alone" if expected == "model" else expected
+    wanted = {
+        "model": "the model alone",
+        "model+postprocess": "the deploy graph (model + top-k postprocessor)",
+    }.get(expected, expected)
     return f"timed {actual}, not {wanted}"
 
 

@@ -15,7 +15,8 @@ from dfine_bench.records.schema import DatasetInfo, ModelInfo, ResultRecord, Set
 
 #: The paper's measurement protocol, in words, for the reports' reference line.
 PAPER_PROTOCOL_TEXT = (
-    "COCO val2017 (5000 images), 640x640 input, batch size 1, NVIDIA T4 with TensorRT FP16, model only"
+    "COCO val2017 (5000 images), 640x640 input, batch size 1, NVIDIA T4 with TensorRT FP16, "
+    "the deploy engine (model + top-300 postprocessor)"
 )
 
 STAND_IN_WEIGHTS = "random-init weights"

@@ -3,7 +3,9 @@
 Each bar stacks the median of every stage that was measured (``details["stages"]`` of a latency
 record, ``dfine_bench.profiling.stages``): decode, preprocess, host->device, forward, device->host,
 postprocess. A stage that was not measured is left out of its bar, never drawn as 0, and the caption
-names it. Timings of different devices are never in one plot; unstable measurements are marked.
+names it; a stage timed inside another (the deploy graph's postprocessor, inside forward) is named
+on its bar and in the caption. Timings of different devices are never in one plot; unstable and
+throttled measurements are marked.
 """
 
 from __future__ import annotations
@@ -51,9 +53,15 @@ def stage_medians(record: ResultRecord) -> tuple[dict[str, float], list[str]]:
         s = by.get(name) or {}
         if s.get("status") == "ok":
             medians[name] = float(s["summary"]["median_ms"])
-        else:
+        elif not str(s.get("status", "")).startswith("in "):  # "in forward": timed, inside forward
             missing.append(name)
     return medians, missing
+
+
+def stages_inside(record: ResultRecord) -> dict[str, str]:
+    """Stages timed inside another one (the deploy graph's postprocess -> forward) of one record."""
+    inside = (record.details.get("stages") or {}).get("included_in_another") or {}
+    return {str(k): str(v) for k, v in inside.items()}
 
 
 def stage_bars(records: Sequence[ResultRecord], out_dir: Path) -> list[tuple[str, str, str, Path, Path]]:
@@ -67,13 +75,22 @@ def stage_bars(records: Sequence[ResultRecord], out_dir: Path) -> list[tuple[str
         ax = fig.add_subplot()
         labels: list[str] = []
         not_measured: dict[str, set[str]] = {}
+        inside_any: set[str] = set()
         used: set[str] = set()
         for i, r in enumerate(recs):
             medians, missing = stage_medians(r)
-            unstable = (r.details.get("validity") or {}).get("status") == "unstable"
-            labels.append(
-                f"{r.model.name} {r.setup.backend}-{r.setup.dtype}{' (UNSTABLE)' if unstable else ''}"
+            validity = r.details.get("validity") or {}
+            mark = (
+                " (THROTTLED)"
+                if validity.get("throttled")
+                else " (UNSTABLE)"
+                if validity.get("status") == "unstable"
+                else ""
             )
+            inside = stages_inside(r)
+            inside_any.update(f"{STAGE_TEXT[k]} inside {STAGE_TEXT.get(v, v)}" for k, v in inside.items())
+            deploy = " [deploy graph]" if inside else ""
+            labels.append(f"{r.model.name} {r.setup.backend}-{r.setup.dtype}{deploy}{mark}")
             left = 0.0
             for name, ms in medians.items():
                 ax.barh(i, ms, left=left, color=_COLORS[name], edgecolor="white", linewidth=0.5)
@@ -99,5 +116,10 @@ def stage_bars(records: Sequence[ResultRecord], out_dir: Path) -> list[tuple[str
         caption = f"Median of each stage timed on its own, per model and backend, on {device}." + (
             f" Not measured (left out, not 0): {missing_text}." if missing_text else ""
         )
+        if inside_any:
+            caption += (
+                f" Deploy graph bars: {', '.join(sorted(inside_any))} (the postprocessor runs in the engine, "
+                "as the paper's deployment)."
+            )
         drawn.append((name, title.replace("\n", " — "), caption, png, svg))
     return drawn

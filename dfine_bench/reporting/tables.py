@@ -542,8 +542,11 @@ def _table_notes(group: Group, records: list[ResultRecord]) -> list[str]:
             if r.task == "latency" and (r.details.get("validity") or {}).get("status") == "unstable"
         }
     )
-    if unstable:  # profiling.validity: a high CV or an oversubscribed CPU
-        notes.append(f"UNSTABLE latency (noisy or oversubscribed machine): {', '.join(unstable)}")
+    if unstable:  # profiling.validity: a high CV, an oversubscribed CPU or a throttling GPU
+        notes.append(
+            f"UNSTABLE latency (noisy or oversubscribed machine, or a throttling GPU; not judged by claims): "
+            f"{', '.join(unstable)}"
+        )
     # a throughput record's setup is its best batch size: its "batch size N, not 1" belongs to the
     # throughput columns, never to the batch-1 latency columns beside them
     own = [r for r in records if r.task != "throughput"]

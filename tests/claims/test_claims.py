@@ -54,6 +54,7 @@ def record(
     source: str | None = None,
     status: str = "ok",
     reason: str | None = None,
+    extra: dict[str, object] | None = None,
 ) -> ResultRecord:
     """A record as the runner writes it; ``weights`` None is random-init unless ``source`` says
     otherwise (``dfine-bench evaluate`` writes real weights with no weights id)."""
@@ -78,6 +79,7 @@ def record(
             input_size=list(input_size),
             timed=timed,
             deviations=list(deviations or []),
+            extra=dict(extra or {}),
         ),
         environment={},
         metrics={k: metric(k, v) for k, v in metrics.items()},
@@ -170,7 +172,9 @@ def test_each_release_is_checked_against_its_own_row() -> None:
 
 def test_latency_is_judged_only_on_the_papers_hardware() -> None:
     claim = "dfine_l.coco.latency_mean.table_1"
-    t4 = dict(device="cuda", device_name="Tesla T4", backend="tensorrt", dtype="fp16", timed="model")
+    t4 = dict(
+        device="cuda", device_name="Tesla T4", backend="tensorrt", dtype="fp16", timed="model+postprocess"
+    )
     (ok,) = results_for(claim, [record("latency", "dfine_l", {"latency_mean": 8.3}, **t4)])
     assert ok.verdict == "pass"
     (slow,) = results_for(claim, [record("latency", "dfine_l", {"latency_mean": 9.5}, **t4)])
@@ -229,7 +233,7 @@ def test_bad_claims_files_name_the_entry(tmp_path: Path) -> None:
 
 
 # -- review fixes ---------------------------------------------------------------------------------
-T4 = dict(device="cuda", device_name="Tesla T4", backend="tensorrt", dtype="fp16", timed="model")
+T4 = dict(device="cuda", device_name="Tesla T4", backend="tensorrt", dtype="fp16", timed="model+postprocess")
 HUB_L = "ustc-community/dfine_l_coco"
 
 
@@ -283,20 +287,49 @@ def test_erratum_must_be_text_with_a_metric(tmp_path: Path) -> None:
         load_claims(path)
 
 
-def test_latency_claims_need_the_model_alone_timed() -> None:
+def test_latency_claims_need_the_deploy_engine_timed() -> None:
+    """The paper's latency is its deploy engine: the model with the top-k postprocessor inside."""
     claim = "dfine_l.coco.latency_mean.table_1"
-    for timed in ("end-to-end", "model+postprocess", None):
+    for timed in ("end-to-end", "model", None):
         (res,) = results_for(
             claim, [record("latency", "dfine_l", {"latency_mean": 8.1}, **dict(T4, timed=timed))]
         )
         assert res.verdict == "not comparable" and res.measured == 8.1
-        assert f"timed {timed or 'an unrecorded span'}, not the model alone" in res.reason
-    (ok,) = results_for(claim, [record("latency", "dfine_l", {"latency_mean": 8.1}, **T4)])
+        assert f"timed {timed or 'an unrecorded span'}, not the deploy engine" in res.reason
+    in_python = record("latency", "dfine_l", {"latency_mean": 8.1}, extra={"graph": "model"}, **T4)
+    (res,) = results_for(claim, [in_python])
+    assert res.verdict == "not comparable" and "postprocessor ran in Python" in res.reason
+    deploy = record("latency", "dfine_l", {"latency_mean": 8.1}, extra={"graph": "deploy"}, **T4)
+    (ok,) = results_for(claim, [deploy])
     assert ok.verdict == "pass" and "note" not in ok.reason
 
 
+@pytest.mark.parametrize("stability", ["unstable", "throttled"])
+def test_an_unsteady_timing_is_excluded_from_verdicts(stability: str) -> None:
+    """A timing marked unstable or throttled when measured is shown, never judged; the reasons go along."""
+    extra = {"graph": "deploy", "stability": stability}
+    steady = record(
+        "latency", "dfine_l", {"latency_mean": 8.1}, extra={"graph": "deploy", "stability": "stable"}, **T4
+    )
+    (ok,) = results_for("dfine_l.coco.latency_mean.table_1", [steady])
+    assert ok.verdict == "pass"
+    rec = record("latency", "dfine_l", {"latency_mean": 8.1}, extra=extra, **T4)
+    rec.details["validity"] = {"reasons": ["GPU throttled: sw_thermal_slowdown"]}
+    (res,) = results_for("dfine_l.coco.latency_mean.table_1", [rec])
+    assert res.verdict == "not comparable" and res.measured == 8.1
+    assert f"marked {stability}" in res.reason and "sw_thermal_slowdown" in res.reason
+    # relative claims too: one unsteady side keeps the pair from a verdict
+    fast = record("latency", "dfine_l", {"latency_mean": 8.1}, extra=extra, **T4)
+    slow = record("latency", "rtdetr_r50", {"latency_mean": 9.0}, extra={"graph": "deploy"}, **T4)
+    judged = check_claims(load_claims("dfine_paper"), [fast, slow], registered=REGISTERED)
+    pairs = [r for r in judged if r.claim.kind == "relative" and r.measured is not None]
+    assert pairs and all(r.verdict == "not comparable" and f"marked {stability}" in r.reason for r in pairs)
+
+
 def test_a_fixed_input_is_noted_but_not_held_against_a_latency() -> None:
-    fixed = deviations_from_paper("Tesla T4", "tensorrt", "fp16", 1, (640, 640), "model", "fixed")
+    fixed = deviations_from_paper(
+        "Tesla T4", "tensorrt", "fp16", 1, (640, 640), "model+postprocess", "fixed", graph="deploy"
+    )
     assert fixed  # the profiler's own sentence for a fixed random tensor
     rec = record("latency", "dfine_l", {"latency_mean": 8.1}, deviations=fixed, **T4)
     (res,) = results_for("dfine_l.coco.latency_mean.table_1", [rec])
@@ -530,7 +563,7 @@ def test_the_paper_protocol_matches_the_profilers_preset(tmp_path: Path) -> None
     assert overlap == (*preset, PAPER_T4.input_size, PAPER_T4.timed)
     partial = load_claims(write_claims(tmp_path, "protocol: {description: mine, dtype: fp32}\n")).protocol
     assert partial == ClaimConditions(description="mine", dtype="fp32")
-    assert (partial.device, partial.backend, partial.timed) == ("T4", "tensorrt", "model")
+    assert (partial.device, partial.backend, partial.timed) == ("T4", "tensorrt", "model+postprocess")
 
 
 # -- defect: claims trusted the file name and the image count (issue 15.8) -----------------------

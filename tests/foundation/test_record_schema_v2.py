@@ -29,7 +29,9 @@ def _record(**setup: object) -> ResultRecord:
 
 
 def test_deviations_are_data_with_a_text() -> None:
-    devs = deviations_from_paper("AMD EPYC", "onnxruntime", "fp16", 1, (640, 640), "model", "fixed")
+    devs = deviations_from_paper(
+        "AMD EPYC", "onnxruntime", "fp16", 1, (640, 640), "model+postprocess", "fixed"
+    )
     assert devs == [
         Deviation("device", "T4", "AMD EPYC"),
         Deviation("backend", "TensorRT FP16", "onnxruntime FP16"),
@@ -46,7 +48,9 @@ def test_deviations_are_data_with_a_text() -> None:
 
 def test_version_2_round_trip_keeps_codes_and_non_finite_values() -> None:
     rec = _record(
-        deviations=deviations_from_paper("AMD EPYC", "eager", "fp32", 2, (320, 320), "model", "fixed")
+        deviations=deviations_from_paper(
+            "AMD EPYC", "eager", "fp32", 2, (320, 320), "model+postprocess", "fixed"
+        )
     )
     d = json.loads(json.dumps(rec.to_dict(), allow_nan=False))  # strict JSON: no NaN literal
     assert d["schema_version"] == SCHEMA_VERSION == 2

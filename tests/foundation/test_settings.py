@@ -98,7 +98,7 @@ def test_the_paper_protocol_fixes_its_settings() -> None:
     s = _settings(
         "suite=paper_speed", "profiling.batch_sizes=[1,2,4]", "profiling.timed=end_to_end", hardware=False
     )
-    assert s.profile.batch_sizes == (1,) and s.profile.timed == "model"
+    assert s.profile.batch_sizes == (1,) and s.profile.timed == "model+postprocess"  # the deploy graph
     assert [b.key for b in s.backends] == ["tensorrt-fp16"]
 
 

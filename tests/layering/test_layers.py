@@ -33,7 +33,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("runner",),
     ("cli", "__main__"),
 )
-_BACKEND_MODULES = ("backends", "onnx_export", "tensorrt_engine")
+_BACKEND_MODULES = ("backends", "onnx_export", "deploy_export", "tensorrt_engine")
 LEVEL = {unit: i for i, units in enumerate(LAYERS) for unit in units}
 
 

@@ -76,6 +76,14 @@ def test_unknown_name_suggests_close_matches() -> None:
     assert all(n in message for n in BUILTIN)  # the registered names are listed
 
 
+def test_a_plain_name_is_that_backend_not_eager() -> None:
+    """``profile_model(..., "onnxruntime")`` once profiled eager: a string read as a config with no fields."""
+    assert resolve_backend("onnxruntime") == resolve_backend({"name": "onnxruntime"})
+    assert resolve_backend("onnxruntime").name == "onnxruntime"
+    with pytest.raises(ConfigError, match=r"backend\.name='openvno' is not a registered backend"):
+        resolve_backend("openvno")
+
+
 def test_options_are_checked_and_defaults_filled() -> None:
     spec = resolve_backend({"name": "onnxruntime", "options": {"providers": ["CPUExecutionProvider"]}})
     assert spec == BackendSpec(

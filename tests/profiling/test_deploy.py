@@ -80,3 +80,75 @@ def test_gpu_check_script_dry_run_composes_every_config() -> None:
     assert "suite=paper_speed" in lines[0] and "rtdetr_r50" in lines[0]
     assert "backend=compile" in lines[1] and "CUDAExecutionProvider" in lines[2]
     assert "eager-fp16" in lines[3] and lines[4].startswith("+ dfine-bench report")
+
+
+@pytest.mark.slow
+def test_profile_times_the_deploy_graph_when_the_postprocessor_is_timed(tmp_path: Path) -> None:
+    """``timed=model+postprocess`` runs the paper's deploy graph in the backend (ONNX Runtime here, as
+    TensorRT on a GPU), checked against eager + postprocess, its postprocessor inside forward."""
+    import onnx
+
+    from dfine_bench.adapters import create_model
+    from dfine_bench.config.settings import ProfileSettings
+    from dfine_bench.profiling import profile_model
+
+    torch.set_num_threads(2)
+    adapter = create_model("dfine_fixture")  # trained weights: real scores, few top-k ties
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 256, (240, 320, 3), dtype=np.uint8) for _ in range(2)]
+    settings = ProfileSettings(
+        timed="model+postprocess",
+        warmup=1,
+        iters=4,
+        min_iters=2,
+        max_time_s=5.0,
+        stage_iters=2,
+        complexity=False,
+        throughput=False,
+    )
+    by_backend = {}
+    for backend in ("eager", "onnxruntime"):
+        (lat,) = profile_model(
+            adapter, settings, backend, device="cpu", work_dir=tmp_path, images=images, progress=False
+        )
+        assert lat.status == "ok", lat.reason
+        by_backend[backend] = lat
+        assert lat.setup["timed"] == "model+postprocess" and lat.setup["graph"] == "deploy"
+        assert not any(d.code == "timed" for d in lat.setup["deviations"])  # the paper's span exactly
+        check = lat.details["output_check"]
+        assert check["graph"] == "deploy" and check["detections"] == 2 * 300
+        assert check["max_score_diff"] < 1e-4 and check["max_box_diff_px"] < 0.05
+        assert check["label_mismatch_fraction"] == 0.0
+        stages = lat.details["stages"]["by_stage"]
+        assert stages["forward"]["status"] == "ok"
+        assert stages["postprocess"]["status"] == "in forward"  # inside the graph, not a separate 0
+        assert lat.details["stages"]["included_in_another"] == {"postprocess": "forward"}
+    onnx_file = Path(by_backend["onnxruntime"].details["backend_info"]["onnx_file"])
+    assert onnx_file.name.endswith("-deploy.onnx")
+    graph = onnx.load(str(onnx_file)).graph
+    assert [i.name for i in graph.input] == list(INPUT_NAMES)
+    assert any(n.op_type == "TopK" for n in graph.node)
+
+
+def test_a_backend_without_the_deploy_graph_times_the_postprocessor_in_python() -> None:
+    from dfine_bench.adapters import create_model
+    from dfine_bench.profiling.backends import BackendSpec, register_backend, unregister_backend
+    from dfine_bench.profiling.backends.eager import EagerBackend
+    from dfine_bench.profiling.timed_call import graph_for
+
+    class ModelOnly(EagerBackend):
+        name = "model_only_test"
+        graphs = ("model",)
+
+    adapter = create_model("dfine_n", weights="random-init", input_size=[64, 64])
+    eager = BackendSpec("eager", "fp32", {})
+    assert graph_for(adapter, eager, "model+postprocess") == ("deploy", None)
+    assert graph_for(adapter, eager, "model") == ("model", None)
+    register_backend(ModelOnly())
+    try:
+        graph, why = graph_for(adapter, BackendSpec("model_only_test", "fp32", {}), "model+postprocess")
+    finally:
+        unregister_backend("model_only_test")
+    assert graph == "model" and "builds the model graph only" in (why or "")
+    graph, why = graph_for(ToyAdapter(), eager, "model+postprocess")
+    assert graph == "model" and "own postprocessor" in (why or "")

@@ -6,9 +6,19 @@ from dfine_bench.profiling.protocols import PAPER_T4, deviations_from_paper, on_
 
 
 def test_paper_setup_on_a_t4_has_no_deviations() -> None:
-    assert deviations_from_paper("Tesla T4", "tensorrt", "fp16", 1, (640, 640), "model", "dataset") == []
+    paper = ("Tesla T4", "tensorrt", "fp16", 1, (640, 640), "model+postprocess", "dataset")
+    assert deviations_from_paper(*paper, graph="deploy") == []
     assert PAPER_T4.batch_size == 1 and PAPER_T4.input_size == (640, 640)
-    assert (PAPER_T4.backend, PAPER_T4.dtype, PAPER_T4.timed) == ("tensorrt", "fp16", "model")
+    # the paper's engine is the deploy graph: the model with its top-k postprocessor inside
+    assert (PAPER_T4.backend, PAPER_T4.dtype, PAPER_T4.timed) == ("tensorrt", "fp16", "model+postprocess")
+
+
+def test_the_postprocessor_outside_the_engine_is_a_deviation() -> None:
+    setup = ("Tesla T4", "tensorrt", "fp16", 1, (640, 640))
+    (in_python,) = deviations_from_paper(*setup, "model+postprocess", "dataset", graph="model")
+    assert in_python.code == "timed" and "in Python after the backend" in in_python.text
+    (model_only,) = deviations_from_paper(*setup, "model", "dataset")
+    assert model_only.text == "timed model, not the deploy graph (model + top-k postprocessor)"
 
 
 def test_other_gpus_are_never_called_t4() -> None:
@@ -17,7 +27,7 @@ def test_other_gpus_are_never_called_t4() -> None:
     for name in ("NVIDIA H100 80GB HBM3", "NVIDIA RTX T400", "T40 accelerator", "Intel Xeon", None):
         assert not on_reference_device(name)
     devs = deviations_from_paper(
-        "NVIDIA H100 80GB HBM3", "tensorrt", "fp16", 1, (640, 640), "model", "dataset"
+        "NVIDIA H100 80GB HBM3", "tensorrt", "fp16", 1, (640, 640), "model+postprocess", "dataset"
     )
     assert devs == ["ran on NVIDIA H100 80GB HBM3, not an NVIDIA T4"]
 

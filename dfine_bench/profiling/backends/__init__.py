@@ -15,8 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dfine_bench.errors import DfineBenchError
 from dfine_bench.profiling.backends.base import (
     DTYPES,
+    GRAPHS,
     Backend,
     BackendRunner,
     BackendSpec,
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DTYPES",
     "ENTRY_POINT_GROUP",
+    "GRAPHS",
     "Backend",
     "BackendRunner",
     "BackendSpec",
@@ -59,9 +62,16 @@ __all__ = [
     "load_errors",
     "register_backend",
     "resolve_backend",
+    "supports_graph",
     "unregister_backend",
     "validate",
 ]
+
+
+def supports_graph(backend: Any, graph: str) -> bool:
+    """Whether the backend of ``backend`` (a name, config or ``BackendSpec``) builds ``graph``."""
+    name = backend if isinstance(backend, str) else resolve_backend(backend).name
+    return graph in get_backend(name).graphs
 
 
 def validate(backend: Any, device: str) -> BackendSpec:
@@ -95,17 +105,23 @@ def build_backend(
     input_size: tuple[int, int],
     max_batch_size: int = 1,
     threads: int | None = None,
+    graph: str = "model",
 ) -> BackendRunner:
     """A ``BackendRunner`` for ``backend`` (a ``BackendConfig``, DictConfig or ``BackendSpec``) on ``device``.
 
     Moves the adapter's model to ``device`` in fp32 first: it is the reference the backend's
     outputs are checked against (fp16/bf16 backends run on copies). The runner's ``info`` holds
-    the backend's ``describe()`` facts (runtime versions) for the record.
+    the backend's ``describe()`` facts (runtime versions) for the record. ``graph`` is one of
+    ``GRAPHS`` the backend lists in ``graphs`` (``supports_graph``).
     """
     from dfine_bench.profiling.backends._torch import prepare_adapter
 
     spec = check_backend(backend, device)
     impl = get_backend(spec.name)
+    if graph not in impl.graphs:
+        raise DfineBenchError(
+            f"the {spec.name} backend cannot build the {graph} graph (it builds {impl.graphs})"
+        )
     prepare_adapter(adapter, device)
     ctx = BuildContext(
         device=device,
@@ -113,6 +129,7 @@ def build_backend(
         input_size=(int(input_size[0]), int(input_size[1])),
         max_batch_size=max(1, int(max_batch_size)),
         threads=threads,
+        graph=graph,
     )
     runner = impl.build(adapter, spec, ctx)
     runner.info = {**impl.describe(), **runner.info}

@@ -2,7 +2,8 @@
 
 ``OnnxBackend`` is a ``BaseBackend`` whose ``export`` writes the adapter's export module to
 ``<work_dir>/onnx/<model>-<h>x<w>-opset<N>.onnx`` (fp32, dynamic batch) once and reuses it,
-so every file-based backend of a run times the same graph. Its ``opset`` and ``exporters``
+so every file-based backend of a run times the same graph; the deploy graph (the model with its
+postprocessor) is ``...-deploy.onnx`` beside it. Its ``opset`` and ``exporters``
 options are the ``backend.options`` every such backend takes.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from dfine_bench.profiling.backends.base import BackendSpec, BaseBackend, BuildContext, Option
+from dfine_bench.profiling.backends.base import GRAPHS, BackendSpec, BaseBackend, BuildContext, Option
 from dfine_bench.profiling.onnx_export import DEFAULT_EXPORTERS
 
 if TYPE_CHECKING:
@@ -28,23 +29,39 @@ ONNX_OPTIONS: dict[str, Option] = {
 
 
 def onnx_file(
-    adapter: DetectorAdapter, *, work_dir: Path, input_size: tuple[int, int], opset: int, exporters: list[str]
+    adapter: DetectorAdapter,
+    *,
+    work_dir: Path,
+    input_size: tuple[int, int],
+    opset: int,
+    exporters: list[str],
+    graph: str = "model",
 ) -> tuple[Path, str]:
-    """The model's ONNX export and the exporter that wrote it, reused when already in ``work_dir``."""
+    """The ONNX file of ``graph`` and the exporter that wrote it, reused when already in ``work_dir``.
+
+    ``model``: the adapter's export module (the first of ``exporters`` that works); ``deploy``: the
+    model with its top-k postprocessor (``deploy_export``), written by the TorchScript exporter as
+    the official deployment script does."""
     import torch
 
+    from dfine_bench.profiling.deploy_export import DEPLOY_EXPORTER, export_deploy_onnx
     from dfine_bench.profiling.onnx_export import export_onnx
 
     h, w = input_size
-    path = Path(work_dir) / "onnx" / f"{adapter.spec.name}-{h}x{w}-opset{opset}.onnx"
+    suffix = "-deploy" if graph == "deploy" else ""
+    path = Path(work_dir) / "onnx" / f"{adapter.spec.name}-{h}x{w}-opset{opset}{suffix}.onnx"
     marker = path.with_suffix(".exporter")
     if path.is_file() and marker.is_file():
         return path, marker.read_text().strip()
-    example = adapter.example_input(1, input_size).to(adapter.device, torch.float32)
-    module = adapter.export_module().eval()
-    path, exporter = export_onnx(
-        module, example, path, opset=opset, output_names=adapter.output_names, exporters=exporters
-    )
+    if graph == "deploy":
+        export_deploy_onnx(adapter, path, input_size=input_size, opset=opset)
+        exporter = DEPLOY_EXPORTER
+    else:
+        example = adapter.example_input(1, input_size).to(adapter.device, torch.float32)
+        module = adapter.export_module().eval()
+        path, exporter = export_onnx(
+            module, example, path, opset=opset, output_names=adapter.output_names, exporters=exporters
+        )
     marker.write_text(exporter)
     return path, exporter
 
@@ -53,6 +70,7 @@ class OnnxBackend(BaseBackend):
     """A backend that runs the ONNX export; ``onnx_info`` is what its records say about the file."""
 
     options: ClassVar[Mapping[str, Option]] = ONNX_OPTIONS
+    graphs: ClassVar[tuple[str, ...]] = GRAPHS
 
     def export(self, adapter: DetectorAdapter, spec: BackendSpec, ctx: BuildContext) -> Path:
         path, _ = self.export_with_exporter(adapter, spec, ctx)
@@ -67,4 +85,5 @@ class OnnxBackend(BaseBackend):
             input_size=ctx.input_size,
             opset=int(spec.options["opset"]),
             exporters=list(spec.options["exporters"]),
+            graph=ctx.graph,
         )

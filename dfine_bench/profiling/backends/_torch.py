@@ -9,6 +9,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 
 from dfine_bench.adapters.base import DetectorAdapter
@@ -52,12 +53,35 @@ def prepare_adapter(adapter: DetectorAdapter, device: str) -> None:
     adapter.eval()
 
 
-def torch_module(adapter: DetectorAdapter, dtype: str, device: str) -> torch.nn.Module:
-    """The adapter's export module; a half-precision copy for fp16/bf16, so the adapter stays fp32."""
-    module = adapter.export_module().eval()
+def torch_module(adapter: DetectorAdapter, dtype: str, device: str, graph: str = "model") -> torch.nn.Module:
+    """The adapter's export module (``graph="deploy"``: with its top-k postprocessor, ``DeployModel``);
+    a half-precision copy for fp16/bf16, so the adapter stays fp32."""
+    module: torch.nn.Module
+    if graph == "deploy":
+        from dfine_bench.profiling.deploy_export import DeployModel
+
+        module = DeployModel(adapter).eval()
+    else:
+        module = adapter.export_module().eval()
     if dtype != "fp32":
         module = copy.deepcopy(module).to(device=device, dtype=TORCH_DTYPES[dtype])
     return module
+
+
+def host_array(x: torch.Tensor) -> np.ndarray:
+    """A contiguous numpy copy of an input on the host: floating ones fp32, integer ones as they are."""
+    x = x.detach().to("cpu")
+    return np.ascontiguousarray((x.float() if x.is_floating_point() else x).numpy())
+
+
+def outputs_to_torch(outputs: Any) -> tuple[torch.Tensor, ...]:
+    """Native outputs (tensors or numpy arrays) as torch tensors: floating ones fp32, integer ones
+    (the deploy graph's labels) unchanged."""
+    out = []
+    for o in outputs:
+        t = o if isinstance(o, torch.Tensor) else torch.from_numpy(np.asarray(o))
+        out.append(t.float() if t.is_floating_point() else t)
+    return tuple(out)
 
 
 def _as_tuple(out: Any) -> tuple[torch.Tensor, ...]:
@@ -68,24 +92,32 @@ def _as_tuple(out: Any) -> tuple[torch.Tensor, ...]:
 
 def torch_runner(
     name: str,
-    module: Callable[[torch.Tensor], Any],
+    module: Callable[..., Any],
     dtype: str,
     device: str,
     info: dict[str, Any] | None = None,
+    graph: str = "model",
 ) -> BackendRunner:
-    """A runner around a PyTorch callable (eager or compiled): inputs cast to ``dtype`` on ``device``."""
+    """A runner around a PyTorch callable (eager or compiled) of ``graph``: floating inputs cast to
+    ``dtype`` on ``device``, integer ones (the deploy graph's original sizes) moved only."""
     torch_dtype = TORCH_DTYPES[dtype]
 
-    def call(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def prepare(*inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(
+            x.to(device=device, dtype=torch_dtype) if x.is_floating_point() else x.to(device) for x in inputs
+        )
+
+    def call(inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         with torch.inference_mode():
-            return _as_tuple(module(x))
+            return _as_tuple(module(*inputs))
 
     return BackendRunner(
         name=name,
         dtype=dtype,
         device=device,
-        prepare=lambda x: x.to(device=device, dtype=torch_dtype),
+        prepare=prepare,
         call=call,
-        to_torch=lambda out: tuple(t.float() for t in out),
+        to_torch=outputs_to_torch,
         info=dict(info or {}),
+        graph=graph,
     )

@@ -30,6 +30,10 @@ if TYPE_CHECKING:  # torch stays unimported until a backend is built
 
 #: Every precision name a backend may support (which ones it does is per backend and device).
 DTYPES = ("fp32", "fp16", "bf16")
+#: The graphs a backend can run: ``model`` (pixel values -> the adapter's raw output tuple) and
+#: ``deploy`` (images, original sizes -> labels, boxes, scores: the model with its top-k
+#: postprocessor inside, as the paper's deployment export; ``profiling/deploy_export.py``).
+GRAPHS = ("model", "deploy")
 
 
 @dataclass(frozen=True)
@@ -75,27 +79,31 @@ class BuildContext:
     input_size: tuple[int, int]
     max_batch_size: int = 1
     threads: int | None = None  # CPU threads the run uses; None: the runtime's default
+    graph: str = "model"  # one of GRAPHS
 
 
 @dataclass
 class BackendRunner:
     """One ready-to-time backend. ``info`` (versions, providers, engine path ...) goes in records.
 
-    ``prepare`` moves a batch into the backend's native input (outside the timed region for
-    "model only" timing), ``call`` runs the model on it, ``to_torch`` turns the native outputs
-    back into the adapter's output tuple (``adapter.output_names`` order, fp32).
+    ``prepare`` moves the graph's inputs (the ``model`` graph: pixel values; the ``deploy``
+    graph: images and original sizes) into the backend's native input, outside the timed region;
+    ``call`` runs the graph on it, ``to_torch`` turns the native outputs back into torch tensors
+    in the graph's output order (the adapter's ``output_names``, or labels/boxes/scores), floating
+    ones as fp32 and integer ones unchanged.
     """
 
     name: str
     dtype: str
     device: str
-    prepare: Callable[[torch.Tensor], Any]
+    prepare: Callable[..., Any]
     call: Callable[[Any], Any]
     to_torch: Callable[[Any], tuple[torch.Tensor, ...]]
     info: dict[str, Any] = field(default_factory=dict)
+    graph: str = "model"
 
-    def __call__(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return self.to_torch(self.call(self.prepare(pixel_values)))
+    def __call__(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.to_torch(self.call(self.prepare(*inputs)))
 
 
 @dataclass(frozen=True)
@@ -137,6 +145,10 @@ class Backend(Protocol):
     def options(self) -> Mapping[str, Option]:
         """Its ``backend.options``: name -> ``Option``."""
 
+    @property
+    def graphs(self) -> tuple[str, ...]:
+        """Which of ``GRAPHS`` it can build (``BuildContext.graph``)."""
+
     def missing(self) -> str | None:
         """Why this backend cannot run on any device here (a missing package), else None. No torch."""
 
@@ -168,6 +180,8 @@ class BaseBackend:
     #: device type -> dtypes it runs there; a device type absent here is not supported
     devices: ClassVar[Mapping[str, tuple[str, ...]]] = {"cpu": ("fp32",)}
     options: ClassVar[Mapping[str, Option]] = {}
+    #: the graphs ``build`` accepts; a backend without ``deploy`` gets the postprocessor in Python
+    graphs: ClassVar[tuple[str, ...]] = ("model",)
 
     def missing(self) -> str | None:
         absent = [p for p in self.packages if importlib.util.find_spec(p) is None]

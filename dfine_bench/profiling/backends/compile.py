@@ -7,7 +7,14 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from dfine_bench.errors import BackendUnavailable
-from dfine_bench.profiling.backends.base import BackendRunner, BackendSpec, BaseBackend, BuildContext, Option
+from dfine_bench.profiling.backends.base import (
+    GRAPHS,
+    BackendRunner,
+    BackendSpec,
+    BaseBackend,
+    BuildContext,
+    Option,
+)
 from dfine_bench.profiling.backends.registry import register_backend
 
 if TYPE_CHECKING:
@@ -21,6 +28,7 @@ class CompileBackend(BaseBackend):
     description = "torch.compile (inductor); fp16/bf16 on a GPU"
     packages = ("torch",)
     devices: ClassVar[Mapping[str, tuple[str, ...]]] = {"cpu": ("fp32",), "cuda": ("fp32", "fp16", "bf16")}
+    graphs: ClassVar[tuple[str, ...]] = GRAPHS
     options: ClassVar[Mapping[str, Option]] = {"mode": Option("default", "torch.compile mode", str, MODES)}
 
     def check(self, dtype: str, device: str, options: Mapping[str, Any]) -> None:
@@ -37,12 +45,12 @@ class CompileBackend(BaseBackend):
         from dfine_bench.profiling.backends._torch import torch_module, torch_runner
 
         mode = str(spec.options["mode"])
-        module = torch_module(adapter, spec.dtype, ctx.device)
+        module = torch_module(adapter, spec.dtype, ctx.device, ctx.graph)
         try:
             compiled = torch.compile(module, mode=None if mode == "default" else mode)
         except RuntimeError as exc:  # e.g. an unsupported Python version for dynamo
             raise BackendUnavailable(f"torch.compile is not available here: {exc}") from exc
-        return torch_runner(self.name, compiled, spec.dtype, ctx.device, {"compile_mode": mode})
+        return torch_runner(self.name, compiled, spec.dtype, ctx.device, {"compile_mode": mode}, ctx.graph)
 
     def describe(self) -> dict[str, Any]:
         import torch

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from dfine_bench.profiling.backends.base import BackendRunner, BackendSpec, BaseBackend, BuildContext
+from dfine_bench.profiling.backends.base import GRAPHS, BackendRunner, BackendSpec, BaseBackend, BuildContext
 from dfine_bench.profiling.backends.registry import register_backend
 
 if TYPE_CHECKING:
@@ -17,6 +17,7 @@ class EagerBackend(BaseBackend):
     description = "PyTorch eager (the reference); fp16/bf16 on a GPU"
     packages = ("torch",)
     devices: ClassVar[Mapping[str, tuple[str, ...]]] = {"cpu": ("fp32",), "cuda": ("fp32", "fp16", "bf16")}
+    graphs: ClassVar[tuple[str, ...]] = GRAPHS
 
     def check(self, dtype: str, device: str, options: Mapping[str, Any]) -> None:
         from dfine_bench.profiling.backends._torch import check_bf16
@@ -27,8 +28,8 @@ class EagerBackend(BaseBackend):
     def build(self, adapter: DetectorAdapter, spec: BackendSpec, ctx: BuildContext) -> BackendRunner:
         from dfine_bench.profiling.backends._torch import torch_module, torch_runner
 
-        module = torch_module(adapter, spec.dtype, ctx.device)
-        return torch_runner(self.name, module, spec.dtype, ctx.device)
+        module = torch_module(adapter, spec.dtype, ctx.device, ctx.graph)
+        return torch_runner(self.name, module, spec.dtype, ctx.device, graph=ctx.graph)
 
     def describe(self) -> dict[str, Any]:
         import torch

@@ -79,6 +79,8 @@ class OnnxRuntimeBackend(OnnxBackend):
         import onnxruntime as ort
         import torch
 
+        from dfine_bench.profiling.backends._torch import host_array, outputs_to_torch
+
         onnx_path, exporter = self.export_with_exporter(adapter, spec, ctx)
         cuda = torch.device(ctx.device).type == "cuda"
         providers = _providers(list(spec.options["providers"]), cuda)
@@ -102,13 +104,13 @@ class OnnxRuntimeBackend(OnnxBackend):
                 providers, spec.dtype, cuda_index, onnx_path.parent / "ort_trt_cache"
             ),
         )
-        input_name = session.get_inputs()[0].name
+        input_names = [i.name for i in session.get_inputs()]
         output_names = [o.name for o in session.get_outputs()]
         info = {"onnx_file": str(onnx_path), "onnx_exporter": exporter, "providers": session.get_providers()}
         if not cuda:
 
-            def prepare_cpu(x: torch.Tensor) -> dict[str, np.ndarray]:
-                return {input_name: np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())}
+            def prepare_cpu(*inputs: torch.Tensor) -> dict[str, np.ndarray]:
+                return {n: host_array(x) for n, x in zip(input_names, inputs, strict=True)}
 
             return BackendRunner(
                 name=self.name,
@@ -116,25 +118,32 @@ class OnnxRuntimeBackend(OnnxBackend):
                 device=ctx.device,
                 prepare=prepare_cpu,
                 call=lambda feeds: session.run(output_names, feeds),
-                to_torch=lambda outs: tuple(torch.from_numpy(np.asarray(o)).float() for o in outs),
+                to_torch=outputs_to_torch,
                 info=info,
+                graph=ctx.graph,
             )
 
-        def prepare_cuda(x: torch.Tensor) -> Any:
-            x = x.to(device=ctx.device, dtype=torch.float32).contiguous()
+        def prepare_cuda(*inputs: torch.Tensor) -> Any:
+            on_device = [
+                (
+                    x.to(device=ctx.device, dtype=torch.float32)
+                    if x.is_floating_point()
+                    else x.to(ctx.device)
+                ).contiguous()
+                for x in inputs
+            ]
             binding = session.io_binding()
-            binding.bind_input(input_name, "cuda", cuda_index, np.float32, tuple(x.shape), x.data_ptr())
+            for name, x in zip(input_names, on_device, strict=True):
+                np_dtype = np.float32 if x.is_floating_point() else np.int64
+                binding.bind_input(name, "cuda", cuda_index, np_dtype, tuple(x.shape), x.data_ptr())
             for name in output_names:
                 binding.bind_output(name, "cuda", cuda_index)
-            return binding, x  # keep x alive while the binding points at it
+            return binding, on_device  # keep the inputs alive while the binding points at them
 
         def call_cuda(prepared: Any) -> Any:
             binding, _ = prepared
             session.run_with_iobinding(binding)
             return binding
-
-        def to_torch_cuda(binding: Any) -> tuple[torch.Tensor, ...]:
-            return tuple(torch.from_numpy(o).float() for o in binding.copy_outputs_to_cpu())
 
         return BackendRunner(
             name=self.name,
@@ -142,8 +151,9 @@ class OnnxRuntimeBackend(OnnxBackend):
             device=ctx.device,
             prepare=prepare_cuda,
             call=call_cuda,
-            to_torch=to_torch_cuda,
+            to_torch=lambda binding: outputs_to_torch(binding.copy_outputs_to_cpu()),
             info=info,
+            graph=ctx.graph,
         )
 
     def describe(self) -> dict[str, Any]:

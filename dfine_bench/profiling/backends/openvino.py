@@ -33,9 +33,9 @@ class OpenVINOBackend(OnnxBackend):
     }
 
     def build(self, adapter: DetectorAdapter, spec: BackendSpec, ctx: BuildContext) -> BackendRunner:
-        import numpy as np
         import openvino as ov
-        import torch
+
+        from dfine_bench.profiling.backends._torch import host_array, outputs_to_torch
 
         onnx_path, exporter = self.export_with_exporter(adapter, spec, ctx)
         core = ov.Core()
@@ -49,11 +49,11 @@ class OpenVINOBackend(OnnxBackend):
         request = compiled.create_infer_request()
         outputs = list(compiled.outputs)
 
-        def prepare(x: torch.Tensor) -> np.ndarray:
-            return np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
+        def prepare(*inputs: torch.Tensor) -> dict[int, np.ndarray]:
+            return {i: host_array(x) for i, x in enumerate(inputs)}
 
-        def call(x: np.ndarray) -> list[np.ndarray]:
-            result = request.infer({0: x})
+        def call(feeds: dict[int, np.ndarray]) -> list[np.ndarray]:
+            result = request.infer(feeds)
             return [result[o] for o in outputs]
 
         return BackendRunner(
@@ -63,7 +63,8 @@ class OpenVINOBackend(OnnxBackend):
             prepare=prepare,
             call=call,
             # infer() returns copies of the outputs (as ONNX Runtime's run does), so no copy here
-            to_torch=lambda outs: tuple(torch.from_numpy(np.asarray(o, dtype=np.float32)) for o in outs),
+            to_torch=outputs_to_torch,
+            graph=ctx.graph,
             info={
                 "onnx_file": str(onnx_path),
                 "onnx_exporter": exporter,

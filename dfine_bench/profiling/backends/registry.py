@@ -149,13 +149,16 @@ def _field(cfg: Any, name: str, default: Any) -> Any:
 
 
 def resolve_backend(cfg: Any, *, key: str = "backend") -> BackendSpec:
-    """A backend config (``BackendConfig``, DictConfig or mapping) checked against the registry.
+    """A backend config (``BackendConfig``, DictConfig, mapping, or a plain name such as
+    ``"onnxruntime"``: fp32, default options) checked against the registry.
 
     Unknown names, dtypes and options are a one-line ``ConfigError`` naming ``<key>.<field>``;
     whether this machine can run it is ``check`` at build time (a skip, not an error).
     """
     if isinstance(cfg, BackendSpec):
         return cfg
+    if isinstance(cfg, str):  # a name alone; without this it would read as a config with no fields
+        cfg = {"name": cfg}
     name = str(_field(cfg, "name", "eager"))
     backend = check_name(name, key=f"{key}.name")
     dtype = str(_field(cfg, "dtype", "fp32"))

@@ -42,21 +42,28 @@ class TensorRTBackend(OnnxBackend):
     def build(self, adapter: DetectorAdapter, spec: BackendSpec, ctx: BuildContext) -> BackendRunner:
         import torch
 
+        from dfine_bench.profiling.backends._torch import outputs_to_torch
         from dfine_bench.profiling.tensorrt_engine import TensorRTEngine
 
         onnx_path, exporter = self.export_with_exporter(adapter, spec, ctx)
+        shapes: tuple[tuple[int, ...], ...] = ((1, 3, *ctx.input_size),)
+        if ctx.graph == "deploy":
+            shapes += ((1, 2),)  # orig_target_sizes: (width, height) per image
         engine = TensorRTEngine.build(
             onnx_path,
             fp16=spec.dtype == "fp16",
             workspace_gb=float(spec.options["workspace_gb"]),
-            input_shape=(1, 3, *ctx.input_size),
+            input_shapes=shapes,
             max_batch_size=max(1, int(ctx.max_batch_size)),
             device=ctx.device,
             cache_dir=Path(ctx.work_dir) / "tensorrt",
         )
 
-        def prepare(x: torch.Tensor) -> torch.Tensor:
-            return x.to(device=ctx.device, dtype=torch.float32).contiguous()
+        def prepare(*inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            return tuple(
+                (x.to(ctx.device, torch.float32) if x.is_floating_point() else x.to(ctx.device)).contiguous()
+                for x in inputs
+            )
 
         return BackendRunner(
             name=self.name,
@@ -64,8 +71,9 @@ class TensorRTBackend(OnnxBackend):
             device=ctx.device,
             prepare=prepare,
             call=engine.infer,
-            to_torch=lambda outs: tuple(t.float() for t in outs),
+            to_torch=outputs_to_torch,
             info={"onnx_file": str(onnx_path), "onnx_exporter": exporter, **engine.describe()},
+            graph=ctx.graph,
         )
 
 
