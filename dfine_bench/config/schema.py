@@ -126,6 +126,10 @@ class ProfilingConfig:
     # 1.0: on a quiet 2-core machine the load average still shows ~1 of the run's own helper
     # threads (1.01 per core measured in CI), while one other busy process already gives ~1.5
     max_load_per_core: float = 1.25
+    # share of the timed window each timed thread spent waiting for a CPU (Linux schedstat) above
+    # which the latency is marked unstable; where schedstat is readable it judges contention, the
+    # load average (which lags a minute behind) only where it is not
+    max_cpu_wait: float = 0.10
     # GPU timing discipline (CUDA only; CPU records say "n/a"), trtexec's rules by default: warm up for
     # at least warmup_time_s, then time at least min_iters calls *and* min_time_s seconds
     warmup_time_s: float = 0.2

@@ -153,6 +153,7 @@ class ProfileSettings:
     threads: int | None = None
     cv_warn: float = 0.10
     max_load_per_core: float = 1.25  # the schema's default (profiling.validity says why 1.25)
+    max_cpu_wait: float = 0.10
     warmup_time_s: float = 0.2
     min_time_s: float = 3.0
     cuda_graph: bool = False
@@ -187,6 +188,7 @@ class ProfileSettings:
             "max_load_per_core",
             _float(k + "max_load_per_core", self.max_load_per_core, minimum=0, strict=True),
         )
+        set_(self, "max_cpu_wait", _float(k + "max_cpu_wait", self.max_cpu_wait, minimum=0))
         set_(self, "warmup_time_s", _float(k + "warmup_time_s", self.warmup_time_s, minimum=0))
         set_(self, "min_time_s", _float(k + "min_time_s", self.min_time_s, minimum=0))
         for name in ("cuda_graph", "spin_wait"):

@@ -85,6 +85,7 @@ def measure_latency(
         cw.contention,
         cv_max=settings.cv_warn,
         max_load_per_core=settings.max_load_per_core,
+        max_cpu_wait=settings.max_cpu_wait,
         gpu_slowdown=gw.slowdown,
     )
     metrics = m.to_metrics()

@@ -5,11 +5,15 @@ with every latency measurement and judged against thresholds:
 
 * the coefficient of variation (std / mean) of the samples: above ``cv_max`` the samples were
   disturbed (other load, frequency scaling, a thermal limit);
-* CPU contention: the 1-minute load average against the cores this process may use, read before
-  and after the timing (``os.getloadavg``). The load "after" includes the timing itself, so the
-  CPU time this process used over the timed window (``busy_cores``) is taken off it; what is left
-  is other work. The machine was oversubscribed when that other work plus the threads the
-  measurement uses exceeds ``max_load_per_core`` times the cores.
+* CPU contention. Where Linux reports it (``/proc/self/task/*/schedstat``), the time this
+  process's threads spent runnable but waiting for a CPU during the timed window, per timed
+  thread (``cpu_wait``): above ``max_cpu_wait`` another process (or our own surplus threads) took
+  the CPU the measurement needed. This is measured inside the window, so a quiet machine that was
+  busy a minute ago with our own export is not mistaken for a loaded one. The 1-minute load
+  average against the usable cores, before and after (``os.getloadavg``, our own CPU use taken
+  off the "after"), is recorded beside it and is the judge only where schedstat is not readable:
+  other work plus the timed threads above ``max_load_per_core`` per core. (A 1-minute average
+  lags: right after our own busy minute it reads as other work, which the schedstat wait does not.)
 
 On a GPU a third sign is read through NVML (``profiling.gpu_state``): a power or thermal slowdown
 during the window marks it ``throttled`` as well as unstable.
@@ -38,6 +42,9 @@ CI_LEVEL = 0.95
 #: median) or more runnable work than cores.
 DEFAULT_CV_MAX = 0.10
 DEFAULT_MAX_LOAD_PER_CORE = 1.25
+#: Above this share of the window spent waiting for a CPU, per timed thread, the run was contended
+#: (measured here: 0.002 on a quiet 2-core machine, 0.5 with two busy processes beside two threads).
+DEFAULT_MAX_CPU_WAIT = 0.10
 
 
 def usable_cores() -> int:
@@ -54,6 +61,25 @@ def load_average() -> float | None:
         return float(os.getloadavg()[0])
     except (AttributeError, OSError):
         return None
+
+
+def run_queue_wait_s() -> float | None:
+    """Seconds this process's threads have spent runnable but not running (waiting for a CPU), from
+    ``/proc/self/task/*/schedstat``; None where that is not readable (not Linux, no schedstats)."""
+    total = 0
+    found = False
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    for tid in tasks:
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[1])
+                found = True
+        except (OSError, ValueError, IndexError):  # a thread that ended meanwhile
+            continue
+    return total / 1e9 if found else None
 
 
 def bootstrap_median_ci(
@@ -85,6 +111,8 @@ class Contention:
     load_after: float | None = None
     busy_cores: float = 0.0  # CPU seconds this process used per second of the window
     threads: int = 1  # threads the measurement itself runs on
+    # share of the window each timed thread spent waiting for a CPU (schedstat); None: not readable
+    cpu_wait: float | None = None
 
     @property
     def other_load(self) -> float | None:
@@ -107,17 +135,23 @@ class ContentionWatch:
         self.contention = Contention(cores=usable_cores(), load_before=None, threads=max(1, int(threads)))
         self._cpu0 = 0.0
         self._wall0 = 0.0
+        self._wait0: float | None = None
 
     def __enter__(self) -> ContentionWatch:
         self.contention.load_before = load_average()
+        self._wait0 = run_queue_wait_s()
         self._cpu0, self._wall0 = time.process_time(), time.perf_counter()
         return self
 
     def __exit__(self, *exc: object) -> None:
         wall = time.perf_counter() - self._wall0
         cpu = time.process_time() - self._cpu0
-        self.contention.busy_cores = cpu / wall if wall > 0 else 0.0
-        self.contention.load_after = load_average()
+        wait1 = run_queue_wait_s()
+        c = self.contention
+        c.busy_cores = cpu / wall if wall > 0 else 0.0
+        if self._wait0 is not None and wait1 is not None and wall > 0:
+            c.cpu_wait = max(0.0, wait1 - self._wait0) / wall / c.threads
+        c.load_after = load_average()
 
 
 @dataclass
@@ -132,6 +166,7 @@ class Validity:
     contention: Contention | None
     max_load_per_core: float
     reasons: list[str] = field(default_factory=list)
+    max_cpu_wait: float = DEFAULT_MAX_CPU_WAIT
     throttled: bool = False  # the GPU reported a power/thermal slowdown in the window
 
     @property
@@ -166,6 +201,10 @@ class Validity:
             if c is None
             else {**asdict(c), "other_load": c.other_load, "load_per_core": c.load_per_core},
             "max_load_per_core": self.max_load_per_core,
+            "max_cpu_wait": self.max_cpu_wait,
+            "contention_judged_by": None
+            if c is None
+            else ("cpu_wait (schedstat)" if c.cpu_wait is not None else "load average"),
         }
 
     def summary(self) -> str:
@@ -173,8 +212,11 @@ class Validity:
         head = "UNSTABLE" if self.unstable else "stable"
         lo, hi = self.median_ci_ms
         text = f"{head}: CV {self.cv:.2f}, median {int(self.ci_level * 100)}% CI [{lo:.3g}, {hi:.3g}] ms"
-        if self.contention is not None and self.contention.load_per_core is not None:
-            text += f", load {self.contention.load_per_core:.2f} per core"
+        c = self.contention
+        if c is not None and c.cpu_wait is not None:
+            text += f", CPU wait {c.cpu_wait:.0%}"
+        elif c is not None and c.load_per_core is not None:
+            text += f", load {c.load_per_core:.2f} per core"
         return text + (f" ({'; '.join(self.reasons)})" if self.reasons else "")
 
 
@@ -184,6 +226,7 @@ def assess(
     *,
     cv_max: float = DEFAULT_CV_MAX,
     max_load_per_core: float = DEFAULT_MAX_LOAD_PER_CORE,
+    max_cpu_wait: float = DEFAULT_MAX_CPU_WAIT,
     gpu_slowdown: list[str] | None = None,
     seed: int = 0,
 ) -> Validity:
@@ -196,7 +239,16 @@ def assess(
     if cv > cv_max:
         reasons.append(f"coefficient of variation {cv:.2f} > {cv_max:.2f}")
     per_core = None if contention is None else contention.load_per_core
-    if contention is not None and per_core is not None and per_core > max_load_per_core:
+    wait = None if contention is None else contention.cpu_wait
+    if contention is not None and wait is not None:
+        if wait > max_cpu_wait:
+            reasons.append(
+                f"CPU contention: the {contention.threads} timed thread(s) waited for a CPU {wait:.0%} of "
+                f"the time (run queue, schedstat) > {max_cpu_wait:.0%}; load average "
+                f"{contention.load_after if contention.load_after is not None else float('nan'):.2f} "
+                f"on {contention.cores} core(s)"
+            )
+    elif contention is not None and per_core is not None and per_core > max_load_per_core:
         reasons.append(
             f"CPU contention: load {contention.other_load:.2f} from other work + {contention.threads} "
             f"timed thread(s) on {contention.cores} core(s) = {per_core:.2f} per core "
@@ -213,5 +265,6 @@ def assess(
         contention=contention,
         max_load_per_core=max_load_per_core,
         reasons=reasons,
+        max_cpu_wait=max_cpu_wait,
         throttled=bool(gpu_slowdown),
     )
