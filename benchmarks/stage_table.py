@@ -73,8 +73,10 @@ def main() -> None:
                 by = lat.details["stages"]["by_stage"]
                 cells = [_cell(by[s]) for s in STAGES]
                 v = lat.details["validity"]
-                load = v["contention"]["load_per_core"]
-                verdict = f"{v['status']} (CV {v['cv']:.2f}, load/core {load:.2f})"
+                c = v["contention"]
+                wait = c.get("cpu_wait")
+                busy = f"CPU wait {wait:.1%}" if wait is not None else f"load/core {c['load_per_core']:.2f}"
+                verdict = f"{v['status']} (CV {v['cv']:.2f}, {busy})"
                 total = lat.details["stages"]["total_ms"]
                 median = lat.metrics["latency_median"].value
                 row = [name, backend, lat.setup.get("graph", "model"), *cells]
