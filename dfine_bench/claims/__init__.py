@@ -23,11 +23,9 @@
 from dfine_bench.claims.check import (
     CLAIM_COLUMNS,
     VERDICTS,
-    ClaimResult,
     check_claims,
     claims_frame,
     verdict_counts,
-    weights_release,
 )
 from dfine_bench.claims.model import (
     KINDS,
@@ -37,6 +35,7 @@ from dfine_bench.claims.model import (
     available_claims,
     load_claims,
 )
+from dfine_bench.claims.result import ClaimResult, weights_release
 
 __all__ = [
     "CLAIM_COLUMNS",

@@ -1,0 +1,148 @@
+"""Relative claims: an ordering, gain or ratio between two models measured in the same run.
+
+Two records compare when they share the run and the measuring conditions (``_context``); the
+claim's ``conditions`` (gpu, real_weights, coco) and the timing's stability decide whether the
+pair can be judged or is only shown ("not comparable").
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+from dfine_bench.claims.model import Claim, ClaimConditions, task_of_metric
+from dfine_bench.claims.result import (
+    UNKNOWN_ORIGIN,
+    ClaimResult,
+    claim_result,
+    coco_conditions,
+    input_size,
+    measured_value,
+    not_ok,
+    unsteady,
+    weights_release,
+)
+from dfine_bench.records.schema import ResultRecord
+
+
+def _context(record: ResultRecord) -> tuple[object, ...]:
+    """What two records must share to be compared: same run and the same measuring conditions."""
+    s = record.setup
+    if record.task == "complexity":
+        return (record.run_id, input_size(record))
+    if record.task == "evaluation":
+        dataset = record.dataset
+        return (
+            record.run_id,
+            dataset.annotations_sha256 if dataset else None,
+            dataset.num_images if dataset else None,
+            s.backend,  # AP through one backend and precision is compared with the same only
+            s.dtype,
+        )
+    return (record.run_id, s.device_name, s.backend, s.dtype, s.batch_size, input_size(record), s.timed)
+
+
+def _same_release(claim: Claim, a: ResultRecord, b: ResultRecord) -> str | None:
+    """Why two evaluation records are not the same released weights of the claim (None: they are)."""
+    if a.model.random_init or b.model.random_init:
+        return "random-init weights: an accuracy comparison needs released weights"
+    releases = {r.model.name: weights_release(r) for r in (a, b)}
+    unknown = [name for name, rel in releases.items() if rel is None]
+    if unknown:
+        return f"{UNKNOWN_ORIGIN} for {', '.join(unknown)}"
+    if releases[a.model.name] != releases[b.model.name]:
+        mixed = ", ".join(f"{name} {rel}" for name, rel in releases.items())
+        return f"mixed weights releases ({mixed}): the claim compares one release"
+    wanted = claim.release or "coco"
+    if releases[a.model.name] != wanted:
+        return f"both with {releases[a.model.name]} weights; the claim is about the {wanted} release"
+    return None
+
+
+def _relative_conditions(
+    claim: Claim, a: ResultRecord, b: ResultRecord, conditions: ClaimConditions
+) -> str | None:
+    if a.task in ("latency", "throughput"):
+        for r in (a, b):
+            if why := unsteady(r):
+                return f"{r.model.name}: {why}"
+    for cond in claim.conditions:
+        if cond == "gpu" and not str(a.setup.device).startswith("cuda"):
+            return f"measured on {a.setup.device_name or a.setup.device}; the claim is about GPU inference"
+        if cond == "real_weights" and (why := _same_release(claim, a, b)):
+            return why
+        if cond == "coco":
+            for r in (a, b):
+                if why := coco_conditions(r, conditions):
+                    return f"{r.model.name}: {why}"
+    return None
+
+
+def _relation(claim: Claim, va: float, vb: float) -> tuple[bool, float, float | None, str]:
+    """(holds, measured, delta, reason) for the claim's relation on measured values."""
+    unit = f" {claim.unit}" if claim.unit not in ("", "ratio") else ""
+    both = f"{claim.a} {va:.4g}{unit} vs {claim.b} {vb:.4g}{unit}"
+    if claim.relation == "less":
+        return va < vb, va - vb, None, both
+    if claim.relation == "greater":
+        return va > vb, va - vb, None, both
+    assert claim.claimed is not None
+    measured = vb - va if claim.relation == "gain" else (va / vb if vb else float("inf"))
+    delta = measured - claim.claimed
+    return abs(delta) <= (claim.tolerance or 0.0) + 1e-9, measured, delta, both
+
+
+def relative_results(
+    claim: Claim, records: Sequence[ResultRecord], registered: set[str] | None, conditions: ClaimConditions
+) -> list[ClaimResult]:
+    task = task_of_metric(claim.metric)
+    a_name, b_name = claim.a or "", claim.b or ""
+    side: dict[str, dict[tuple[object, ...], list[ResultRecord]]] = {
+        a_name: defaultdict(list),
+        b_name: defaultdict(list),
+    }
+    for r in records:
+        if r.task == task and r.model.name in side and measured_value(r, claim.metric) is not None:
+            side[r.model.name][_context(r)].append(r)
+    shared = [ctx for ctx in side[a_name] if ctx in side[b_name]]
+    if not shared:
+        missing = [m for m in (a_name, b_name) if not side[m]]
+        unregistered = [m for m in missing if registered is not None and m not in registered]
+        if unregistered:
+            reason = (
+                f"no adapter named {', '.join(unregistered)} is registered; a plug-in registering it "
+                "(entry point dfine_bench.adapters) makes this claim checkable"
+            )
+        elif missing:
+            detail = "; ".join(not_ok(records, task, m) or f"no {m} record" for m in missing)
+            reason = f"needs {claim.a} and {claim.b} in the same run; {detail}"
+        else:
+            reason = f"{claim.a} and {claim.b} were never measured in the same run under the same conditions"
+        return [ClaimResult(claim=claim, verdict="not measured", reason=reason)]
+    out = []
+    for ctx in shared:
+        # several records per side (e.g. two weights releases): the first pair meeting the
+        # claim's conditions, else the first pair, shown with why it is not comparable
+        pairs = [
+            (x, y, _relative_conditions(claim, x, y, conditions))
+            for x in side[a_name][ctx]
+            for y in side[b_name][ctx]
+        ]
+        a, b, why = next((p for p in pairs if p[2] is None), pairs[0])
+        va, vb = measured_value(a, claim.metric), measured_value(b, claim.metric)
+        assert va is not None and vb is not None
+        holds, measured, delta, both = _relation(claim, va, vb)
+        verdict = "not comparable" if why else ("pass" if holds else "fail")
+        reason = f"{both}: {why}" if why else both
+        out.append(
+            claim_result(
+                claim,
+                verdict,
+                reason,
+                a,
+                measured=measured,
+                delta=delta,
+                record_ids=(a.record_id, b.record_id),
+            )
+        )
+    return out
