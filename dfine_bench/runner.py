@@ -202,7 +202,7 @@ class SuiteRunner:
         s = self.settings
         images, images_kind = None, "dataset"
         if s.profile.input == "dataset":
-            images = self.dataset.sample_images(8)
+            images = self.dataset.sample_images(s.profile.num_images)
             images_kind = "generated" if self.dataset.generated else "dataset"
         return profiling.profile_model(
             adapter,

@@ -113,6 +113,9 @@ class ProfilingConfig:
     trace: bool = False
     timed: Timed = Timed.model
     input: ProfileInput = ProfileInput.fixed
+    # with input=dataset: how many of the dataset's images (spread evenly over it) the timings cycle
+    # through; every stage is timed at least once on each (protocol=end_to_end takes 64)
+    num_images: int = 8
     warmup: int = 10
     iters: int = 50  # timed iterations (at least), stops early past max_time_s
     min_iters: int = 10

@@ -143,6 +143,7 @@ class ProfileSettings:
     trace: bool = False
     timed: str = "model"
     input: str = "fixed"
+    num_images: int = 8
     warmup: int = 10
     iters: int = 50
     min_iters: int = 10
@@ -170,6 +171,7 @@ class ProfileSettings:
         set_ = object.__setattr__
         set_(self, "timed", _choice(k + "timed", self.timed, TIMED_MODES))
         set_(self, "input", _choice(k + "input", self.input, PROFILE_INPUTS))
+        _int(k + "num_images", self.num_images, minimum=1)
         _int(k + "warmup", self.warmup, minimum=0)
         _int(k + "iters", self.iters, minimum=1)
         _int(k + "min_iters", self.min_iters, minimum=1)

@@ -119,6 +119,6 @@ def measure_latency(
         "peak_rss_per_step": mw.per_step,
     }
     if settings.stages:
-        images = inputs.images[:8] if inputs.images else inputs.image_batches(1)[0]
+        images = inputs.images or inputs.image_batches(1)[0]
         add_stages(runner, adapter, images, settings, device, protocol, metrics, details, notes)
     return metrics, details, notes, validity.status

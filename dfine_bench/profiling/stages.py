@@ -235,8 +235,9 @@ def add_stages(
             images,
             device=device,
             warmup=min(settings.warmup, 3),
-            iters=settings.stage_iters,
-            min_iters=min(settings.min_iters, settings.stage_iters),
+            # every image at least once: a stage's mean is over the images, as end_to_end promises
+            iters=max(settings.stage_iters, len(images)),
+            min_iters=min(max(settings.min_iters, len(images)), max(settings.stage_iters, len(images))),
             max_time_s=settings.max_time_s / 4,
             # a quarter of the latency's budget and minimum per stage: six stages share the time
             warmup_time_s=settings.warmup_time_s,
@@ -247,5 +248,6 @@ def add_stages(
         notes.append(f"stages not timed: {type(exc).__name__}: {exc}")
         return
     stage_m, stage_d = stage_metrics(stages, stage_protocol(protocol, settings.timed))
+    stage_d["images"] = len(images)
     metrics.update(stage_m)
     details["stages"] = stage_d

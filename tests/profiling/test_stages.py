@@ -80,6 +80,26 @@ def test_end_to_end_sums_the_means_of_decode_to_postprocess(tmp_path: Path) -> N
     assert lat.metrics["stages_total"].value == pytest.approx(sum(means))
 
 
+def test_end_to_end_stages_see_every_image_at_least_once(tmp_path: Path) -> None:
+    """A stage's mean is over the evaluation images: with more images than ``stage_iters``, every
+    image is timed once (``profiling.num_images`` sets how many the runner samples)."""
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (40 + i, 64, 3), dtype=np.uint8) for i in range(9)]
+    outs = profile_model(
+        ToyAdapter(),
+        replace(FAST, stage_iters=3, min_iters=2),
+        BackendConfig(),
+        device="cpu",
+        work_dir=tmp_path,
+        images=images,
+        protocol="end_to_end",
+    )
+    st = next(o for o in outs if o.task == "latency").details["stages"]
+    assert st["images"] == 9
+    for name in ("decode", "preprocess", "forward", "postprocess"):
+        assert len(st["by_stage"][name]["samples_ms"]) >= 9, name
+
+
 def test_stages_can_be_switched_off(tmp_path: Path) -> None:
     lat = _latency(ToyAdapter(), tmp_path, stages=False)
     assert "stages" not in lat.details and not any(k.startswith("stage") for k in lat.metrics)
