@@ -4,15 +4,16 @@
 (``time_callable``), reads CPU contention and (on CUDA, through NVML) the GPU's clocks, temperature,
 power and throttle reasons around it, judges the measurement (``validity.assess``: stable,
 unstable or throttled), and times each stage on its own (``stages``). ``tf32`` sets TF32 for the
-whole backend's profiling and says what it was. The result is one ``TaskOutcome``: metrics,
-samples, the validity verdict and the conditions of the measurement in ``timing_discipline``.
+whole backend's profiling and says what it was. The result is what the latency record holds:
+metrics, details (samples, the validity verdict, the conditions of the measurement in
+``timing_discipline``), notes, and the stability ``setup.stability`` carries.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -48,20 +49,20 @@ def tf32(device: str, enabled: bool | None) -> Iterator[str | bool]:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
-def time_with_discipline(fn: Any, settings: ProfileSettings, device: str, **overrides: Any) -> Measurement:
-    """``time_callable`` with the ``profiling`` settings' counts and GPU rules (``overrides`` win)."""
-    kw: dict[str, Any] = {
-        "warmup": settings.warmup,
-        "iters": settings.iters,
-        "min_iters": min(settings.min_iters, settings.iters),
-        "max_time_s": settings.max_time_s,
-        "warmup_time_s": settings.warmup_time_s,
-        "min_time_s": settings.min_time_s,
-        "cuda_graph": settings.cuda_graph,
-        "spin_wait": settings.spin_wait,
-    }
-    kw.update(overrides)
-    return time_callable(fn, device=device, **kw)
+def time_with_discipline(fn: Callable[[], Any], settings: ProfileSettings, device: str) -> Measurement:
+    """``time_callable`` with the ``profiling`` settings' counts and GPU rules."""
+    return time_callable(
+        fn,
+        device=device,
+        warmup=settings.warmup,
+        iters=settings.iters,
+        min_iters=min(settings.min_iters, settings.iters),
+        max_time_s=settings.max_time_s,
+        warmup_time_s=settings.warmup_time_s,
+        min_time_s=settings.min_time_s,
+        cuda_graph=settings.cuda_graph,
+        spin_wait=settings.spin_wait,
+    )
 
 
 def measure_latency(

@@ -1,7 +1,9 @@
 """``profile_model``: every profiling task for one model and one backend, as ``TaskOutcome``s.
 
-Order: complexity (params, GFLOPs) -> backend build (ONNX export, engine) -> output check
-against eager -> latency (with memory, harness overhead, optional trace) -> throughput sweep.
+Order: complexity (params, GFLOPs) -> backend build (ONNX export, engine; of the deploy graph
+when ``timed=model+postprocess``, ``timed_call.graph_for``) -> output check against eager (TF32 as
+``profiling.tf32`` says from here on) -> trace -> latency (``latency.measure_latency``: the timing
+discipline, validity, stages) -> throughput sweep.
 A backend this machine cannot run gives ``skipped`` outcomes with the reason; a failed ONNX
 export or a backend whose outputs disagree with eager gives ``failed`` outcomes; the other
 tasks still run and are returned.
