@@ -119,7 +119,11 @@ def _ensure_specs() -> None:
 
 
 def _ensure_loaded() -> None:
-    """Every model buildable: the built-in family modules imported, plug-ins loaded."""
+    """Every model buildable: the built-in family modules imported, plug-ins loaded.
+
+    The index's specs come first (when it is current), so the parameter counts it measured stay
+    on the specs the family modules then register without one, whichever is asked first."""
+    _ensure_specs()
     _load_builtins()
     _load_plugins()
 
