@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from dfine_bench.checks.gate import (
+from dfine_bench.checks.gate import CheckResult
+from dfine_bench.checks.rules import (
     BAND_QUANTILE,
     BETTER,
     CANNOT,
@@ -20,7 +21,6 @@ from dfine_bench.checks.gate import (
     NOT_COMPARED,
     OK,
     WORSE,
-    CheckResult,
     Row,
     fmt_value,
 )

@@ -1,6 +1,6 @@
 """``dfine-bench check``: the CI gate. Exit 0 (no regression), 1 (regression), 2 (cannot compare).
 
-``--baseline FILE`` compares a run with a stored baseline (rules: ``dfine_bench.checks.gate``);
+``--baseline FILE`` compares a run with a stored baseline (rules: ``dfine_bench.checks.rules``);
 ``--claims NAME`` checks it against the paper's claims. With neither, the run's own
 ``suite.baseline`` (from its ``run.json``) is used. Both together: the worse exit code wins
 (1 over 2 over 0).
@@ -45,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "Compare a run with a stored baseline (--baseline) or the paper's claims (--claims) and "
             "exit 0 (no regression), 1 (regression) or 2 (cannot compare). Accuracy uses absolute "
             "tolerances, params and GFLOPs must be equal, latency and throughput use a noise-aware "
-            "rule on the stored samples (see dfine_bench/checks/gate.py)."
+            "rule on the stored samples (see dfine_bench/checks/rules.py)."
         ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

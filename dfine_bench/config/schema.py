@@ -179,7 +179,7 @@ class SuiteConfig:
     claims: str | None = "dfine_paper"  # claims file under suites/claims/ to check against
     baseline: str | None = None  # baseline file for `check`
     # per-metric tolerances for `check` (metric -> tolerance; latency ones are relative; also the
-    # timing rule's settings timing_alpha and timing_min_delta_ms): dfine_bench/checks/gate.py
+    # timing rule's settings timing_alpha and timing_min_delta_ms): dfine_bench/checks/rules.py
     tolerances: dict[str, float] = field(default_factory=dict)
     report: bool = True
     # per-model weights that override the `weights` group for that model: auto | random-init |

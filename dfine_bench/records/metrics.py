@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "dfine_bench.metrics"
 
-# -- gate rules (implemented in dfine_bench.checks.gate) ------------------------------------------
+# -- gate rules (implemented in dfine_bench.checks.rules) -----------------------------------------
 #: Higher is better, in absolute units (COCO AP points): worse when it drops by more than the tolerance.
 ABSOLUTE = "absolute"
 #: Must be equal (params, GFLOPs): any change beyond the absolute tolerance, up or down, fails.

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from dfine_bench.checks.baseline import Entry, load_run
-from dfine_bench.checks.gate import CANNOT, WORSE, Baseline, check_latency, compare
+from dfine_bench.checks.gate import CANNOT, WORSE, Baseline, compare
+from dfine_bench.checks.rules import check_latency
 from dfine_bench.cli import main
 from dfine_bench.records import metric
 from dfine_bench.records.schema import DatasetInfo, ModelInfo, ResultRecord, Setup

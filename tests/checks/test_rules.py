@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from dfine_bench.checks.baseline import BaselineError, Entry, compact_samples, parse_baseline
-from dfine_bench.checks.gate import (
+from dfine_bench.checks.gate import DEFAULT_TOLERANCES, resolve_tolerances
+from dfine_bench.checks.rules import (
     BETTER,
     CANNOT,
     CHANGED,
-    DEFAULT_TOLERANCES,
     OK,
     WORSE,
     check_absolute,
@@ -18,7 +18,6 @@ from dfine_bench.checks.gate import (
     check_latency,
     check_status,
     check_throughput,
-    resolve_tolerances,
 )
 
 TOL, ALPHA, FLOOR = 0.25, 0.01, 0.1
