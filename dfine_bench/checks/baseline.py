@@ -191,6 +191,8 @@ def entry_from_record(record: ResultRecord) -> Entry:
     setup = {k: getattr(record.setup, k) for k in _SETUP_KEYS}
     if "batch_sizes" in record.setup.extra:  # throughput: the sweep's sizes (batch_size is the best one)
         setup["batch_sizes"] = record.setup.extra["batch_sizes"]
+    if "graph" in record.setup.extra:  # a timing of the model graph or of the deploy graph
+        setup["graph"] = record.setup.extra["graph"]
     entry = Entry(
         record_id=record.record_id,
         task=record.task,

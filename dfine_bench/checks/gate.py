@@ -9,7 +9,8 @@ regression is the stronger statement and both fail a build.
 
 Comparability (checked before any number): the run must hold the baseline's models and record
 ids, no more and no fewer; per record the same device, backend, dtype, batch size, input size,
-timed part, protocol and COCO engine; for evaluations the same dataset (name, kind, image
+timed part and graph (the deploy graph or the model graph with the postprocessor in Python),
+protocol and COCO engine; for evaluations the same dataset (name, kind, image
 count, subset, annotation hash: ``DATASET_KEYS``); the same weights (``WEIGHTS_KEYS``: source,
 seed for random-init weights, checkpoint ``weights_id`` and ``weights_sha256``; a sha256 missing
 on one side, a checkpoint not hashed, leaves ``weights_id`` to decide). A baseline saved before
@@ -118,7 +119,18 @@ def default_tolerances() -> dict[str, float]:
 DEFAULT_TOLERANCES: dict[str, float] = default_tolerances()
 
 _TIMING_TASKS = ("latency", "throughput")
-_SETUP_FIELDS = ("device", "backend", "dtype", "batch_size", "input_size", "timed", "protocol", "engine")
+# graph: the model graph or the deploy graph (postprocessor inside) of a timing; absent in older baselines
+_SETUP_FIELDS = (
+    "device",
+    "backend",
+    "dtype",
+    "batch_size",
+    "input_size",
+    "timed",
+    "graph",
+    "protocol",
+    "engine",
+)
 _MACHINE_FIELDS = ("device_name", "threads")
 #: Checkpoint identity, missing from baselines saved before it was kept (see ``_weights_note``).
 _CHECKPOINT_KEYS = ("weights_id", "weights_sha256")

@@ -64,3 +64,29 @@ def test_a_missing_backend_record_cannot_compare_and_another_dtype_is_no_stand_i
     assert other.exit_code == 2 and not other.regressions
     assert any("not in the run" in p for p in other.problems)
     assert any("not in the baseline" in p and "fp16" in p for p in other.problems)
+
+
+def latency(graph: str, median: float = 10.0) -> ResultRecord:
+    """A ``model+postprocess`` timing of the deploy graph, or of the model graph + Python postprocess."""
+    samples = [median * (1 + 0.01 * i) for i in range(8)]
+    return ResultRecord(
+        run_id="r",
+        record_id=record_id("latency", MODEL.name, "onnxruntime-fp32-bs1"),
+        task="latency",
+        model=MODEL,
+        setup=Setup(
+            backend="onnxruntime", timed="model+postprocess", input_size=[320, 320], extra={"graph": graph}
+        ),
+        environment={},
+        metrics={"latency_median": metric("latency_median", median)},
+        details={"samples_ms": samples},
+    )
+
+
+def test_a_timing_of_another_graph_cannot_be_compared() -> None:
+    """Both say timed=model+postprocess, but one ran the postprocessor inside the graph."""
+    base = parse_baseline(build_baseline(run_of([latency("deploy")])))
+    assert compare(base, run_of([latency("deploy")])).exit_code == 0
+    other = compare(base, run_of([latency("model", median=10.0)]))
+    assert other.exit_code == 2
+    assert any("setup.graph" in p and "deploy" in p for p in other.problems + [r.why for r in other.rows])
