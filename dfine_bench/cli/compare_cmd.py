@@ -73,7 +73,8 @@ def main(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     )
     from dfine_bench.reporting.provenance import stand_in_statement
     from dfine_bench.reporting.runs import load_run_records, resolve_paths
-    from dfine_bench.reporting.tables import build_comparison, unique_records
+    from dfine_bench.reporting.selection import unique_records
+    from dfine_bench.reporting.tables import build_comparison
     from dfine_bench.utils.files import atomic_write_text
 
     out = stream or sys.stdout

@@ -12,7 +12,8 @@ from dfine_bench.reporting.claims_table import ClaimsTable, check_claims_table
 from dfine_bench.reporting.pareto import pareto_front
 from dfine_bench.reporting.plots import Plot, PlotSet, SkippedPlot, make_plots
 from dfine_bench.reporting.report import build_report
-from dfine_bench.reporting.tables import Comparison, ComparisonTable, build_comparison, filter_records
+from dfine_bench.reporting.selection import filter_records
+from dfine_bench.reporting.tables import Comparison, ComparisonTable, build_comparison
 
 __all__ = [
     "ClaimsTable",

@@ -12,7 +12,8 @@ from reporting_helpers import CPU, GPU, record, suite_records
 from dfine_bench.errors import DfineBenchError
 from dfine_bench.reporting import build_comparison, filter_records, formatting
 from dfine_bench.reporting.formatting import formatted_frame, markdown_table
-from dfine_bench.reporting.tables import DEVICE_TASKS, NOT_MEASURED, SPEED, STAND_IN_COLUMN
+from dfine_bench.reporting.selection import DEVICE_TASKS
+from dfine_bench.reporting.tables import NOT_MEASURED, SPEED, STAND_IN_COLUMN
 
 
 def _numbers(frame: pd.DataFrame) -> list[float]:
