@@ -9,8 +9,9 @@
 """
 
 from dfine_bench.reporting.claims_table import ClaimsTable, check_claims_table
+from dfine_bench.reporting.figures import Plot, PlotSet, SkippedPlot
 from dfine_bench.reporting.pareto import pareto_front
-from dfine_bench.reporting.plots import Plot, PlotSet, SkippedPlot, make_plots
+from dfine_bench.reporting.plots import make_plots
 from dfine_bench.reporting.report import build_report
 from dfine_bench.reporting.selection import filter_records
 from dfine_bench.reporting.tables import Comparison, ComparisonTable, build_comparison

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dfine_bench.reporting.claims_table import ClaimsTable
+from dfine_bench.reporting.figures import PlotSet
 from dfine_bench.reporting.labels import PAPER_PROTOCOL_TEXT
-from dfine_bench.reporting.plots import PlotSet
 from dfine_bench.reporting.provenance import Provenance
 from dfine_bench.reporting.tables import Comparison
 

@@ -14,13 +14,12 @@ whose data is missing is not drawn: it is returned as a ``SkippedPlot`` with the
 
 from __future__ import annotations
 
-import io
 import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import matplotlib
 from matplotlib.figure import Figure
@@ -32,42 +31,21 @@ from dfine_bench.reporting.ap_pairing import accuracy_by_dataset, dataset_text, 
 from dfine_bench.reporting.ap_pairing import column_by_source as _column_by_source
 from dfine_bench.reporting.ap_pairing import numeric_column as _numeric_column
 from dfine_bench.reporting.claims_table import ClaimsTable
+from dfine_bench.reporting.figures import (
+    PLOT_STYLE,
+    Plot,
+    PlotSet,
+    SkippedPlot,
+    new_figure,
+    plot_title,
+    save_figure,
+    slug,
+    stand_in_mark,
+)
 from dfine_bench.reporting.pareto import pareto_front
 from dfine_bench.reporting.tables import ACCURACY, COMPLEXITY, SPEED, Comparison, ComparisonTable
-from dfine_bench.utils.files import atomic_write_bytes, atomic_write_text
 
-if TYPE_CHECKING:  # matplotlib's rc key names (a Literal type)
-    from matplotlib.typing import RcKeyType
-
-#: rc settings for every plot: text kept as text in SVG (searchable), stable SVG ids.
-_RC: dict[RcKeyType, Any] = {"svg.fonttype": "none", "svg.hashsalt": "dfine-bench", "font.size": 9}
 _VERDICT_COLORS = {"pass": "#2e7d32", "fail": "#c62828"}
-
-
-@dataclass
-class Plot:
-    """A drawn plot: ``png`` and ``svg`` files, the full title (with conditions) and a caption."""
-
-    name: str
-    kind: str  # ap_vs_latency | ap_vs_params | ap_vs_gflops | latency_vs_batch | claims | pr_curve
-    title: str
-    caption: str
-    png: Path
-    svg: Path
-
-
-@dataclass
-class SkippedPlot:
-    """A plot that was not drawn, and why."""
-
-    kind: str
-    reason: str
-
-
-@dataclass
-class PlotSet:
-    plots: list[Plot]
-    skipped: list[SkippedPlot]
 
 
 @dataclass
@@ -77,44 +55,6 @@ class _Point:
     x: float
     y: float
     borrowed: bool = False  # its AP is eager fp32's, not measured with the point's own backend
-
-
-# -- files ---------------------------------------------------------------------------------------
-def save_figure(fig: Figure, out_dir: Path, name: str) -> tuple[Path, Path]:
-    """Write ``<name>.png`` and ``<name>.svg`` atomically; returns their paths."""
-    png, svg = out_dir / f"{name}.png", out_dir / f"{name}.svg"
-    with matplotlib.rc_context(_RC):
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=130, metadata={"Software": None})
-        atomic_write_bytes(png, buf.getvalue())
-        buf = io.BytesIO()
-        fig.savefig(buf, format="svg", metadata={"Date": None})
-        atomic_write_text(svg, buf.getvalue().decode("utf-8"))
-    return png, svg
-
-
-def _slug(*parts: str) -> str:
-    text = "-".join(p for p in parts if p)
-    out = "".join(c.lower() if c.isalnum() else "-" for c in text)
-    while "--" in out:
-        out = out.replace("--", "-")
-    return out.strip("-")[:90] or "plot"
-
-
-def _new_figure(width: float = 7.5, height: float = 5.0) -> Figure:
-    with matplotlib.rc_context(_RC):
-        return Figure(figsize=(width, height), layout="constrained")
-
-
-def _title(main: str, *lines: str) -> str:
-    return "\n".join([main, *(line for line in lines if line)])
-
-
-def _stand_in_mark(fig: Figure, stand_in: str) -> None:
-    """A faint watermark, so a stand-in plot copied out of the report still says what it is."""
-    if stand_in:
-        fig.text(0.5, 0.45, "STAND-IN", fontsize=54, color="0.5", alpha=0.12, rotation=25,
-                 ha="center", va="center", zorder=0)  # fmt: skip
 
 
 # -- data from the tables ------------------------------------------------------------------------
@@ -155,7 +95,7 @@ def draw_tradeoff(
 
     Points whose AP is borrowed (``_Point.borrowed``) are drawn hollow, and ``borrowed`` names
     that AP in the legend."""
-    fig = _new_figure()
+    fig = new_figure()
     ax = fig.add_subplot()
     colors = _family_colors([p.family for p in points])
     for family, color in colors.items():
@@ -182,7 +122,7 @@ def draw_tradeoff(
         names.append(f"hollow: {borrowed}")
     ax.legend(handles, names, title="family (line: Pareto front)", fontsize=8, title_fontsize=8)
     ax.set_title(title, fontsize=9)
-    _stand_in_mark(fig, stand_in)
+    stand_in_mark(fig, stand_in)
     return fig
 
 
@@ -207,9 +147,9 @@ def _tradeoff_plot(
         return None
     points = [_Point(cmp.row_meta[k]["model"], cmp.row_meta[k]["family"], xs[k], ap[k]) for k in keys]
     stand_in = _stand_in_of(cmp, (acc, cost), keys)
-    title = _title(f"{main} — {conditions}", f"AP {acc.title.removeprefix('accuracy ')}", extra, stand_in)
+    title = plot_title(f"{main} — {conditions}", f"AP {acc.title.removeprefix('accuracy ')}", extra, stand_in)
     fig = draw_tradeoff(points, x_label=x_label, y_label="AP (%)", title=title, stand_in=stand_in)
-    name = _slug(kind, conditions, acc.title if len(accuracy_by_dataset(cmp)) > 1 else "")
+    name = slug(kind, conditions, acc.title if len(accuracy_by_dataset(cmp)) > 1 else "")
     png, svg = save_figure(fig, out_dir, name)
     caption = f"{main}: {len(points)} model(s); {conditions}; AP {acc.title.removeprefix('accuracy ')}."
     return Plot(name, kind, title.replace("\n", " — "), caption, png, svg)
@@ -261,10 +201,10 @@ def ap_vs_latency(cmp: Comparison, out_dir: Path) -> list[Plot]:
             else:
                 ap_line = short = f"AP{through} {data}"
             extra = f"latency: batch 1, input {', '.join(sizes)}, timed {', '.join(timed)}"
-            title = _title(f"AP vs latency — {speed.title}", short, extra, stand_in)
+            title = plot_title(f"AP vs latency — {speed.title}", short, extra, stand_in)
             fig = draw_tradeoff(points, x_label="latency, median of batch 1 (ms)", y_label="AP (%)",
                                 title=title, stand_in=stand_in, borrowed=borrowed)  # fmt: skip
-            name = _slug("ap_vs_latency", speed.title, tables[0].title if len(datasets) > 1 else "")
+            name = slug("ap_vs_latency", speed.title, tables[0].title if len(datasets) > 1 else "")
             png, svg = save_figure(fig, out_dir, name)
             caption = f"AP vs latency: {len(points)} model(s); {speed.title}; {ap_line}."
             plots.append(Plot(name, "ap_vs_latency", title.replace("\n", " — "), caption, png, svg))
@@ -322,9 +262,10 @@ def latency_vs_batch(cmp: Comparison, out_dir: Path) -> list[Plot]:
             continue
         stand_in = _stand_in_of(cmp, [speed], [s[0] for s in series])
         sizes = sorted({labels.input_label(s[1].setup.input_size) or "?" for s in series})
-        title = _title(f"Latency and throughput vs batch size — {speed.title}", f"input {', '.join(sizes)}",
-                       stand_in)  # fmt: skip
-        fig = _new_figure(10, 4.6)
+        title = plot_title(
+            f"Latency and throughput vs batch size — {speed.title}", f"input {', '.join(sizes)}", stand_in
+        )
+        fig = new_figure(10, 4.6)
         ax_lat, ax_tp = fig.subplots(1, 2)
         colors = _family_colors([cmp.row_meta[k]["model"] for k, *_ in series])
         for key, _r, ok, limit in series:
@@ -348,8 +289,8 @@ def latency_vs_batch(cmp: Comparison, out_dir: Path) -> list[Plot]:
             ax.grid(True, alpha=0.3)
         ax_lat.legend(fontsize=8)
         fig.suptitle(title, fontsize=9)
-        _stand_in_mark(fig, stand_in)
-        name = _slug("latency_vs_batch", speed.title)
+        stand_in_mark(fig, stand_in)
+        name = slug("latency_vs_batch", speed.title)
         png, svg = save_figure(fig, out_dir, name)
         caption = f"Latency vs batch size on {speed.title}: {len(series)} model(s)."
         plots.append(Plot(name, "latency_vs_batch", title.replace("\n", " — "), caption, png, svg))
@@ -371,11 +312,11 @@ def claims_deltas(claims: ClaimsTable | None, records: Sequence[ResultRecord], o
         counts = ", ".join(f"{n} {v}" for v, n in claims.counts().items()) or "none"
         return f"no claim with a numeric measured value was checked under its conditions ({counts})"
     setups = _claims_setups(rows, records)
-    title = _title(
+    title = plot_title(
         f"Measured vs claimed ({claims.name}) — measured on {setups}",
         "bar: (measured - claimed) / claimed; only claims checked under their conditions",
     )
-    fig = _new_figure(8, max(2.5, 0.35 * len(rows) + 1.6))
+    fig = new_figure(8, max(2.5, 0.35 * len(rows) + 1.6))
     ax = fig.add_subplot()
     names = [_claim_label(r) for r in rows]
     rel = [100.0 * (float(r["measured"]) - float(r["claimed"])) / abs(float(r["claimed"])) for r in rows]
@@ -388,7 +329,7 @@ def claims_deltas(claims: ClaimsTable | None, records: Sequence[ResultRecord], o
     handles = [Patch(color=c, label=v) for v, c in _VERDICT_COLORS.items()]
     ax.legend(handles=handles, fontsize=8, title="verdict", title_fontsize=8)
     fig.suptitle(title, fontsize=9)  # over the whole figure: the claim names take the left side
-    name = _slug("claims_deltas", claims.name)
+    name = slug("claims_deltas", claims.name)
     png, svg = save_figure(fig, out_dir, name)
     skipped = len(f) - len(rows)
     caption = (
@@ -463,10 +404,10 @@ def pr_curves(cmp: Comparison, out_dir: Path) -> list[Plot]:
             f"IoU {first.get('iou', '.50:.95')}, area {first.get('area', 'all')}, "
             f"{first.get('max_dets', 100)} detections"
         )
-        title = _title(
+        title = plot_title(
             f"Precision-recall — {acc.title}", f"{cond}; {_eval_setups(cmp, acc, set(keys))}", stand_in
         )
-        fig = _new_figure()
+        fig = new_figure()
         ax = fig.add_subplot()
         colors = _family_colors([cmp.row_meta[k]["model"] for k in keys])
         for key, _r, rec, prec in curves:
@@ -479,8 +420,8 @@ def pr_curves(cmp: Comparison, out_dir: Path) -> list[Plot]:
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
         ax.set_title(title, fontsize=9)
-        _stand_in_mark(fig, stand_in)
-        name = _slug("pr_curve", acc.title if len(cmp.table(ACCURACY)) > 1 else "")
+        stand_in_mark(fig, stand_in)
+        name = slug("pr_curve", acc.title if len(cmp.table(ACCURACY)) > 1 else "")
         png, svg = save_figure(fig, out_dir, name)
         caption = f"Precision-recall curves of {len(curves)} model(s), {acc.title}."
         plots.append(Plot(name, "pr_curve", title.replace("\n", " — "), caption, png, svg))
@@ -499,7 +440,7 @@ _NEEDS = {
 
 def make_plots(cmp: Comparison, claims: ClaimsTable | None, out_dir: str | os.PathLike[str]) -> PlotSet:
     """Draw every plot the records allow into ``out_dir`` (PNG + SVG); the rest come back as skipped."""
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(PLOT_STYLE):
         return _make_plots(cmp, claims, Path(out_dir))
 
 

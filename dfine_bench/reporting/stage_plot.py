@@ -66,12 +66,12 @@ def stages_inside(record: ResultRecord) -> dict[str, str]:
 
 def stage_bars(records: Sequence[ResultRecord], out_dir: Path) -> list[tuple[str, str, str, Path, Path]]:
     """Draw one stacked-bar plot per device; returns ``(name, title, caption, png, svg)`` per plot."""
-    from dfine_bench.reporting.plots import _new_figure, _slug, _stand_in_mark, save_figure
+    from dfine_bench.reporting.figures import new_figure, save_figure, slug, stand_in_mark
 
     drawn = []
     for device, recs in _stage_records(records).items():
         recs = sorted(recs, key=lambda r: (r.model.name, r.setup.backend, r.setup.dtype))
-        fig = _new_figure(7.5, 1.6 + 0.45 * len(recs))
+        fig = new_figure(7.5, 1.6 + 0.45 * len(recs))
         ax = fig.add_subplot()
         labels: list[str] = []
         not_measured: dict[str, set[str]] = {}
@@ -109,8 +109,8 @@ def stage_bars(records: Sequence[ResultRecord], out_dir: Path) -> list[tuple[str
         stand_in = "stand-in: random-init weights" if any(r.model.random_init for r in recs) else ""
         title = f"Time per stage on {device}" + (f"\n{stand_in}" if stand_in else "")
         ax.set_title(title, fontsize=9)
-        _stand_in_mark(fig, stand_in)
-        name = _slug("stages", device)
+        stand_in_mark(fig, stand_in)
+        name = slug("stages", device)
         png, svg = save_figure(fig, out_dir, name)
         missing_text = "; ".join(f"{k} ({', '.join(sorted(v))})" for k, v in not_measured.items())
         caption = f"Median of each stage timed on its own, per model and backend, on {device}." + (

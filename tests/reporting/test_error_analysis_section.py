@@ -10,10 +10,10 @@ from test_report import parse_html
 from dfine_bench.records import ResultRecord
 from dfine_bench.reporting.content import ReportContent
 from dfine_bench.reporting.error_analysis_section import error_analysis_blocks
+from dfine_bench.reporting.figures import PlotSet
 from dfine_bench.reporting.html_report import render_html
 from dfine_bench.reporting.labels import FIXTURE_WEIGHTS
 from dfine_bench.reporting.markdown_report import render_markdown
-from dfine_bench.reporting.plots import PlotSet
 from dfine_bench.reporting.provenance import provenance
 from dfine_bench.reporting.tables import build_comparison
 
