@@ -145,6 +145,9 @@ def test_a_missing_package_says_what_to_install() -> None:
             check_backend({"name": "needs_pkg"}, "cpu")
         row = next(r for r in registry.backend_table() if r["backend"] == "needs_pkg")
         assert row["available here"] == "no (pip install dfine-bench-no-such-package)"
+        assert row["graphs"] == "model"  # a backend builds the model graph unless it says more
+        eager = next(r for r in registry.backend_table() if r["backend"] == "eager")
+        assert eager["graphs"] == "model, deploy"
     finally:
         unregister_backend("needs_pkg")
 

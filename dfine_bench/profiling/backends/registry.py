@@ -190,6 +190,8 @@ def backend_table() -> list[dict[str, str]]:
                 "backend": name,
                 "available here": "yes" if missing is None else f"no ({b.install or missing})",
                 "devices: dtypes": "; ".join(f"{d}: {', '.join(ds)}" for d, ds in b.devices.items()),
+                # deploy: the model with its postprocessor in one graph (profiling.timed=model_postprocess)
+                "graphs": ", ".join(b.graphs),
                 "options (default)": ", ".join(f"{k}={_shown(o.default)}" for k, o in b.options.items())
                 or "-",
                 "origin": entry.origin,

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 class TensorRTBackend(OnnxBackend):
     name = "tensorrt"
-    description = "TensorRT engine from the ONNX export (the paper's T4 protocol uses fp16)"
+    description = "TensorRT engine from the ONNX export (the paper's T4 protocol: fp16, deploy graph)"
     packages = ("tensorrt",)
     install = "needs an NVIDIA GPU and pip install 'dfine-bench[tensorrt]'"
     devices: ClassVar[Mapping[str, tuple[str, ...]]] = {"cuda": ("fp32", "fp16")}
