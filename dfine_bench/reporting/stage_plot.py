@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dfine_bench.records.schema import ResultRecord
+from dfine_bench.reporting.labels import input_label
 
 #: Stage order and colours (colour-blind-safe, Okabe-Ito).
 STAGE_ORDER = ("decode", "preprocess", "h2d", "forward", "d2h", "postprocess")
@@ -74,6 +75,9 @@ def stage_bars(records: Sequence[ResultRecord], out_dir: Path) -> list[tuple[str
         fig = new_figure(7.5, 1.6 + 0.45 * len(recs))
         ax = fig.add_subplot()
         labels: list[str] = []
+        # one device, but not always one input size: then every bar says its size
+        size_of = {id(r): input_label(r.setup.input_size or r.model.input_size) or "?" for r in recs}
+        sizes = set(size_of.values())
         not_measured: dict[str, set[str]] = {}
         inside_any: set[str] = set()
         used: set[str] = set()
@@ -90,7 +94,8 @@ def stage_bars(records: Sequence[ResultRecord], out_dir: Path) -> list[tuple[str
             inside = stages_inside(r)
             inside_any.update(f"{STAGE_TEXT[k]} inside {STAGE_TEXT.get(v, v)}" for k, v in inside.items())
             deploy = " [deploy graph]" if inside else ""
-            labels.append(f"{r.model.name} {r.setup.backend}-{r.setup.dtype}{deploy}{mark}")
+            size = f" {size_of[id(r)]}" if len(sizes) > 1 else ""
+            labels.append(f"{r.model.name} {r.setup.backend}-{r.setup.dtype}{size}{deploy}{mark}")
             left = 0.0
             for name, ms in medians.items():
                 ax.barh(i, ms, left=left, color=_COLORS[name], edgecolor="white", linewidth=0.5)
@@ -116,6 +121,10 @@ def stage_bars(records: Sequence[ResultRecord], out_dir: Path) -> list[tuple[str
         caption = f"Median of each stage timed on its own, per model and backend, on {device}." + (
             f" Not measured (left out, not 0): {missing_text}." if missing_text else ""
         )
+        if len(sizes) > 1:
+            caption += f" Input sizes differ ({', '.join(sorted(sizes))}): compare bars of one size."
+        else:
+            caption += f" Input {next(iter(sizes))}."
         if inside_any:
             caption += (
                 f" Deploy graph bars: {', '.join(sorted(inside_any))} (the postprocessor runs in the engine, "

@@ -140,3 +140,24 @@ def test_report_draws_a_stacked_bar_per_model_and_backend(tmp_path: Path) -> Non
     (stage_plot,) = [p for p in plots.plots if p.kind == "stages"]
     assert stage_plot.png.stat().st_size > 1000 and "CPU X" in stage_plot.title
     assert "Not measured (left out, not 0): host->device (eager); device->host (eager)" in stage_plot.caption
+
+
+def test_bars_of_different_input_sizes_say_their_size(tmp_path: Path) -> None:
+    """One device, two input sizes (the fixture at 320, the others at 640 in the default suite):
+    each bar names its size, so a 320x320 bar is not read as a faster 640x640 model."""
+    from dfine_bench.records.schema import ModelInfo, ResultRecord, Setup
+    from dfine_bench.reporting.stage_plot import stage_bars
+
+    lat = _latency(ToyAdapter(), tmp_path)
+
+    def record(name: str, size: list[int]) -> ResultRecord:
+        setup = Setup(device="cpu", device_name="CPU X", backend="eager", timed="model", input_size=size)
+        model = ModelInfo(name=name)
+        return ResultRecord(
+            "run1", f"latency-{name}", "latency", model, setup, {}, lat.metrics, details=lat.details
+        )
+
+    ((_, _, caption, _, _),) = stage_bars([record("a", [320, 320]), record("b", [640, 640])], tmp_path)
+    assert "Input sizes differ (320x320, 640x640): compare bars of one size." in caption
+    ((_, _, same, _, _),) = stage_bars([record("a", [640, 640]), record("b", [640, 640])], tmp_path)
+    assert "Input 640x640." in same and "differ" not in same
