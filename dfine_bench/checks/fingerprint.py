@@ -3,10 +3,11 @@
 A timing compares with another only when every speed-relevant field of their fingerprints
 (``dfine_bench.records.environment.fingerprint``) agrees. What is speed-relevant depends on what
 ran: the CPU model, its usable cores, the torch version and the precision always; on a GPU also
-its name, driver, CUDA, cuDNN and TF32 switches; and the runtime of the backend (ONNX Runtime
-version, execution providers, opset and exporter; TensorRT version and builder flags; OpenVINO
-version; the torch.compile mode). Clocks are recorded but not compared: they move with load and
-temperature (the GPU discipline marks throttled runs instead).
+its name, driver, CUDA, cuDNN and TF32 switches; and what the backend declares in
+``fingerprint_fields`` (ONNX Runtime: version, execution providers, opset and exporter; TensorRT:
+version, builder flags, opset, exporter; OpenVINO: version, opset, exporter; compile: the mode).
+Clocks are recorded but not compared: they move with load and temperature (the GPU discipline
+marks throttled runs instead).
 
 A field missing on either side (a record written before it was recorded) is not a difference:
 ``missing_fingerprint`` lets the gate say the comparison could not be checked.
@@ -22,13 +23,19 @@ if TYPE_CHECKING:
 
 ALWAYS = ("cpu_model", "cpu_count", "torch", "precision", "backend")
 CUDA = ("gpu_name", "gpu_driver", "cuda", "cudnn", "tf32_matmul", "tf32_cudnn", "cudnn_benchmark")
-_ONNX = ("onnx_opset", "onnx_exporter")
-BY_BACKEND: dict[str, tuple[str, ...]] = {
-    "onnxruntime": ("onnxruntime", "providers", *_ONNX),
-    "openvino": ("openvino", *_ONNX),
-    "tensorrt": ("tensorrt", "trt_builder_flags", *_ONNX),
-    "compile": ("compile_mode",),
-}
+
+
+def backend_fields(backend: str) -> tuple[str, ...]:
+    """The fields the backend itself declares (``Backend.fingerprint_fields``); () for a backend
+    this installation does not have (a plug-in's record read elsewhere): the machine's fields still
+    compare."""
+    from dfine_bench.errors import DfineBenchError
+    from dfine_bench.profiling.backends import get_backend
+
+    try:
+        return tuple(get_backend(backend).fingerprint_fields)
+    except DfineBenchError:
+        return ()
 
 
 def speed_fields(fp: Mapping[str, Any]) -> tuple[str, ...]:
@@ -36,7 +43,7 @@ def speed_fields(fp: Mapping[str, Any]) -> tuple[str, ...]:
     fields = list(ALWAYS)
     if fp.get("device_type") == "cuda":
         fields += CUDA
-    fields += BY_BACKEND.get(str(fp.get("backend")), ())
+    fields += backend_fields(str(fp.get("backend")))
     return tuple(fields)
 
 

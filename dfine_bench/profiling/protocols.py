@@ -120,12 +120,14 @@ def _backend_text(backend: str, dtype: str) -> str:
 
 
 def _backend_words(backend: str) -> str:
-    return {
-        "eager": "PyTorch eager",
-        "compile": "torch.compile",
-        "onnxruntime": "onnxruntime",
-        "tensorrt": "TensorRT",
-    }.get(backend, backend)
+    """The backend's ``display_name`` (its name when it has none or is not installed here)."""
+    from dfine_bench.errors import DfineBenchError
+    from dfine_bench.profiling.backends import get_backend
+
+    try:
+        return get_backend(backend).display_name or backend
+    except DfineBenchError:
+        return backend
 
 
 #: The paper's accuracy protocol: COCO val2017, all of its images, 640x640 input.

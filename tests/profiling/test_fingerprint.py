@@ -87,6 +87,29 @@ def test_eager_has_no_onnx_fields() -> None:
     assert fingerprint_differences(fp, {**fp, "onnxruntime": "0.0.1"}) == []
 
 
+def test_a_plug_in_backend_declares_what_changes_its_speed() -> None:
+    """The fields compared per backend come from the backend (``fingerprint_fields``), so a plug-in
+    needs no edit in the gate; a backend not installed here compares the machine's fields only."""
+    from dfine_bench.profiling.backends import register_backend, unregister_backend
+    from dfine_bench.profiling.backends.eager import EagerBackend
+
+    class Mine(EagerBackend):
+        name = "mine_fp_test"
+        fingerprint_fields = ("mine_runtime",)
+
+    fp = {**fingerprint("cpu", backend="eager", dtype="fp32"), "backend": "mine_fp_test", "mine_runtime": "1"}
+    register_backend(Mine())
+    try:
+        assert "mine_runtime" in speed_fields(fp)
+        assert fingerprint_differences(fp, {**fp, "mine_runtime": "2"}) == [
+            ("fingerprint.mine_runtime", "1", "2")
+        ]
+    finally:
+        unregister_backend("mine_fp_test")
+    assert fingerprint_differences(fp, {**fp, "mine_runtime": "2"}) == []  # unknown here: not judged
+    assert "onnxruntime" in speed_fields({**fp, "backend": "onnxruntime"})
+
+
 def test_gate_refuses_timings_across_differing_fingerprints_naming_the_field() -> None:
     result = _check(_entry(_fp(onnxruntime="1.17.0")), _entry(_fp(onnxruntime="1.18.0")))
     assert result.exit_code == 2, result

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
     from dfine_bench.adapters.base import DetectorAdapter
 
+#: what every ONNX-file backend's speed also depends on: how the file was written
+ONNX_FINGERPRINT = ("onnx_opset", "onnx_exporter")
 ONNX_OPTIONS: dict[str, Option] = {
     "opset": Option(17, "ONNX opset of the export", int),
     "exporters": Option(
@@ -71,6 +73,7 @@ class OnnxBackend(BaseBackend):
 
     options: ClassVar[Mapping[str, Option]] = ONNX_OPTIONS
     graphs: ClassVar[tuple[str, ...]] = GRAPHS
+    fingerprint_fields: ClassVar[tuple[str, ...]] = ONNX_FINGERPRINT
 
     def export(self, adapter: DetectorAdapter, spec: BackendSpec, ctx: BuildContext) -> Path:
         path, _ = self.export_with_exporter(adapter, spec, ctx)

@@ -149,6 +149,14 @@ class Backend(Protocol):
     def graphs(self) -> tuple[str, ...]:
         """Which of ``GRAPHS`` it can build (``BuildContext.graph``)."""
 
+    @property
+    def display_name(self) -> str:
+        """How records and reports name it ("PyTorch eager", "TensorRT"); empty: its ``name``."""
+
+    @property
+    def fingerprint_fields(self) -> tuple[str, ...]:
+        """Environment-fingerprint fields that change its speed (``checks/fingerprint.py``)."""
+
     def missing(self) -> str | None:
         """Why this backend cannot run on any device here (a missing package), else None. No torch."""
 
@@ -182,6 +190,12 @@ class BaseBackend:
     options: ClassVar[Mapping[str, Option]] = {}
     #: the graphs ``build`` accepts; a backend without ``deploy`` gets the postprocessor in Python
     graphs: ClassVar[tuple[str, ...]] = ("model",)
+    #: how deviations and reports name it; empty: ``name``
+    display_name: ClassVar[str] = ""
+    #: fields of ``records.environment.fingerprint`` that change this backend's speed beyond the
+    #: machine's (its runtime's version, providers, export settings): timings differing in one
+    #: are not compared
+    fingerprint_fields: ClassVar[tuple[str, ...]] = ()
 
     def missing(self) -> str | None:
         absent = [p for p in self.packages if importlib.util.find_spec(p) is None]

@@ -29,6 +29,8 @@ class CompileBackend(BaseBackend):
     packages = ("torch",)
     devices: ClassVar[Mapping[str, tuple[str, ...]]] = {"cpu": ("fp32",), "cuda": ("fp32", "fp16", "bf16")}
     graphs: ClassVar[tuple[str, ...]] = GRAPHS
+    display_name = "torch.compile"
+    fingerprint_fields: ClassVar[tuple[str, ...]] = ("compile_mode",)
     options: ClassVar[Mapping[str, Option]] = {"mode": Option("default", "torch.compile mode", str, MODES)}
 
     def check(self, dtype: str, device: str, options: Mapping[str, Any]) -> None:

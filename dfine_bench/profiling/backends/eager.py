@@ -18,6 +18,7 @@ class EagerBackend(BaseBackend):
     packages = ("torch",)
     devices: ClassVar[Mapping[str, tuple[str, ...]]] = {"cpu": ("fp32",), "cuda": ("fp32", "fp16", "bf16")}
     graphs: ClassVar[tuple[str, ...]] = GRAPHS
+    display_name = "PyTorch eager"
 
     def check(self, dtype: str, device: str, options: Mapping[str, Any]) -> None:
         from dfine_bench.profiling.backends._torch import check_bf16

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from dfine_bench.errors import BackendUnavailable
-from dfine_bench.profiling.backends._onnx import ONNX_OPTIONS, OnnxBackend
+from dfine_bench.profiling.backends._onnx import ONNX_FINGERPRINT, ONNX_OPTIONS, OnnxBackend
 from dfine_bench.profiling.backends.base import BackendRunner, BackendSpec, BuildContext, Option
 from dfine_bench.profiling.backends.registry import register_backend
 
@@ -69,6 +69,7 @@ class OnnxRuntimeBackend(OnnxBackend):
     install = "pip install onnxruntime (onnxruntime-gpu for CUDA)"
     # fp16 only through the TensorRT execution provider (checked when the session is made)
     devices: ClassVar[Mapping[str, tuple[str, ...]]] = {"cpu": ("fp32",), "cuda": ("fp32", "fp16")}
+    fingerprint_fields: ClassVar[tuple[str, ...]] = ("onnxruntime", "providers", *ONNX_FINGERPRINT)
     options: ClassVar[Mapping[str, Option]] = {
         **ONNX_OPTIONS,
         "providers": Option([], "execution providers in order; empty: the best this device has", list),

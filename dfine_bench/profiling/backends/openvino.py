@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from dfine_bench.profiling.backends._onnx import ONNX_OPTIONS, OnnxBackend
+from dfine_bench.profiling.backends._onnx import ONNX_FINGERPRINT, ONNX_OPTIONS, OnnxBackend
 from dfine_bench.profiling.backends.base import BackendRunner, BackendSpec, BuildContext, Option
 from dfine_bench.profiling.backends.registry import register_backend
 
@@ -27,6 +27,7 @@ class OpenVINOBackend(OnnxBackend):
     packages = ("openvino",)
     install = "pip install 'dfine-bench[openvino]'"
     devices: ClassVar[Mapping[str, tuple[str, ...]]] = {"cpu": ("fp32",)}
+    fingerprint_fields: ClassVar[tuple[str, ...]] = ("openvino", *ONNX_FINGERPRINT)
     options: ClassVar[Mapping[str, Option]] = {
         **ONNX_OPTIONS,
         "hint": Option("LATENCY", "OpenVINO performance hint", str, ("LATENCY", "THROUGHPUT")),

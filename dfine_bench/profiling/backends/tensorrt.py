@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from dfine_bench.errors import BackendUnavailable
-from dfine_bench.profiling.backends._onnx import ONNX_OPTIONS, OnnxBackend
+from dfine_bench.profiling.backends._onnx import ONNX_FINGERPRINT, ONNX_OPTIONS, OnnxBackend
 from dfine_bench.profiling.backends.base import BackendRunner, BackendSpec, BuildContext, Option
 from dfine_bench.profiling.backends.registry import register_backend
 
@@ -25,6 +25,8 @@ class TensorRTBackend(OnnxBackend):
     packages = ("tensorrt",)
     install = "needs an NVIDIA GPU and pip install 'dfine-bench[tensorrt]'"
     devices: ClassVar[Mapping[str, tuple[str, ...]]] = {"cuda": ("fp32", "fp16")}
+    display_name = "TensorRT"
+    fingerprint_fields: ClassVar[tuple[str, ...]] = ("tensorrt", "trt_builder_flags", *ONNX_FINGERPRINT)
     options: ClassVar[Mapping[str, Option]] = {
         **ONNX_OPTIONS,
         "workspace_gb": Option(4.0, "builder workspace limit in GiB", float),
