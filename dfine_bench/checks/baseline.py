@@ -193,6 +193,8 @@ def entry_from_record(record: ResultRecord) -> Entry:
         setup["batch_sizes"] = record.setup.extra["batch_sizes"]
     if "graph" in record.setup.extra:  # a timing of the model graph or of the deploy graph
         setup["graph"] = record.setup.extra["graph"]
+    if "stability" in record.setup.extra:  # stable | unstable | throttled: explains, never compared
+        setup["stability"] = record.setup.extra["stability"]
     entry = Entry(
         record_id=record.record_id,
         task=record.task,

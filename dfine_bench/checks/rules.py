@@ -167,7 +167,7 @@ def check_latency(base: Entry, new: Entry, tol: float, alpha: float, min_delta_m
     ratio = f"x{n_med / b_med:.2f}" if b_med > 0 else ""
     if above and big and significant:
         why = f"median {n_med:.4g} ms ({ratio}) > {band}; +{delta:.3g} ms; {test} < {alpha:g}"
-        return Row(rid, metric, b_med, n_med, WORSE, why, "ms")
+        return Row(rid, metric, b_med, n_med, WORSE, why + _unsteady_note(base, new), "ms")
     if above:
         held = (
             f"+{delta:.3g} ms is within the {min_delta_ms:g} ms noise floor"
@@ -180,6 +180,17 @@ def check_latency(base: Entry, new: Entry, tol: float, alpha: float, min_delta_m
             rid, metric, b_med, n_med, BETTER, f"faster: median {ratio} of the baseline's; {test}", "ms"
         )
     return Row(rid, metric, b_med, n_med, OK, f"median {n_med:.4g} ms ({ratio}) within {band}", "ms")
+
+
+def _unsteady_note(base: Entry, new: Entry) -> str:
+    """Why a latency verdict may be the machine's, not the code's: a side whose timing was marked
+    unstable or throttled when measured (``profiling.validity``). The verdict stands; this says it."""
+    marked = [
+        f"the {side}'s timing was marked {e.setup.get('stability')}"
+        for side, e in (("baseline", base), ("run", new))
+        if e.setup.get("stability") in ("unstable", "throttled")
+    ]
+    return f" ({'; '.join(marked)}: rerun on a quiet machine before believing it)" if marked else ""
 
 
 def check_throughput(

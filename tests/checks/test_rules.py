@@ -65,6 +65,16 @@ def test_a_real_slowdown_fails() -> None:
     assert "U-test" in row.why and "p75" in row.why
 
 
+def test_a_slowdown_measured_on_an_unsteady_machine_says_so() -> None:
+    """The verdict stands (a 2x slowdown fails), but the row says which side was marked unstable."""
+    rng = np.random.default_rng(2)
+    base, new = latency(noisy(rng, 40, stalls=0)), latency(noisy(rng, 80, stalls=0))
+    assert "marked" not in check_latency(base, new, TOL, ALPHA, FLOOR).why
+    new.setup["stability"] = "throttled"
+    row = check_latency(base, new, TOL, ALPHA, FLOOR)
+    assert row.verdict == WORSE and "the run's timing was marked throttled" in row.why
+
+
 def test_faster_is_better_not_a_failure() -> None:
     rng = np.random.default_rng(2)
     row = check_latency(latency(noisy(rng, 40, cv=0.02)), latency(noisy(rng, 20, cv=0.02)), TOL, ALPHA, FLOOR)
