@@ -125,8 +125,9 @@ class ProfilingConfig:
     throughput_iters: int = 10
     threads: int | None = None  # CPU threads; None: torch's default (recorded either way)
     cv_warn: float = 0.10  # above this coefficient of variation the latency is marked unstable
-    # (other work + timed threads) per core above which the latency is marked unstable; 1.25, not
-    # 1.0: on a quiet 2-core machine the load average still shows ~1 of the run's own helper
+    # where schedstat is unreadable (not Linux; max_cpu_wait judges otherwise): (other work + timed
+    # threads) per core from the load average above which the latency is marked unstable; 1.25,
+    # not 1.0: on a quiet 2-core machine the load average still shows ~1 of the run's own helper
     # threads (1.01 per core measured in CI), while one other busy process already gives ~1.5
     max_load_per_core: float = 1.25
     # share of the timed window each timed thread spent waiting for a CPU (Linux schedstat) above
