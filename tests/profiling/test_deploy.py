@@ -152,3 +152,21 @@ def test_a_backend_without_the_deploy_graph_times_the_postprocessor_in_python() 
     assert graph == "model" and "builds the model graph only" in (why or "")
     graph, why = graph_for(ToyAdapter(), eager, "model+postprocess")
     assert graph == "model" and "own postprocessor" in (why or "")
+
+
+def test_a_deploy_graph_that_computes_something_else_is_not_timed() -> None:
+    from dfine_bench.profiling.deploy_export import MAX_UNMATCHED, deploy_check_failure
+
+    good = {
+        "max_score_diff": 1e-6,
+        "max_box_diff_rel": 1e-6,
+        "max_box_diff_px": 6e-4,
+        "label_mismatch_fraction": 0.0,
+    }
+    assert deploy_check_failure(good, atol=1e-2) is None
+    boxes = {**good, "max_box_diff_rel": 0.05, "max_box_diff_px": 32.0}  # 32 px of a 640 px image
+    assert "differs from eager + postprocess by 0.05 > backend.atol=0.01" in (
+        deploy_check_failure(boxes, 1e-2) or ""
+    )
+    ties = {**good, "label_mismatch_fraction": MAX_UNMATCHED + 0.01}
+    assert "have no partner" in (deploy_check_failure(ties, 1e-2) or "")
