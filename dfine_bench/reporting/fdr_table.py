@@ -5,12 +5,16 @@ Rows come in threes (baseline, "+ FDR & GO-LSD", Δ) for every baseline whose va
 in the same run (``dfine_bench.adapters.fdr_variants.VARIANTS``). Latency and throughput columns
 are per backend at batch 1 on the device that ran them (the device name is in the caption);
 AP of random-init weights or generated data is marked as a stand-in, as everywhere else.
+``table2_section`` builds the section once; the markdown and HTML reports render it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
+
+import pandas as pd
 
 from dfine_bench.records.schema import ResultRecord
 
@@ -82,37 +86,71 @@ def _cell(key: str, value: Any, delta: bool) -> str:
     return f"{value:+.2f}" if delta else f"{value:.2f}"
 
 
-def table2_markdown(records: Sequence[ResultRecord]) -> list[str]:
-    """Markdown lines of the section (an empty list when no pair was measured in these records)."""
+@dataclass(frozen=True)
+class Table2Section:
+    """The section's text and its formatted cells, rendered by both the markdown and HTML reports."""
+
+    title: str
+    intro: str
+    columns: list[str]
+    rows: list[list[str]]  # formatted cells, the first one the row's model (or Δ)
+    delta_rows: list[int]  # indices of the Δ rows (bold in markdown)
+    note: str | None  # the stand-in note, when some AP is a stand-in's
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows, columns=["model", *self.columns])
+
+
+def table2_section(records: Sequence[ResultRecord]) -> Table2Section | None:
+    """The section for ``records``; None when no baseline and its FDR variant were measured."""
     columns, rows = table2_rows(records)
     if not rows:
-        return []
+        return None
     devices = sorted({str(r.setup.device_name or r.setup.device) for r in records if r.task == "latency"})
-    lines = [
-        f"## {TITLE}",
-        "",
+    intro = (
         "Each baseline beside its variant with D-FINE's FDR box head and GO-LSD loss (only the box head and "
         "loss differ), measured in the same run; Δ = variant − baseline. Latency: mean per image at batch 1"
         + (f" on {', '.join(devices)}" if devices else "")
-        + ". Claim verdicts (ratio baseline / variant, `fdr_same_*`) are in the claims table.",
-        "",
-        "| model | " + " | ".join(columns) + " |",
-        "|---|" + "---:|" * len(columns),
-    ]
-    for row in rows:
+        + ". Claim verdicts (ratio baseline / variant, `fdr_same_*`) are in the claims table."
+    )
+    cells: list[list[str]] = []
+    deltas: list[int] = []
+    for i, row in enumerate(rows):
         is_delta = row["model"] == "Δ"
-        cells = []
+        if is_delta:
+            deltas.append(i)
+        line = [str(row["model"])]
         for key in columns:
             cell = _cell(key, row.get(key), is_delta)
             if key == "AP" and row.get("AP stand-in") and cell != "—":
                 cell += " (stand-in)"
-            cells.append(cell)
-        name = f"**{row['model']}**" if is_delta else row["model"]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+            line.append(cell)
+        cells.append(line)
+    note = None
     if any(r.get("AP stand-in") for r in rows):
-        lines += [
-            "",
+        note = (
             "AP marked stand-in: random-init weights or generated data (no FDR + GO-LSD weights are "
-            "released); the accuracy side of Table 2 is checked at small scale by `dfine-bench ablate`.",
-        ]
+            "released); the accuracy side of Table 2 is checked at small scale by `dfine-bench ablate`."
+        )
+    return Table2Section(TITLE, intro, columns, cells, deltas, note)
+
+
+def table2_markdown(records: Sequence[ResultRecord]) -> list[str]:
+    """Markdown lines of the section (an empty list when no pair was measured in these records)."""
+    section = table2_section(records)
+    if section is None:
+        return []
+    lines = [
+        f"## {section.title}",
+        "",
+        section.intro,
+        "",
+        "| model | " + " | ".join(section.columns) + " |",
+        "|---|" + "---:|" * len(section.columns),
+    ]
+    for i, row in enumerate(section.rows):
+        name = f"**{row[0]}**" if i in section.delta_rows else row[0]
+        lines.append(f"| {name} | " + " | ".join(row[1:]) + " |")
+    if section.note:
+        lines += ["", section.note]
     return [*lines, ""]

@@ -19,6 +19,7 @@ from dfine_bench.reporting.claims_table import NO_CLAIMS, SHOWN_VERDICTS
 from dfine_bench.reporting.content import ReportContent
 from dfine_bench.reporting.error_analysis_section import INTRO as ERROR_ANALYSIS_INTRO
 from dfine_bench.reporting.error_analysis_section import class_headings, error_analysis_blocks
+from dfine_bench.reporting.fdr_table import table2_section
 from dfine_bench.reporting.formatting import LEGEND, format_claims, formatted_frame
 from dfine_bench.reporting.provenance import NOTHING_OFF_PROTOCOL
 
@@ -81,6 +82,19 @@ def _error_analysis_html(content: ReportContent) -> list[dict[str, Any]]:
     return out
 
 
+def _table2_html(content: ReportContent) -> dict[str, Any] | None:
+    """The Table 2 layout section (None: no baseline and its FDR variant in these records)."""
+    section = table2_section(content.comparison.records)
+    if section is None:
+        return None
+    html = _html_table(section.frame(), "records")
+    for i in section.delta_rows:  # the Δ rows in bold, as in the markdown report
+        html = html.replace(
+            f"<td>{section.rows[i][0]}</td>", f"<td><strong>{section.rows[i][0]}</strong></td>", 1
+        )
+    return {"title": section.title, "intro": section.intro, "html": html, "note": section.note}
+
+
 def render_html(content: ReportContent) -> str:
     """The report page for ``content`` as one HTML string."""
     cmp = content.comparison
@@ -124,6 +138,7 @@ def render_html(content: ReportContent) -> str:
             {"title": t.title, "notes": t.notes, "html": _html_table(formatted_frame(t), "records")}
             for t in cmp.tables
         ],
+        table2=_table2_html(content),
         error_analysis=_error_analysis_html(content),
         error_analysis_intro=ERROR_ANALYSIS_INTRO,
         plots=plots,

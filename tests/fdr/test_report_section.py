@@ -61,3 +61,20 @@ def test_ablate_command_rejects_a_baseline_without_fdr(capsys: pytest.CaptureFix
     assert main(["ablate", "--baseline", "yolov8n", "--out", "unused"]) == 2
     err = capsys.readouterr().err
     assert "FDR cannot attach to model 'yolov8n'" in err and "Traceback" not in err
+
+
+def test_the_html_report_has_the_section_too() -> None:
+    """The same section in index.html (it was in the markdown report only)."""
+    from types import SimpleNamespace
+
+    from dfine_bench.reporting.html_report import _table2_html
+
+    html = _table2_html(SimpleNamespace(comparison=SimpleNamespace(records=_records())))  # type: ignore[arg-type]
+    assert html is not None and html["title"].startswith("Table 2 layout") and "Test CPU" in html["intro"]
+    assert "<td><strong>Δ</strong></td>" in html["html"] and "(stand-in)" in html["html"]
+    assert "rtdetr_r18+fdr (+ FDR &amp; GO-LSD)" in html["html"]  # escaped like every table cell
+    assert html["note"] and "dfine-bench ablate" in html["note"]
+    none = SimpleNamespace(
+        comparison=SimpleNamespace(records=[r for r in _records() if r.model.name != "rtdetr_r18+fdr"])
+    )
+    assert _table2_html(none) is None  # type: ignore[arg-type]
