@@ -189,12 +189,11 @@ def entry_from_record(record: ResultRecord) -> Entry:
     if record.dataset is not None:
         dataset = {k: getattr(record.dataset, k) for k in DATASET_KEYS}
     setup = {k: getattr(record.setup, k) for k in _SETUP_KEYS}
-    if "batch_sizes" in record.setup.extra:  # throughput: the sweep's sizes (batch_size is the best one)
-        setup["batch_sizes"] = record.setup.extra["batch_sizes"]
-    if "graph" in record.setup.extra:  # a timing of the model graph or of the deploy graph
-        setup["graph"] = record.setup.extra["graph"]
-    if "stability" in record.setup.extra:  # stable | unstable | throttled: explains, never compared
-        setup["stability"] = record.setup.extra["stability"]
+    # batch_sizes: a throughput sweep's sizes (batch_size is the best one); graph: the model or the
+    # deploy graph of a timing; stability: stable | unstable | throttled (explains, never compared)
+    setup.update(
+        {k: record.setup.extra[k] for k in ("batch_sizes", "graph", "stability") if k in record.setup.extra}
+    )
     entry = Entry(
         record_id=record.record_id,
         task=record.task,

@@ -33,7 +33,7 @@ import torch
 
 from dfine_bench.profiling.timed_call import graph_inputs
 from dfine_bench.profiling.timing import Measurement, synchronize, time_callable
-from dfine_bench.records.metrics import metric
+from dfine_bench.records.metrics import STAGES, metric
 from dfine_bench.records.schema import Metric
 
 if TYPE_CHECKING:
@@ -41,15 +41,6 @@ if TYPE_CHECKING:
     from dfine_bench.config.settings import ProfileSettings
     from dfine_bench.profiling.backends import BackendRunner
 
-STAGES = ("decode", "preprocess", "h2d", "forward", "d2h", "postprocess")
-STAGE_LABELS = {
-    "decode": "decode",
-    "preprocess": "preprocess",
-    "h2d": "host->device",
-    "forward": "forward",
-    "d2h": "device->host",
-    "postprocess": "postprocess",
-}
 #: protocol -> the stages it counts, and the statistic it sums.
 STAGE_PROTOCOLS: dict[str, tuple[tuple[str, ...], str]] = {
     "paper_t4": (("forward", "postprocess"), "median"),
@@ -228,6 +219,7 @@ def add_stages(
 ) -> None:
     """Time each stage (``profiling.stages``) into a latency outcome's metrics and details; a stage
     timing that fails leaves the main latency standing, with a note."""
+    iters = max(settings.stage_iters, len(images))
     try:
         stages = time_stages(
             runner,
@@ -236,8 +228,8 @@ def add_stages(
             device=device,
             warmup=min(settings.warmup, 3),
             # every image at least once: a stage's mean is over the images, as end_to_end promises
-            iters=max(settings.stage_iters, len(images)),
-            min_iters=min(max(settings.min_iters, len(images)), max(settings.stage_iters, len(images))),
+            iters=iters,
+            min_iters=min(max(settings.min_iters, len(images)), iters),
             max_time_s=settings.max_time_s / 4,
             # a quarter of the latency's budget and minimum per stage: six stages share the time
             warmup_time_s=settings.warmup_time_s,

@@ -46,6 +46,7 @@ class TimingInputs:
         self.input_size = input_size
         self.images = list(images) if images else None
         self.kind = images_kind if self.images else "fixed"
+        self._tensors: dict[int, list[tuple[torch.Tensor, list[tuple[int, int]]]]] = {}
         if self.images is None:
             # end-to-end timing needs an image to preprocess: a fixed, seeded random one
             rng = np.random.default_rng(seed)
@@ -58,15 +59,18 @@ class TimingInputs:
         return [[next(cyc) for _ in range(batch_size)] for _ in range(n)]
 
     def tensors(self, batch_size: int) -> list[tuple[torch.Tensor, list[tuple[int, int]]]]:
-        """Model-ready batches with the original sizes postprocessing maps boxes back to."""
-        if self.images is None:
-            x = self.adapter.example_input(batch_size, self.input_size).to("cpu", torch.float32)
-            return [(x, [self.input_size] * batch_size)]
-        out = []
-        for batch in self.image_batches(batch_size):
-            pre = self.adapter.preprocess(batch)
-            out.append((pre.pixel_values.float(), pre.original_sizes))
-        return out
+        """Model-ready batches with the original sizes postprocessing maps boxes back to; made once
+        per batch size (the check, the trace and the latency all time the same batches)."""
+        if batch_size not in self._tensors:
+            if self.images is None:
+                x = self.adapter.example_input(batch_size, self.input_size).to("cpu", torch.float32)
+                self._tensors[batch_size] = [(x, [self.input_size] * batch_size)]
+            else:
+                self._tensors[batch_size] = [
+                    (pre.pixel_values.float(), pre.original_sizes)
+                    for pre in (self.adapter.preprocess(batch) for batch in self.image_batches(batch_size))
+                ]
+        return self._tensors[batch_size]
 
     def check_images(self, count: int = 2) -> list[np.ndarray]:
         """A few images to check a deploy graph on (the fixed image when there are none)."""

@@ -38,6 +38,18 @@ log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "dfine_bench.metrics"
 
+#: The stages of one detection, in order, and how records and reports name them: the profiler
+#: times each (``dfine_bench.profiling.stages``), the report stacks them (``reporting.stage_plot``).
+STAGES = ("decode", "preprocess", "h2d", "forward", "d2h", "postprocess")
+STAGE_LABELS = {
+    "decode": "decode",
+    "preprocess": "preprocess",
+    "h2d": "host->device",
+    "forward": "forward",
+    "d2h": "device->host",
+    "postprocess": "postprocess",
+}
+
 # -- gate rules (implemented in dfine_bench.checks.rules) -----------------------------------------
 #: Higher is better, in absolute units (COCO AP points): worse when it drops by more than the tolerance.
 ABSOLUTE = "absolute"
@@ -454,14 +466,7 @@ _BUILTIN = (
             INFORMATIONAL,
             description=f"median time of the {text} stage alone, batch 1 (latency_median is gated)",
         )
-        for name, text in (
-            ("decode", "decode (in-memory JPEG)"),
-            ("preprocess", "preprocess"),
-            ("h2d", "host-to-device copy"),
-            ("forward", "forward"),
-            ("d2h", "device-to-host copy"),
-            ("postprocess", "postprocess"),
-        )
+        for name, text in STAGE_LABELS.items()
     ),
     MetricDef(
         "stages_total",

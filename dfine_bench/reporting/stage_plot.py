@@ -13,19 +13,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from dfine_bench.records.metrics import STAGE_LABELS, STAGES
 from dfine_bench.records.schema import ResultRecord
 from dfine_bench.reporting.labels import input_label
 
-#: Stage order and colours (colour-blind-safe, Okabe-Ito).
-STAGE_ORDER = ("decode", "preprocess", "h2d", "forward", "d2h", "postprocess")
-STAGE_TEXT = {
-    "decode": "decode",
-    "preprocess": "preprocess",
-    "h2d": "host->device",
-    "forward": "forward",
-    "d2h": "device->host",
-    "postprocess": "postprocess",
-}
+#: Stage colours (colour-blind-safe, Okabe-Ito).
 _COLORS = {
     "decode": "#E69F00",
     "preprocess": "#56B4E9",
@@ -50,7 +42,7 @@ def stage_medians(record: ResultRecord) -> tuple[dict[str, float], list[str]]:
     by = record.details["stages"]["by_stage"]
     medians: dict[str, float] = {}
     missing: list[str] = []
-    for name in STAGE_ORDER:
+    for name in STAGES:
         s = by.get(name) or {}
         if s.get("status") == "ok":
             medians[name] = float(s["summary"]["median_ms"])
@@ -92,7 +84,7 @@ def stage_bars(records: Sequence[ResultRecord], out_dir: Path) -> list[tuple[str
                 else ""
             )
             inside = stages_inside(r)
-            inside_any.update(f"{STAGE_TEXT[k]} inside {STAGE_TEXT.get(v, v)}" for k, v in inside.items())
+            inside_any.update(f"{STAGE_LABELS[k]} inside {STAGE_LABELS.get(v, v)}" for k, v in inside.items())
             deploy = " [deploy graph]" if inside else ""
             size = f" {size_of[id(r)]}" if len(sizes) > 1 else ""
             labels.append(f"{r.model.name} {r.setup.backend}-{r.setup.dtype}{size}{deploy}{mark}")
@@ -102,14 +94,14 @@ def stage_bars(records: Sequence[ResultRecord], out_dir: Path) -> list[tuple[str
                 left += ms
                 used.add(name)
             for name in missing:
-                not_measured.setdefault(STAGE_TEXT[name], set()).add(r.setup.backend)
+                not_measured.setdefault(STAGE_LABELS[name], set()).add(r.setup.backend)
         ax.set_yticks(range(len(recs)), labels)
         ax.invert_yaxis()
         ax.set_xlabel("median time per stage, batch 1 (ms)")
         ax.grid(True, axis="x", alpha=0.3)
         from matplotlib.patches import Patch
 
-        handles = [Patch(color=_COLORS[s], label=STAGE_TEXT[s]) for s in STAGE_ORDER if s in used]
+        handles = [Patch(color=_COLORS[s], label=STAGE_LABELS[s]) for s in STAGES if s in used]
         ax.legend(handles=handles, fontsize=7, loc="lower right")
         stand_in = "stand-in: random-init weights" if any(r.model.random_init for r in recs) else ""
         title = f"Time per stage on {device}" + (f"\n{stand_in}" if stand_in else "")
