@@ -4,9 +4,13 @@ The official training code saves ``{"model": state_dict}`` (and, with EMA, ``{"e
 state_dict}}``); its module names (``backbone.stages``, ``encoder.fpn_blocks.N.cv2``,
 ``decoder.dec_score_head``...) differ from ``DFineForObjectDetection``'s. ``convert_state_dict``
 renames every key through an explicit table, splits the fused ``in_proj`` attention weights into
-q/k/v, and drops only tensors the model recomputes itself (anchors, valid mask, duplicated
-``up``/``reg_scale``). A key no rule knows is an error, never silently skipped: the strict loader
-in ``weights.py`` then reports any missing, unexpected or mis-shaped tensors.
+q/k/v, and drops only tensors the model recomputes itself (the ``decoder.anchors`` and
+``decoder.valid_mask`` buffers, which the official decoder registers for its ``eval_spatial_size``
+while ours derives them from each input) or that duplicate another entry (``decoder.up`` and
+``decoder.reg_scale`` are the same parameters as ``decoder.decoder.up``/``reg_scale``, which are
+loaded). BatchNorm ``num_batches_tracked`` counters are converted too, so a round trip keeps them.
+A key no rule knows is an error, never silently skipped: the strict loader in ``weights.py`` then
+reports any missing, unexpected or mis-shaped tensors. ``official_export`` is the inverse.
 
 DEIM's D-FINE checkpoints use the same module names, so they convert the same way.
 """
@@ -150,11 +154,12 @@ def convert_state_dict(
     converted: dict[str, torch.Tensor] = {}
     unknown: list[str] = []
     for key, tensor in official.items():
-        if _DROPPED.fullmatch(key) or key.endswith("num_batches_tracked"):
+        if _DROPPED.fullmatch(key):
             continue
         new_keys = _convert_key(key, tensor)
         if new_keys is None:
-            unknown.append(key)
+            if not key.endswith("num_batches_tracked"):  # a counter, not a weight: never an error
+                unknown.append(key)
             continue
         converted.update(new_keys)
     if unknown:
