@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,19 @@ class ResolvedDataset:
         while len(images) < n:  # fewer images than asked: cycle, still deterministic
             images.append(images[len(images) % len(picks)])
         return images
+
+    def images_identity(self) -> str:
+        """One hash over each used image's file name, size and modification time (a stat per image,
+        no read): replaced or edited image files change it, so a resume never keeps stale results."""
+        h = hashlib.sha256()
+        for image_id in self.image_ids():
+            path = self.image_path(image_id)
+            try:
+                st = path.stat()
+                h.update(f"{image_id}\0{path.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            except OSError:
+                h.update(f"{image_id}\0{path.name}\0missing\n".encode())
+        return h.hexdigest()[:16]
 
     def info(self) -> DatasetInfo:
         return DatasetInfo(

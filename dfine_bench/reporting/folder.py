@@ -3,28 +3,27 @@
 A report folder is one dfine-bench made: it holds a marker file listing the files the last
 report wrote. A report goes only into a new (or empty) folder or a marked one; any other folder
 is refused unless the user forces it, and even then only files the marker lists are ever removed,
-so a user's own README, plots or notes are never deleted.
+so a user's own README, plots or notes are never deleted. The rules are shared with training
+runs (``utils/tool_folder.py``); this module gives them the report's marker and wording.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
-import dfine_bench
-from dfine_bench.errors import DfineBenchError
-from dfine_bench.utils.files import atomic_write_text
+from dfine_bench.utils import tool_folder
+from dfine_bench.utils.tool_folder import ToolFolderError, remove_stale
 
 MARKER = ".dfine-bench-report"
 
 
-class ReportFolderError(DfineBenchError):
+class ReportFolderError(ToolFolderError):
     """A report folder that holds files dfine-bench did not write."""
 
 
 def is_report_folder(out: Path) -> bool:
-    return (out / MARKER).is_file()
+    return tool_folder.is_tool_folder(out, MARKER)
 
 
 FORCE_HINT = (
@@ -37,41 +36,17 @@ def check_report_folder(
     out: str | Path, *, force: bool = False, option: str = "--out", fix: str = FORCE_HINT
 ) -> None:
     """Refuse a folder that exists with content and was not made by dfine-bench (unless ``force``)."""
-    out = Path(out)
-    if force or not out.exists():
-        return
-    if not out.is_dir():
-        raise ReportFolderError(f"{option}: {out} is a file, not a folder; choose a new folder")
-    if is_report_folder(out) or not any(out.iterdir()):
-        return
-    raise ReportFolderError(
-        f"{option}: {out} holds files dfine-bench did not write (it has no {MARKER} marker); {fix}"
-    )
+    tool_folder.check_tool_folder(out, MARKER, force=force, option=option, fix=fix, error=ReportFolderError)
 
 
 def written_files(out: Path) -> set[str]:
     """The files (relative paths) the marker says the last report in ``out`` wrote."""
-    try:
-        data = json.loads((out / MARKER).read_text(encoding="utf-8"))
-        return {str(f) for f in data.get("files", []) if isinstance(f, str)}
-    except (OSError, ValueError, AttributeError):
-        return set()
+    return tool_folder.written_files(out, MARKER)
 
 
 def mark_report_folder(out: Path, files: Iterable[str]) -> None:
     """Record that dfine-bench wrote ``files`` (relative paths) into ``out``."""
-    doc = {"made_by": "dfine-bench", "version": dfine_bench.__version__, "files": sorted(set(files))}
-    atomic_write_text(out / MARKER, json.dumps(doc, indent=1) + "\n")
-
-
-def remove_stale(out: Path, previous: set[str], keep: set[str]) -> None:
-    """Remove files an earlier report wrote that this one did not: only those the marker listed."""
-    for rel in sorted(previous - keep):
-        path = out / rel
-        if ".." in Path(rel).parts or Path(rel).is_absolute():
-            continue  # a marker is data on disk: never let it point outside the folder
-        if path.is_file():
-            path.unlink(missing_ok=True)
+    tool_folder.mark_folder(out, MARKER, files)
 
 
 __all__ = [
