@@ -25,7 +25,7 @@ def plugin_site(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
     monkeypatch.syspath_prepend(str(PLUGIN_SITE))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(PLUGIN_SITE), os.environ.get("PYTHONPATH", "")]))
-    monkeypatch.setattr(registry, "_loaded", False)
+    registry.reload()
     registry._ensure_loaded()
     yield PLUGIN_SITE
     for name in ("toy_det", "toy_det_b", "toy_det_slow", "toy_det_color"):

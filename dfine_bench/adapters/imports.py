@@ -67,13 +67,16 @@ def broken_package(exc: BaseException) -> str | None:
     root = root_cause(exc)
     if isinstance(root, ModuleNotFoundError) and root.name:
         return root.name.split(".")[0]
-    for filename in reversed(_frames(root.__traceback__)):
+    packages = []
+    for filename in reversed(_frames(root.__traceback__)):  # innermost first
         if filename.startswith("<"):
             continue  # frozen importlib frames
         package = _package_of(filename)
         if package and package not in sys.stdlib_module_names:
-            return package
-    return None
+            packages.append(package)
+    # torch raising on behalf of the package that called it (torchvision's operator registrations
+    # against another torch build) is that package's fault, not torch's
+    return next((p for p in packages if p not in ("torch", "dfine_bench")), packages[0] if packages else None)
 
 
 def _version(package: str) -> str | None:

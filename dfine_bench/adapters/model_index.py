@@ -96,10 +96,10 @@ def build_index() -> dict[str, Any]:
     from dfine_bench.adapters import registry
 
     registry._load_builtins()
-    builtin = sorted(n for n, m in registry._REGISTRY.items() if m.origin == "builtin")
+    builtin = sorted(n for n, m in registry.REGISTRY.entries.items() if m.origin == "builtin")
     models = []
     for name in builtin:
-        spec = registry._REGISTRY[name].spec
+        spec = registry.REGISTRY.entries[name].spec
         count = spec.num_parameters if spec.num_parameters is not None else measure_parameters(name)
         models.append(spec_to_dict(dataclasses.replace(spec, num_parameters=count)))
     return {

@@ -18,15 +18,14 @@ of date.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from dfine_bench.adapters.spec import ModelSpec, split_tag
 from dfine_bench.errors import ConfigError, UnknownNameError
-from dfine_bench.utils.plugins import load_entry_points
+from dfine_bench.utils.registry import BUILTIN, Registry, qualified_name
 
 if TYPE_CHECKING:
     from dfine_bench.adapters.base import AdapterFactory, DetectorAdapter
@@ -54,68 +53,58 @@ class RegisteredModel:
     origin: str  # "builtin" or the entry point's name
 
 
-_REGISTRY: dict[str, RegisteredModel] = {}
+def _same(old: RegisteredModel, new: RegisteredModel) -> bool:
+    # a spec from the index (no factory yet) is completed by its family module's registration
+    return old.factory is None or qualified_name(old.factory) == qualified_name(new.factory)
+
+
+def _describe(entry: RegisteredModel) -> str:
+    return qualified_name(entry.factory) if entry.factory is not None else "the model index"
+
+
+#: the family modules are imported by ``_load_builtins`` only (torch): ``REGISTRY.load`` loads plug-ins
+REGISTRY: Registry[RegisteredModel] = Registry("model", (ENTRY_POINT_GROUP,), same=_same, describe=_describe)
 _INDEXED: set[str] = set()  # names whose spec (and parameter count) came from the model index
-_LOAD_ERRORS: dict[str, str] = {}
-_loaded = False  # plug-ins discovered (tests reset it to discover a new one)
-_builtins_loaded = False
+_state = {"specs": False, "builtins": False}  # index read / family modules imported
 
 
-def register_model(spec: ModelSpec, factory: AdapterFactory, *, origin: str = "builtin") -> None:
+def register_model(spec: ModelSpec, factory: AdapterFactory, *, origin: str | None = None) -> None:
     """Add a model. ``factory(spec, weights=..., num_classes=..., **options)`` builds its adapter."""
-    old = _REGISTRY.get(spec.name)
-    if old is not None and old.factory is not None and old.factory is not factory:
-        raise ValueError(f"model {spec.name!r} is already registered by {old.origin}")
+    where = REGISTRY.origin_for(getattr(factory, "__module__", None), origin)
+    old = REGISTRY.entries.get(spec.name)
     if old is not None and old.factory is None and spec.num_parameters is None:
         # the index measured this model's parameter count: keep it (the family module need not)
         spec = _with_count(spec, old.spec.num_parameters)
-    _REGISTRY[spec.name] = RegisteredModel(spec=spec, factory=factory, origin=origin)
+    REGISTRY.register(spec.name, RegisteredModel(spec=spec, factory=factory, origin=where), origin=where)
 
 
 def _with_count(spec: ModelSpec, count: int | None) -> ModelSpec:
-    from dataclasses import replace
-
     return replace(spec, num_parameters=count) if count is not None else spec
 
 
 def _load_builtins() -> None:
     """Import the built-in family modules (torch, transformers): their real factories register."""
-    global _builtins_loaded
-    if _builtins_loaded:
-        return
-    _builtins_loaded = True
-    for module in _BUILTIN_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:  # a family module not written yet or an optional dep
-            if exc.name == module:
-                continue
-            _LOAD_ERRORS[module] = str(exc)
-            log.debug("adapter module %s not loaded: %s", module, exc)
-
-
-def _load_plugins() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    load_entry_points(ENTRY_POINT_GROUP, "adapter", _LOAD_ERRORS)
+    if not _state["builtins"]:
+        _state["builtins"] = True
+        REGISTRY.load_builtins(_BUILTIN_MODULES)
 
 
 def _ensure_specs() -> None:
-    """Every spec known: built-ins from the index when it is current (no torch), else imported."""
-    if not _builtins_loaded:
+    """Every spec known: built-ins from the index when it is current (no torch), else imported;
+    then the plug-ins (after the built-ins, so that none takes a built-in's name)."""
+    if not _state["specs"]:
+        _state["specs"] = True
         from dfine_bench.adapters.model_index import builtin_specs
 
-        specs = builtin_specs(_BUILTIN_MODULES)
+        specs = None if _state["builtins"] else builtin_specs(_BUILTIN_MODULES)
         if specs is None:
             _load_builtins()
         else:
             for spec in specs:
-                if spec.name not in _REGISTRY:
-                    _REGISTRY[spec.name] = RegisteredModel(spec=spec, factory=None, origin="builtin")
+                if spec.name not in REGISTRY.entries:
+                    REGISTRY.register(spec.name, RegisteredModel(spec=spec, factory=None, origin=BUILTIN))
                     _INDEXED.add(spec.name)
-    _load_plugins()
+    REGISTRY.load()  # the plug-ins, once (the built-in modules are imported by ``_load_builtins``)
 
 
 def _ensure_loaded() -> None:
@@ -125,18 +114,23 @@ def _ensure_loaded() -> None:
     on the specs the family modules then register without one, whichever is asked first."""
     _ensure_specs()
     _load_builtins()
-    _load_plugins()
+
+
+def reload() -> None:
+    """Discover plug-ins again (after one was put on the path)."""
+    _ensure_specs()
+    REGISTRY.reload()
 
 
 def load_errors() -> dict[str, str]:
     """Adapter modules or plug-ins that failed to load, with the reason (shown by ``list``)."""
     _ensure_specs()
-    return dict(_LOAD_ERRORS)
+    return REGISTRY.load_errors()
 
 
 def list_models(family: str | None = None) -> list[str]:
     _ensure_specs()
-    names = [n for n, m in _REGISTRY.items() if family is None or m.spec.family == family]
+    names = [n for n, m in REGISTRY.entries.items() if family is None or m.spec.family == family]
     return sorted(names)
 
 
@@ -157,16 +151,16 @@ def get_registered(name: str) -> RegisteredModel:
     """The registry entry of ``name`` (a release tag is ignored here); its factory is loaded."""
     base, _ = split_tag(name)
     _ensure_specs()
-    entry = _REGISTRY.get(base)
+    entry = REGISTRY.entries.get(base)
     if entry is not None and entry.factory is None:
         _ensure_loaded()
-        entry = _REGISTRY.get(base)
+        entry = REGISTRY.entries.get(base)
     if entry is None or entry.factory is None:
         if base.endswith("+fdr"):  # an FDR variant of a baseline that has none: say why
             from dfine_bench.adapters.fdr_variants import variant_of
 
             variant_of(base[: -len("+fdr")])
-        raise UnknownNameError("model", name, _REGISTRY)
+        raise UnknownNameError("model", name, REGISTRY.entries)
     return entry
 
 
@@ -175,13 +169,13 @@ def get_spec(name: str) -> ModelSpec:
     base, tag = split_tag(name)
     _ensure_specs()
     try:
-        spec = _REGISTRY[base].spec
+        spec = REGISTRY.entries[base].spec
     except KeyError:
         if base.endswith("+fdr"):  # an FDR variant of a baseline that has none: say why
             from dfine_bench.adapters.fdr_variants import variant_of
 
             variant_of(base[: -len("+fdr")])
-        raise UnknownNameError("model", name, _REGISTRY) from None
+        raise UnknownNameError("model", name, REGISTRY.entries) from None
     if tag is not None and tag not in spec.releases:
         raise UnknownNameError(f"release of {base}", tag, spec.releases)
     return spec
@@ -234,9 +228,9 @@ def create_model(
 
 def unregister_model(name: str) -> None:
     """Remove a model (tests register temporary adapters)."""
-    _REGISTRY.pop(name, None)
+    REGISTRY.unregister(name)
 
 
 def registered_factories() -> dict[str, Callable[..., DetectorAdapter]]:
     _ensure_loaded()
-    return {n: m.factory for n, m in _REGISTRY.items() if m.factory is not None}
+    return {n: m.factory for n, m in REGISTRY.entries.items() if m.factory is not None}

@@ -26,17 +26,20 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from dfine_bench.errors import ConfigError, UnknownNameError
-from dfine_bench.records.schema import TASKS, Metric
-from dfine_bench.utils.plugins import load_entry_points
+from dfine_bench.errors import ConfigError
+from dfine_bench.records.schema import TASK_NAME, TASKS, Metric
+from dfine_bench.utils.registry import Registry
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "dfine_bench.metrics"
+#: The evaluators' group (``dfine_bench.evaluation.registry``): their modules may define metrics.
+EVALUATOR_GROUP = "dfine_bench.evaluators"
 
 #: The stages of one detection, in order, and how records and reports name them: the profiler
 #: times each (``dfine_bench.profiling.stages``), the report stacks them (``reporting.stage_plot``).
@@ -71,13 +74,23 @@ TOLERANCE_RULES = (ABSOLUTE, EXACT, LATENCY, THROUGHPUT)
 CLAIM_KINDS = ("exact", "tolerance", "hardware")
 
 
+#: The tables of the built-in tasks; a component's own task gets a table named after it.
+ACCURACY_TABLE, COMPLEXITY_TABLE, SPEED_TABLE = "accuracy", "complexity", "speed"
+#: ``MetricDef.table`` default: a table of the metric's own task.
+OWN_TABLE = ""
+
+
 @dataclass(frozen=True)
 class MetricDef:
     """One metric: what it means, how it is gated and claimed, and how a table shows it.
 
-    ``label`` is the column header; ``{bs}`` in it becomes `` bs<N>`` for records at another batch
-    size than 1 (latency columns). ``label=None``: no table column. ``headline``: also in the
-    one-table overview.
+    ``task`` is the record task that produces it (a built-in one of ``TASKS`` or a component's
+    own). ``table``: the comparison table its records go in (``accuracy``, ``complexity``,
+    ``speed``, any other name for a table of its own; ``OWN_TABLE``: its task's name; None: no
+    table). ``label`` is the column header; ``{bs}`` in it becomes `` bs<N>`` for records at
+    another batch size than 1 (latency columns). ``label=None``: no table column. ``headline``:
+    also in the one-table overview. ``valid``: the inclusive range a real value lies in, and
+    ``positive``: it must be above 0 (times, rates); a baseline outside is refused.
     """
 
     name: str
@@ -91,6 +104,9 @@ class MetricDef:
     fmt: str = "{:.2f}"
     headline: bool = False
     description: str = ""
+    table: str | None = OWN_TABLE
+    valid: tuple[float, float] = (-math.inf, math.inf)
+    positive: bool = False
 
     def __post_init__(self) -> None:
         where = f"metric {self.name!r}"
@@ -103,12 +119,19 @@ class MetricDef:
             )
         if self.gate in TOLERANCE_RULES and (self.tolerance is None or self.tolerance < 0):
             raise ConfigError(f"{where}: gate rule {self.gate!r} needs a default tolerance >= 0")
-        if self.task not in TASKS:
-            raise ConfigError(f"{where}: task {self.task!r} is not one of {', '.join(TASKS)}")
+        if not isinstance(self.task, str) or not TASK_NAME.fullmatch(self.task):
+            raise ConfigError(
+                f"{where}: task {self.task!r} must be a lower-case name such as {', '.join(TASKS)}"
+            )
         if self.claim_kind is not None and self.claim_kind not in CLAIM_KINDS:
             raise ConfigError(
                 f"{where}: claim kind {self.claim_kind!r} is not one of {', '.join(CLAIM_KINDS)}"
             )
+        low, high = self.valid
+        if not low <= high:
+            raise ConfigError(f"{where}: valid range {self.valid!r} is empty (give (low, high))")
+        if self.table == OWN_TABLE:
+            object.__setattr__(self, "table", self.task)
 
     @property
     def gated(self) -> bool:
@@ -120,73 +143,70 @@ class MetricDef:
         label = self.label or self.name
         return label.replace("{bs}", "" if batch_size == 1 else f" bs{batch_size}")
 
+    def out_of_range(self, value: float) -> str | None:
+        """Why ``value`` cannot be a real measurement of this metric (None when it can)."""
+        low, high = self.valid
+        if self.positive and not value > 0:
+            return f"must be > 0 {self.unit}"
+        if not low <= value <= high:
+            return f"must lie in [{low:g}, {high:g}] {self.unit}"
+        return None
 
-_REGISTRY: dict[str, MetricDef] = {}
-_ORIGIN: dict[str, str] = {}
-_LOAD_ERRORS: dict[str, str] = {}
-_loaded = False
 
-#: The registry itself (name -> definition, in registration order); read it through ``get_metric``
-#: / ``list_metrics`` to include plug-in metrics.
-METRICS = _REGISTRY
+def _take_definition(name: str, target: Any) -> bool:
+    """A ``dfine_bench.metrics`` entry point may name a ``MetricDef`` itself."""
+    if isinstance(target, MetricDef):
+        register_metric(target)
+        return True
+    return False
 
 
-def register_metric(definition: MetricDef, *, origin: str = "builtin") -> MetricDef:
+#: The catalogue. Besides its own entry-point group it imports the modules of the evaluator
+#: plug-ins (``dfine_bench.evaluators``): a metric defined at the top of its evaluator's module is
+#: in the catalogue of every process, also one that only reads records (``check``, ``report``).
+REGISTRY: Registry[MetricDef] = Registry(
+    "metric",
+    (ENTRY_POINT_GROUP,),
+    import_groups=(EVALUATOR_GROUP,),
+    describe=lambda d: f"{d.unit}, {d.task}, gate {d.gate}",
+    handle=_take_definition,
+)
+
+#: The registry itself (name -> definition, in registration order, read-only); read it through
+#: ``get_metric`` / ``list_metrics`` to include plug-in metrics.
+METRICS = REGISTRY.entries
+
+
+def register_metric(definition: MetricDef, *, origin: str | None = None) -> MetricDef:
     """Add a metric to the catalogue; the same name twice with another definition is an error."""
     if not isinstance(definition, MetricDef):
         raise ConfigError(f"register_metric takes a MetricDef, not {type(definition).__name__}")
-    old = _REGISTRY.get(definition.name)
-    if old is not None and old != definition:
-        raise ConfigError(
-            f"metric {definition.name!r} is already registered by {_ORIGIN[definition.name]} with another "
-            "definition: choose another name"
-        )
-    _REGISTRY[definition.name] = definition
-    _ORIGIN[definition.name] = origin
-    return definition
+    return REGISTRY.register(definition.name, definition, origin=REGISTRY.origin_for(None, origin))
 
 
 def unregister_metric(name: str) -> None:
     """Remove a metric (tests register temporary ones)."""
-    _REGISTRY.pop(name, None)
-    _ORIGIN.pop(name, None)
+    REGISTRY.unregister(name)
 
 
-def _ensure_loaded() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-
-    def take_definition(name: str, target: Any) -> bool:
-        if isinstance(target, MetricDef):
-            register_metric(target, origin=f"entry point {name}")
-            return True
-        return False
-
-    # a metric without a gate rule (or a clash) is an error at start-up, not a warning: ConfigError
-    load_entry_points(ENTRY_POINT_GROUP, "metric", _LOAD_ERRORS, handle=take_definition, fatal=(ConfigError,))
+def reload() -> None:
+    """Discover metric plug-ins again (after one was put on the path)."""
+    REGISTRY.reload()
 
 
 def load_errors() -> dict[str, str]:
     """Metric plug-ins that failed to load, with the reason."""
-    _ensure_loaded()
-    return dict(_LOAD_ERRORS)
+    return REGISTRY.load_errors()
 
 
 def get_metric(name: str) -> MetricDef:
     """The definition of ``name``; an ``UnknownNameError`` (exit 2) naming the known ones if none."""
-    _ensure_loaded()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownNameError("metric", name, _REGISTRY) from None
+    return REGISTRY.get(name)
 
 
 def find_metric(name: str) -> MetricDef | None:
     """The definition of ``name``, or None."""
-    _ensure_loaded()
-    return _REGISTRY.get(name)
+    return REGISTRY.find(name)
 
 
 def list_metrics(
@@ -194,10 +214,9 @@ def list_metrics(
 ) -> list[str]:
     """Registered metric names matching the wildcard ``pattern`` (and the filters given), in
     catalogue order (the order tables show them in)."""
-    _ensure_loaded()
     return [
         d.name
-        for d in _REGISTRY.values()
+        for d in REGISTRY.values()
         if fnmatch.fnmatchcase(d.name, pattern)
         and (task is None or d.task == task)
         and (gate is None or d.gate == gate)
@@ -532,5 +551,23 @@ _BUILTIN = (
     ),
 )
 
+#: Where each built-in task's metrics are shown, and the values each unit can take (a built-in
+#: definition that states neither gets these; a plug-in states its own).
+_BUILTIN_TABLES = {
+    "evaluation": ACCURACY_TABLE,
+    "complexity": COMPLEXITY_TABLE,
+    "latency": SPEED_TABLE,
+    "throughput": SPEED_TABLE,
+    "error_analysis": None,  # shown by the report's error-analysis section, not a comparison table
+}
+_UNIT_RANGES = {"%": ((0.0, 100.0), False), "ms": ((0.0, math.inf), True), "img/s": ((0.0, math.inf), True)}
+_NON_NEGATIVE = ((0.0, math.inf), False)  # counts, sizes, GFLOPs, memory, spreads
+_SPREADS = ("latency_iqr", "latency_std", "latency_cv")  # zero when every sample is equal
+
 for _d in _BUILTIN:
-    register_metric(_d)
+    _valid, _positive = _UNIT_RANGES.get(_d.unit, _NON_NEGATIVE)
+    if _d.name in _SPREADS or _d.name.startswith("stage_"):
+        _valid, _positive = _NON_NEGATIVE
+    register_metric(
+        replace(_d, table=_BUILTIN_TABLES[_d.task], valid=_valid, positive=_positive), origin="builtin"
+    )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -30,8 +31,10 @@ READABLE_VERSIONS = (1, 2)
 #: How version 2 writes the non-finite floats JSON cannot hold.
 _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
-#: The tasks a run performs; each writes records with this ``task`` value.
+#: The tasks a run performs; each writes records with this ``task`` value. A component may add
+#: its own (an evaluator's ``task``): any name of this form.
 TASKS = ("evaluation", "complexity", "latency", "throughput", "trace", "error_analysis")
+TASK_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 #: Record outcome: ``ok``; ``skipped`` (not possible here, with the reason); ``failed`` (an error, kept).
 STATUSES = ("ok", "skipped", "failed")
@@ -144,8 +147,8 @@ class ResultRecord:
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise ValueError(f"record task {self.task!r} is not one of {TASKS}")
+        if not isinstance(self.task, str) or not TASK_NAME.fullmatch(self.task):
+            raise ValueError(f"record task {self.task!r} is not a task name (such as {', '.join(TASKS)})")
         if self.status not in STATUSES:
             raise ValueError(f"record status {self.status!r} is not one of {STATUSES}")
 

@@ -28,16 +28,33 @@ else:
 """
 
 
-def _fake_torchvision(root: Path) -> Path:
+#: How a torchvision built for another torch really fails: its meta registrations call into torch,
+#: and torch raises (the innermost frames are torch's own, not torchvision's).
+REAL_MISMATCH = """
+import torch
+
+@torch.library.register_fake("torchvision::nms")
+def _nms_meta(dets, scores, iou_threshold):
+    return dets
+"""
+
+
+def _fake_torchvision(
+    root: Path, source: str = 'raise RuntimeError("operator torchvision::nms does not exist")\n'
+) -> Path:
     package = root / "torchvision"
     package.mkdir(parents=True)
-    (package / "__init__.py").write_text('raise RuntimeError("operator torchvision::nms does not exist")\n')
+    (package / "__init__.py").write_text(source)
     return root
 
 
-@pytest.mark.parametrize("name", ["dfine_n", "rtdetr_r18"])
-def test_mismatched_torchvision_is_named_with_cause_and_fix(tmp_path: Path, name: str) -> None:
-    fake = _fake_torchvision(tmp_path / "site")
+@pytest.mark.parametrize(
+    ("name", "source"), [("dfine_n", None), ("rtdetr_r18", None), ("dfine_n", REAL_MISMATCH)]
+)
+def test_mismatched_torchvision_is_named_with_cause_and_fix(
+    tmp_path: Path, name: str, source: str | None
+) -> None:
+    fake = _fake_torchvision(tmp_path / "site", *([source] if source else []))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake), os.environ.get("PYTHONPATH", "")])}
     env["OMP_NUM_THREADS"] = "1"
     done = subprocess.run(
@@ -51,6 +68,7 @@ def test_mismatched_torchvision_is_named_with_cause_and_fix(tmp_path: Path, name
     assert "RuntimeError: operator torchvision::nms does not exist" in line  # the underlying exception
     assert "raised while importing torchvision" in line
     assert "pip uninstall torchvision" in line  # and the fix
+    assert "pip uninstall torch " not in line and "reinstall torch " not in line  # torch is not at fault
 
 
 def _chained() -> ModuleNotFoundError:

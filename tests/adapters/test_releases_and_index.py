@@ -91,7 +91,7 @@ def test_index_is_current_and_matches_the_registered_specs() -> None:
     assert specs is not None, f"the model index is out of date: run `{REGENERATE}`"
     registry._load_builtins()
     indexed = {s.name: spec_to_dict(s) for s in specs}
-    live = {n: spec_to_dict(m.spec) for n, m in registry._REGISTRY.items() if m.origin == "builtin"}
+    live = {n: spec_to_dict(m.spec) for n, m in registry.REGISTRY.entries.items() if m.origin == "builtin"}
     for entry in (*indexed.values(), *live.values()):
         entry.pop("num_parameters")
     assert indexed == {n: live[n] for n in indexed}, f"run `{REGENERATE}`"

@@ -29,7 +29,7 @@ def toy_site() -> Iterator[Path]:
         mp.setenv("PYTHONPATH", os.pathsep.join([str(PLUGIN_SITE), os.environ.get("PYTHONPATH", "")]))
         mp.setenv("HF_HUB_OFFLINE", "1")
         mp.delenv("DFINE_BENCH_COCO", raising=False)
-        mp.setattr(registry, "_loaded", False)
+        registry.reload()
         registry._ensure_loaded()
         try:
             yield PLUGIN_SITE

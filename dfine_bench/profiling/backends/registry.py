@@ -15,7 +15,6 @@ Nothing here imports torch: ``list backends`` and config validation stay cheap.
 from __future__ import annotations
 
 import difflib
-import fnmatch
 import importlib
 import logging
 import pkgutil
@@ -23,9 +22,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dfine_bench.errors import ConfigError, UnknownNameError
+from dfine_bench.errors import ConfigError
 from dfine_bench.profiling.backends.base import DTYPES, Backend, BackendSpec
-from dfine_bench.utils.plugins import load_entry_points
+from dfine_bench.utils.registry import Registry, qualified_name
 
 log = logging.getLogger(__name__)
 
@@ -40,29 +39,6 @@ class RegisteredBackend:
     origin: str  # "builtin" or the entry point's name
 
 
-_REGISTRY: dict[str, RegisteredBackend] = {}
-_LOAD_ERRORS: dict[str, str] = {}
-_loaded = False
-
-
-def register_backend(backend: Backend, *, origin: str = "builtin") -> Backend:
-    """Add ``backend`` under ``backend.name`` and return it; another backend of that name is an error."""
-    if not isinstance(backend, Backend):
-        raise TypeError(f"{backend!r} does not implement the Backend protocol (see backends/base.py)")
-    name = backend.name
-    old = _REGISTRY.get(name)
-    # the same class registering again (a module imported twice) replaces itself silently
-    if old is not None and type(old.backend).__qualname__ != type(backend).__qualname__:
-        raise ValueError(f"backend {name!r} is already registered by {old.origin}")
-    _REGISTRY[name] = RegisteredBackend(backend=backend, origin=origin)
-    return backend
-
-
-def unregister_backend(name: str) -> None:
-    """Remove a backend (tests register temporary ones)."""
-    _REGISTRY.pop(name, None)
-
-
 def builtin_modules() -> list[str]:
     """The modules of the built-in backends: this package's public modules."""
     package = importlib.import_module(_PACKAGE)
@@ -73,50 +49,55 @@ def builtin_modules() -> list[str]:
     )
 
 
-def _ensure_loaded() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for module in builtin_modules():
-        try:
-            importlib.import_module(module)
-        except Exception as exc:  # a broken module is reported by `list backends`, not fatal
-            _LOAD_ERRORS[module] = f"{type(exc).__name__}: {exc}"
-            log.warning("backend module %s not loaded: %s", module, exc)
-    load_entry_points(ENTRY_POINT_GROUP, "backend", _LOAD_ERRORS)
+def _same(old: RegisteredBackend, new: RegisteredBackend) -> bool:
+    # the same class registering again (its module imported twice): equal by module and name
+    return qualified_name(old.backend) == qualified_name(new.backend)
+
+
+REGISTRY: Registry[RegisteredBackend] = Registry(
+    "backend",
+    (ENTRY_POINT_GROUP,),
+    builtins=builtin_modules,
+    same=_same,
+    describe=lambda e: qualified_name(e.backend),
+)
+
+
+def register_backend(backend: Backend, *, origin: str | None = None) -> Backend:
+    """Add ``backend`` under ``backend.name`` and return it; another backend of that name is an error."""
+    if not isinstance(backend, Backend):
+        raise TypeError(f"{backend!r} does not implement the Backend protocol (see backends/base.py)")
+    where = REGISTRY.origin_for(type(backend).__module__, origin)
+    REGISTRY.register(backend.name, RegisteredBackend(backend=backend, origin=where), origin=where)
+    return backend
+
+
+def unregister_backend(name: str) -> None:
+    """Remove a backend (tests register temporary ones)."""
+    REGISTRY.unregister(name)
 
 
 def reload() -> None:
     """Discover backends again (after a plug-in was put on the path)."""
-    global _loaded
-    _loaded = False
-    _LOAD_ERRORS.clear()
-    _ensure_loaded()
+    REGISTRY.reload()
 
 
 def load_errors() -> dict[str, str]:
     """Backend modules or plug-ins that failed to load, with the reason (shown by ``list backends``)."""
-    _ensure_loaded()
-    return dict(_LOAD_ERRORS)
+    return REGISTRY.load_errors()
 
 
 def list_backends(pattern: str = "*", *, available: bool = False) -> list[str]:
     """Registered backend names matching the wildcard ``pattern``; only those whose packages are
     installed with ``available=True`` (the device is not checked)."""
-    _ensure_loaded()
-    names = [n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern)]
+    names = REGISTRY.names(pattern)
     if available:
-        names = [n for n in names if _REGISTRY[n].backend.missing() is None]
-    return sorted(names)
+        names = [n for n in names if REGISTRY.get(n).backend.missing() is None]
+    return names
 
 
 def get_registered(name: str) -> RegisteredBackend:
-    _ensure_loaded()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownNameError("backend", name, _REGISTRY) from None
+    return REGISTRY.get(name)
 
 
 def get_backend(name: str) -> Backend:
@@ -130,13 +111,14 @@ create_backend = get_backend
 
 def check_name(name: str, *, key: str = "backend.name") -> Backend:
     """``get_backend`` for config values: a one-line ``ConfigError`` naming ``key`` and the registered."""
-    _ensure_loaded()
-    if name in _REGISTRY:
-        return _REGISTRY[name].backend
-    names = sorted(_REGISTRY)
+    entry = REGISTRY.find(name)
+    if entry is not None:
+        return entry.backend
+    names = REGISTRY.names()
     close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
-    broken = f" (not loaded: {', '.join(_LOAD_ERRORS)})" if _LOAD_ERRORS else ""
+    errors = REGISTRY.load_errors()
+    broken = f" (not loaded: {', '.join(errors)})" if errors else ""
     raise ConfigError(
         f"{key}={name!r} is not a registered backend.{hint} Registered: {', '.join(names)}{broken}"
     )
@@ -182,7 +164,7 @@ def backend_table() -> list[dict[str, str]]:
     """One row per registered backend for ``list backends``: availability here and what it needs."""
     rows = []
     for name in list_backends():
-        entry = _REGISTRY[name]
+        entry = REGISTRY.get(name)
         b = entry.backend
         missing = b.missing()
         rows.append(
