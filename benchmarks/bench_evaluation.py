@@ -35,7 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from eval_synthetic import make_annotations, make_detections
 
-from dfine_bench.config.schema import DatasetConfig, DatasetKind, EvaluationConfig
+from dfine_bench.config.settings import DatasetSettings, EvaluationSettings
 from dfine_bench.data import resolve_dataset
 from dfine_bench.evaluation import evaluate_model, run_engine
 from dfine_bench.records.environment import cpu_model
@@ -57,12 +57,11 @@ def pipeline(images: int, threads: int, workers: int, batch_size: int, cache: Pa
     from dfine_bench.adapters import create_model
 
     torch.set_num_threads(threads)
-    ds = resolve_dataset(DatasetConfig(kind=DatasetKind.generated, num_images=images, seed=0), cache)
+    ds = resolve_dataset(DatasetSettings(kind="generated", num_images=images, seed=0), cache)
     adapter = create_model("dfine_n")  # random-init: the timing is real, the AP is not
-    cfg = EvaluationConfig(batch_size=batch_size, num_workers=workers, resume=False)
+    cfg = EvaluationSettings(batch_size=batch_size, num_workers=workers, resume=False)
     with tempfile.TemporaryDirectory() as work:
-        out = evaluate_model(adapter, ds, cfg, Path(work), progress=False)
-    assert out is not None
+        out = evaluate_model(adapter, ds, cfg, Path(work), progress=False)[0]
     d = out.details
     return {
         "model": "dfine_n (random-init)",
@@ -128,7 +127,7 @@ def _memory_child(n: int, cache: str, queue: Any) -> None:
     from eval_tiny_adapter import TinyAdapter
 
     torch.set_num_threads(1)
-    ds = resolve_dataset(DatasetConfig(kind=DatasetKind.generated, num_images=n, seed=0), Path(cache))
+    ds = resolve_dataset(DatasetSettings(kind="generated", num_images=n, seed=0), Path(cache))
     ds.image_ids()  # annotations parsed before the baseline: they are part of the dataset, not the loop
     from dfine_bench.evaluation.predictions import PredictionStream
 
@@ -151,7 +150,7 @@ def _memory_child(n: int, cache: str, queue: Any) -> None:
         base = rss_mib()
         t = threading.Thread(target=poll, daemon=True)
         t.start()
-        cfg = EvaluationConfig(batch_size=8, num_workers=1)
+        cfg = EvaluationSettings(batch_size=8, num_workers=1)
         evaluate_model(TinyAdapter(), ds, cfg, Path(work), progress=False)
         stop.set()
         t.join()

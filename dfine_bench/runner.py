@@ -27,16 +27,25 @@ from typing import Any
 
 import torch
 
+from dfine_bench import profiling
 from dfine_bench.adapters.base import DetectorAdapter
 from dfine_bench.adapters.registry import create_model, get_spec
-from dfine_bench.config.settings import PAPER_PROTOCOL, RunSettings
+from dfine_bench.adapters.weights import resolve_weights_arg
+from dfine_bench.checks.gate import resolve_tolerances
+from dfine_bench.claims import load_claims
+from dfine_bench.config.settings import RunSettings
+from dfine_bench.data import ResolvedDataset, resolve_dataset
 from dfine_bench.errors import ConfigError
+from dfine_bench.evaluation import check_label_map, evaluate_model
+from dfine_bench.evaluation.distributed import init_distributed, shutdown_distributed
 from dfine_bench.execution.executor import Executor, RunOutcome
-from dfine_bench.execution.folder import identity_hash, open_run, run_identity, run_log
-from dfine_bench.execution.plan import RunPlan, Unit
+from dfine_bench.execution.folder import identity_hash, open_run, run_identity, run_log, units_done
+from dfine_bench.execution.plan import RunPlan
+from dfine_bench.profiling.backends import BackendSpec
 from dfine_bench.records.build import model_info, unbuilt_model_info
-from dfine_bench.records.environment import capture_environment, device_name
-from dfine_bench.records.schema import DatasetInfo, ModelInfo, ResultRecord, Setup, TaskOutcome
+from dfine_bench.records.environment import capture_environment
+from dfine_bench.records.protocols import PAPER_PROTOCOL
+from dfine_bench.records.schema import DatasetInfo, ModelInfo, ResultRecord, TaskOutcome
 from dfine_bench.records.store import RunStore
 
 log = logging.getLogger("dfine_bench")
@@ -45,8 +54,6 @@ log = logging.getLogger("dfine_bench")
 def _dist() -> tuple[int, int]:
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return 0, 1
-    from dfine_bench.evaluation.distributed import init_distributed
-
     return init_distributed()
 
 
@@ -66,8 +73,6 @@ def weights_argument(settings: RunSettings, model: str | None = None) -> str:
     source = settings.weights.source
     if source in ("auto", "random-init"):
         return source
-    from dfine_bench.adapters.weights import resolve_weights_arg
-
     return resolve_weights_arg(source, settings.weights.path)
 
 
@@ -76,7 +81,8 @@ def report_dir(settings: RunSettings, run_id: str) -> Path:
 
 
 class SuiteRunner:
-    """Runs one set of checked settings; see the module docstring. Implements ``execution.Tasks``."""
+    """Runs one set of checked settings; see the module docstring. Its tasks (``build``,
+    ``model_info``, ``evaluate``, ``profile``) are what the plan's units run."""
 
     def __init__(
         self, settings: RunSettings, *, resolved_config: dict[str, Any], command: Sequence[str] = ()
@@ -87,12 +93,8 @@ class SuiteRunner:
         for name in settings.suite.models:
             get_spec(name)  # unknown names fail before any work, with close matches
         if settings.suite.claims:
-            from dfine_bench.claims import load_claims
-
             load_claims(settings.suite.claims)  # a bad claims name or file fails now, not after the run
         if settings.suite.tolerances:
-            from dfine_bench.checks.gate import resolve_tolerances
-
             # a misspelled tolerance fails at `run`, not later at `check`
             resolve_tolerances([("suite.tolerances", dict(settings.suite.tolerances))])
         named = settings.output.report_name or settings.output.run_id
@@ -104,19 +106,19 @@ class SuiteRunner:
                 option="output.report_name" if settings.output.report_name else "output.run_id",
                 fix="choose another output.report_name (or output.run_id), or suite.report=false",
             )
-        self.plan = RunPlan.from_settings(settings)
+        self.plan = RunPlan.from_settings(
+            settings, build=self.build, describe=self.model_info, evaluate=self.evaluate, profile=self.profile
+        )
         self.identity = run_identity(resolved_config, [asdict_spec(b) for b in settings.backends])
         self.rank, self.world = _dist()
-        self._dataset: Any = None
+        self._dataset: ResolvedDataset | None = None
         self.run_id = ""
         self.environment = capture_environment()
 
     # The dataset is resolved once, lazily (profiling alone may not need it).
     @property
-    def dataset(self) -> Any:
+    def dataset(self) -> ResolvedDataset:
         if self._dataset is None:
-            from dfine_bench.data import resolve_dataset
-
             self._dataset = resolve_dataset(self.settings.dataset, self.settings.output.results_dir)
         return self._dataset
 
@@ -124,20 +126,7 @@ class SuiteRunner:
         s = self.settings
         return s.evaluation.enabled or (s.profile.enabled and s.profile.input == "dataset")
 
-    # -- execution.Tasks -------------------------------------------------------------------
-    def setup(self, unit: Unit) -> Setup:
-        s, backend = self.settings, unit.backend
-        return Setup(
-            device=s.device,
-            device_name=device_name(s.device),
-            dtype=backend.dtype if backend else "fp32",
-            backend=backend.name if backend else "eager",
-            batch_size=s.evaluation.batch_size,
-            input_size=list(s.input_size) if s.input_size else None,
-            threads=torch.get_num_threads(),
-            protocol=s.protocol,
-        )
-
+    # -- the tasks the plan's units run -----------------------------------------------------
     def model_info(self, model: str, adapter: DetectorAdapter | None) -> ModelInfo:
         if adapter is None:
             return unbuilt_model_info(get_spec(model), weights_argument(self.settings, model))
@@ -168,37 +157,26 @@ class SuiteRunner:
                 log.warning("%s: random-init weights — numbers below are not this model's accuracy", model)
         return adapter
 
-    def run(self, unit: Unit, adapter: DetectorAdapter) -> list[TaskOutcome]:
-        if unit.kind == "evaluation":
-            return self._evaluate(adapter)
-        return self._profile(adapter, unit)
-
-    # -- the tasks -------------------------------------------------------------------------
-    def _evaluate(self, adapter: DetectorAdapter) -> list[TaskOutcome]:
-        from dfine_bench.evaluation import check_label_map, evaluate_model
-
+    def evaluate(self, adapter: DetectorAdapter) -> list[TaskOutcome]:
         s = self.settings
         check_label_map(adapter, self.dataset)  # before any image is read
         run_dir = s.output.results_dir / self.run_id
-        outcomes: list[TaskOutcome] = []
-        evaluate_model(
+        return evaluate_model(
             adapter,
             self.dataset,
-            s.evaluation.config,
+            s.evaluation,
             run_dir / "predictions" / adapter.spec.name,
             device=s.device,
             progress=s.output.progress,
             backends=list(s.backends),
             artifacts_dir=run_dir,
-            outcomes=outcomes,
         )
-        return outcomes
 
-    def _profile(self, adapter: DetectorAdapter, unit: Unit) -> list[TaskOutcome]:
-        if self.rank != 0 or unit.backend is None:
+    def profile(
+        self, adapter: DetectorAdapter, backend: BackendSpec, include_complexity: bool
+    ) -> list[TaskOutcome]:
+        if self.rank != 0:
             return []
-        from dfine_bench import profiling
-
         s = self.settings
         images, images_kind = None, "dataset"
         if s.profile.input == "dataset":
@@ -207,13 +185,13 @@ class SuiteRunner:
         return profiling.profile_model(
             adapter,
             s.profile,
-            unit.backend,
+            backend,
             device=s.device,
             work_dir=s.output.results_dir / self.run_id,
             images=images,
             images_kind=images_kind,
             protocol=s.protocol,
-            include_complexity=unit.include_complexity,
+            include_complexity=include_complexity,
             progress=s.output.progress,
         )
 
@@ -221,6 +199,8 @@ class SuiteRunner:
     def run_all(self) -> RunOutcome:
         s = self.settings
         torch.manual_seed(s.seed)  # any sampling a task does follows the run's seed
+        # the data first: a size mismatch or a bad image header fails before any run folder exists
+        data = self._data_identity() if self.rank == 0 else None
         store = open_run(s.output, s.suite.name, self.identity) if self.rank == 0 else None
         run_id = _broadcast(store.run_id if store else None, self.world)
         self.run_id = run_id
@@ -229,14 +209,13 @@ class SuiteRunner:
             self._execute(None, set(), outcome)
             return outcome
         meta = store.read_meta()
-        data = self._data_identity()
         if meta and meta.get("data") != data:  # same config, other data (e.g. $DFINE_BENCH_COCO changed)
             store.unlock()
             raise ConfigError(
                 f"output.run_id={run_id}: {outcome.run_dir} holds results on other data "
                 f"({_short(meta.get('data'))} -> {_short(data)}); choose a new run id"
             )
-        done: set[str] = set(meta.get("completed_units", []))
+        done = units_done(store, self.plan.units, meta.get("completed_units", []))
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         store.write_meta(
             {
@@ -287,7 +266,7 @@ class SuiteRunner:
     def _execute(self, store: RunStore | None, done: set[str], outcome: RunOutcome) -> None:
         done = _broadcast(done, self.world) or set()
         executor = Executor(
-            self.plan, self, store=store, run_id=self.run_id, environment=self.environment, done=done
+            self.plan, store=store, run_id=self.run_id, environment=self.environment, done=done
         )
         executor.run(outcome)
 
@@ -296,7 +275,11 @@ class SuiteRunner:
         if not self.needs_dataset():
             return None
         info: DatasetInfo = self.dataset.info()
-        return {"annotations_sha256": info.annotations_sha256, "images": info.num_images}
+        return {
+            "annotations_sha256": info.annotations_sha256,
+            "images": info.num_images,
+            "images_identity": self.dataset.images_identity(),  # replaced image files: not a resume
+        }
 
     def _announce_data(self) -> None:
         if not self.needs_dataset():
@@ -332,7 +315,9 @@ class SuiteRunner:
 def _short(data: Any) -> str:
     if not isinstance(data, dict):
         return "none"
-    return f"annotations {str(data.get('annotations_sha256'))[:12]}, {data.get('images')} images"
+    files = data.get("images_identity")
+    shown = f"annotations {str(data.get('annotations_sha256'))[:12]}, {data.get('images')} images"
+    return shown + (f" (files {str(files)[:8]})" if files else " (image files not recorded)")
 
 
 def asdict_spec(spec: Any) -> dict[str, Any]:
@@ -355,8 +340,6 @@ def run_suite(
     )
     if runner.world <= 1:
         return runner.run_all()
-    from dfine_bench.evaluation.distributed import shutdown_distributed
-
     try:
         outcome = runner.run_all()
     except BaseException:

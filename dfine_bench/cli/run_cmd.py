@@ -11,7 +11,9 @@ from collections.abc import Sequence
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import OverrideParseException
+from omegaconf import DictConfig, OmegaConf
 
+from dfine_bench.cli.summary import print_summary
 from dfine_bench.config.loading import (
     compose_config,
     describe_config,
@@ -21,6 +23,7 @@ from dfine_bench.config.loading import (
     search_path_override,
     suites_dir,
 )
+from dfine_bench.config.settings import RunSettings
 from dfine_bench.errors import ConfigError
 
 EXAMPLES = """\
@@ -107,27 +110,23 @@ def main(args: argparse.Namespace) -> int:
     is_sweep = len(variants) > 1 or any(",".join(v) != ",".join(variants[0]) for v in variants)
     if is_sweep and not args.multirun:
         raise ConfigError("comma-separated values sweep several runs: add -m (multirun)")
-    for variant in variants:  # a typo or a bad value in any sweep value fails now, before any work
+    # each variant is composed and checked once: a typo or a bad value in any sweep value fails
+    # now, before any work; a single run then runs the config and settings checked here
+    for variant in variants:
         cfg = compose_config(variant, args.suites_dir)
-        load_settings(cfg, variant, args.suites_dir, check_hardware=not args.cfg)
+        settings = load_settings(cfg, variant, args.suites_dir, check_hardware=not args.cfg)
     if args.cfg:
-        from omegaconf import OmegaConf
-
-        print(OmegaConf.to_yaml(compose_config(overrides, args.suites_dir) if not is_sweep else cfg))
+        print(OmegaConf.to_yaml(cfg))
         return 0
     if args.multirun:
         return _multirun(overrides, args.suites_dir)
-    return run_once(cfg, overrides, args.suites_dir)
+    return run_once(cfg, settings)
 
 
-def run_once(cfg: object, overrides: Sequence[str], extra_dirs: Sequence[str] = ()) -> int:
-    from omegaconf import DictConfig
+def run_once(cfg: DictConfig, settings: RunSettings) -> int:
+    """Run one composed config and its checked settings; the summary on rank 0."""
+    from dfine_bench.runner import run_suite  # torch: imported only once a run starts
 
-    from dfine_bench.cli.summary import print_summary
-    from dfine_bench.runner import run_suite
-
-    assert isinstance(cfg, DictConfig)
-    settings = load_settings(cfg, overrides, extra_dirs)
     rank = int(os.environ.get("RANK", "0"))  # under torchrun only rank 0 talks
     _setup_console_logging(settings.output.log_level if rank == 0 else "WARNING")
     outcome = run_suite(
@@ -157,9 +156,9 @@ def _multirun(overrides: Sequence[str], extra_dirs: Sequence[str]) -> int:
     register_configs()
     exit_codes: list[int] = []
 
-    def job(cfg: object) -> int:
+    def job(cfg: DictConfig) -> int:
         task_overrides = list(HydraConfig.get().overrides.task)
-        code = run_once(cfg, task_overrides, extra_dirs)
+        code = run_once(cfg, load_settings(cfg, task_overrides, extra_dirs))
         exit_codes.append(code)
         return code
 

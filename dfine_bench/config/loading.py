@@ -22,9 +22,13 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 import dfine_bench
+from dfine_bench.adapters.registry import list_models
+from dfine_bench.config.checks import enum_value
 from dfine_bench.config.schema import GROUP_SCHEMAS, ModelConfig, RunConfig
-from dfine_bench.config.settings import PAPER_PROTOCOL, RunSettings, enum_value, resolve_backend_node
+from dfine_bench.config.settings import RunSettings, resolve_backend_node
+from dfine_bench.config.train_schema import TrainConfig, TrainSection
 from dfine_bench.errors import ConfigError
+from dfine_bench.records.protocols import PAPER_PROTOCOL
 
 PRIMARY_CONFIG = "run"
 
@@ -42,9 +46,6 @@ def suites_dir() -> Path:
 
 def register_configs() -> None:
     """Store the schema and one ``model`` option per registered model in Hydra's ConfigStore."""
-    from dfine_bench.adapters.registry import list_models
-    from dfine_bench.config.train_schema import TrainConfig
-
     cs = ConfigStore.instance()
     cs.store(name="base_run", node=RunConfig)
     cs.store(name="base_train", node=TrainConfig)  # root of `dfine-bench train` (suites/train.yaml)
@@ -71,8 +72,6 @@ def group_options(group: str, extra_dirs: Sequence[str | Path] = ()) -> list[str
         if folder.is_dir():
             names.update(p.stem for p in folder.glob("*.yaml"))
     if group == "model":
-        from dfine_bench.adapters.registry import list_models
-
         names.update(list_models())
     return sorted(names)
 
@@ -207,8 +206,6 @@ def friendly_error(exc: BaseException, extra_dirs: Sequence[str | Path] = ()) ->
 
 
 def _schema_fields(schema_name: str) -> list[str]:
-    from dfine_bench.config.train_schema import TrainConfig, TrainSection
-
     for cls in (RunConfig, *GROUP_SCHEMAS.values(), TrainConfig, TrainSection):
         if cls.__name__ == schema_name:
             return [f.name for f in dataclasses.fields(cls)]

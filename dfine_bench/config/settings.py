@@ -1,10 +1,16 @@
 """The typed config inside: the composed Hydra config converted once into frozen, validated objects.
 
 ``RunSettings.from_config`` is the one place that reads a ``RunConfig`` (dataclasses whose enum
-fields may hold members or strings, lists that may be ``ListConfig``) and checks every range and
-type: a bad value fails here, at start-up, before any model is built, with one line naming the key
-(``profiling.warmup=-1: must be >= 0``). Everything downstream takes these objects and reads plain
-attributes; nothing else unwraps enums or repeats defaults.
+fields may hold members or strings, lists that may be ``ListConfig``); each group's settings
+object (``ProfileSettings``, ``EvaluationSettings``, ``DatasetSettings``, ``WeightsSettings``)
+checks every range and type when it is built, so a bad value fails here, at start-up, before any
+model is built, with one line naming the key (``profiling.warmup=-1: must be >= 0``). Everything
+below the CLI takes these objects and reads plain attributes (strings, tuples): nothing else
+unwraps enums (``checks.enum_value``), and no raw config travels further.
+
+One definition of each default: every settings field that mirrors a schema field takes its
+default from the schema's dataclass (``_P``, ``_E``, ``_D``, ``_W`` below), and
+``tests/foundation/test_settings_schema.py`` checks that both name the same fields.
 
 ``seed`` is the run's seed: ``suites/run.yaml`` makes it the default of ``weights.seed``
 (random-init weights) and ``dataset.seed`` (the generated dataset); it also seeds torch's global
@@ -14,121 +20,81 @@ generator for the run and the fixed image end-to-end timing uses.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from dfine_bench.config.schema import DatasetConfig, EvaluationConfig, RunConfig
+from dfine_bench.adapters.registry import get_spec
+from dfine_bench.config.checks import (
+    check_bool,
+    check_choice,
+    check_device,
+    check_device_name,
+    check_float,
+    check_folder_name,
+    check_int,
+    check_names,
+    check_paper_protocol,
+    check_size,
+    enum_value,
+)
+from dfine_bench.config.schema import (
+    EXIF_MODES,
+    MAX_GENERATED_IMAGES,
+    SIZE_MISMATCH_MODES,
+    BootstrapConfig,
+    DatasetConfig,
+    DatasetKind,
+    Engine,
+    EvaluationConfig,
+    ProfileInput,
+    ProfilingConfig,
+    RunConfig,
+    Timed,
+    WeightsConfig,
+    WeightsSource,
+)
 from dfine_bench.errors import ConfigError
+from dfine_bench.records.protocols import PAPER_PROTOCOL, PAPER_T4
 
-if TYPE_CHECKING:  # the backend registry's resolved spec; the registry is imported when needed
+if TYPE_CHECKING:  # the backend registry's resolved spec
     from dfine_bench.profiling.backends import BackendSpec
 
-#: The paper's measurement protocol: its settings are fixed (batch size 1, the deploy graph, one backend).
-PAPER_PROTOCOL = "paper_t4"
-TIMED_MODES = ("model", "model+postprocess", "end-to-end")
-PROFILE_INPUTS = ("fixed", "dataset")
+TIMED_MODES = tuple(t.value for t in Timed)
+PROFILE_INPUTS = tuple(i.value for i in ProfileInput)
+ENGINES = tuple(e.value for e in Engine)
+DATASET_KINDS = tuple(k.value for k in DatasetKind)
+WEIGHTS_SOURCES = tuple(s.value for s in WeightsSource)
 PROGRESS = ("auto", "on", "off")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
-#: A run id or report name: one folder name, never ``.``/``..`` or a path.
-_FOLDER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+#: Weights sources a suite may pick per model (sources that need a path are chosen with `weights=`).
+PER_MODEL_WEIGHTS = ("auto", "random-init", "fixture")
+
+# The schema's defaults, the one place each is written (see the module docstring).
+_P, _E, _D, _W = ProfilingConfig(), EvaluationConfig(), DatasetConfig(), WeightsConfig()
+_B = BootstrapConfig()
+#: Fewer bootstrap replicates give percentile intervals whose ends rest on two or three values.
+MIN_BOOTSTRAP_REPLICATES = 100
+
+_S = TypeVar("_S")
 
 
-def enum_value(v: Any) -> Any:
-    """An enum member's value, else ``v`` unchanged: the one place config enums are unwrapped."""
-    return v.value if isinstance(v, Enum) else v
+def _from_group(cls: type[_S], cfg: Any, **extra: Any) -> _S:
+    """``cls`` from a schema group (dataclass or DictConfig): the fields both have, enums unwrapped,
+    lists as tuples (the settings' ``__post_init__`` checks each)."""
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.name in extra or not hasattr(cfg, f.name):
+            continue
+        v = enum_value(getattr(cfg, f.name))
+        values[f.name] = tuple(v) if v is not None and not isinstance(v, (str, bytes, int, float)) else v
+    return cls(**values, **extra)
 
 
-# -- checks: each raises one line naming the key --------------------------------------------
-def _int(key: str, value: Any, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{key}={value!r}: must be an integer >= {minimum}")
-    if value < minimum:
-        raise ConfigError(f"{key}={value}: must be >= {minimum}")
-    return int(value)
-
-
-def _float(key: str, value: Any, *, minimum: float, strict: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise ConfigError(f"{key}={value!r}: must be a number")
-    if value < minimum or (strict and value == minimum):
-        raise ConfigError(f"{key}={value}: must be {'>' if strict else '>='} {minimum:g}")
-    return float(value)
-
-
-def _choice(key: str, value: Any, allowed: Iterable[str]) -> str:
-    value = enum_value(value)
-    allowed = tuple(allowed)
-    if value not in allowed:
-        raise ConfigError(f"{key}={value!r}: allowed values are {', '.join(allowed)}")
-    return str(value)
-
-
-def _size(key: str, value: Any, *, minimum: int = 1) -> tuple[int, int]:
-    items = list(value) if value is not None and not isinstance(value, (str, bytes)) else []
-    if len(items) != 2:
-        raise ConfigError(f"{key}={value!r}: must be [height, width]")
-    h, w = (_int(key, v, minimum=minimum) for v in items)
-    return h, w
-
-
-def check_folder_name(key: str, value: str) -> str:
-    """A run id or report name must be one plain folder name (no ``..``, ``.``, ``/`` or leading dot)."""
-    if not _FOLDER_NAME.match(value or ""):
-        raise ConfigError(
-            f"{key}={value!r}: must be one folder name of letters, digits and . _ + - that does not "
-            "start with a dot (at most 128 characters), e.g. my-run-1"
-        )
-    return value
-
-
-def check_device_name(device: str, key: str = "device") -> str:
-    """``cpu``, ``cuda`` or ``cuda:N`` (whether this machine has it is ``check_device``)."""
-    if not isinstance(device, str) or not _DEVICE.match(device):
-        raise ConfigError(f"{key}={device!r}: must be cpu, cuda or cuda:N")
-    return device
-
-
-def check_device(device: str, key: str = "device") -> str:
-    """``cpu``, ``cuda`` or ``cuda:N``, and present on this machine."""
-    check_device_name(device, key)
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ConfigError(
-                f"{key}={device}: CUDA is not available on this machine "
-                f"(torch {torch.__version__}, cuda build {torch.version.cuda or 'none'}); use device=cpu"
-            )
-        index = int(device.split(":", 1)[1]) if ":" in device else 0
-        if index >= torch.cuda.device_count():
-            raise ConfigError(f"{key}={device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    return device
-
-
-def check_paper_protocol() -> None:
-    """``protocol=paper_t4`` needs CUDA and TensorRT; refused at start-up, naming what is missing."""
-    import importlib.util
-
-    import torch
-
-    missing = []
-    if not torch.cuda.is_available():
-        missing.append(
-            f"a CUDA device (torch {torch.__version__}, cuda build {torch.version.cuda or 'none'})"
-        )
-    if importlib.util.find_spec("tensorrt") is None:
-        missing.append("TensorRT (pip install tensorrt)")
-    if missing:
-        raise ConfigError(
-            f"protocol={PAPER_PROTOCOL} needs an NVIDIA GPU with CUDA and TensorRT; this machine lacks "
-            f"{' and '.join(missing)}: use protocol=end_to_end or protocol=model_only here"
-        )
+def _set(obj: object, name: str, value: Any) -> None:
+    object.__setattr__(obj, name, value)  # frozen: the checked, normalised value replaces the given one
 
 
 # -- the typed objects ----------------------------------------------------------------------
@@ -136,105 +102,209 @@ def check_paper_protocol() -> None:
 class ProfileSettings:
     """What ``profile_model`` reads: the ``profiling`` group, typed and range-checked."""
 
-    enabled: bool = True
-    complexity: bool = True
-    latency: bool = True
-    throughput: bool = True
-    trace: bool = False
-    timed: str = "model"
-    input: str = "fixed"
-    num_images: int = 8
-    warmup: int = 10
-    iters: int = 50
-    min_iters: int = 10
-    max_time_s: float = 20.0
-    batch_sizes: tuple[int, ...] = (1, 2, 4, 8)
-    max_batch_size: int = 64
-    throughput_iters: int = 10
-    threads: int | None = None
-    cv_warn: float = 0.10
-    max_load_per_core: float = 1.25  # the schema's default (profiling.validity says why 1.25)
-    max_cpu_wait: float = 0.10
-    warmup_time_s: float = 0.2
-    min_time_s: float = 3.0
-    cuda_graph: bool = False
-    spin_wait: bool = False
-    tf32: bool | None = None
-    stages: bool = True
-    stage_iters: int = 20
-    flops_input_size: tuple[int, int] = (640, 640)
-    trace_steps: int = 5
-    seed: int = 0  # seeds the fixed random image end-to-end timing preprocesses
+    enabled: bool = _P.enabled
+    complexity: bool = _P.complexity
+    latency: bool = _P.latency
+    throughput: bool = _P.throughput
+    trace: bool = _P.trace
+    timed: str = _P.timed.value
+    input: str = _P.input.value
+    num_images: int = _P.num_images
+    warmup: int = _P.warmup
+    iters: int = _P.iters
+    min_iters: int = _P.min_iters
+    max_time_s: float = _P.max_time_s
+    batch_sizes: tuple[int, ...] = tuple(_P.batch_sizes)
+    max_batch_size: int = _P.max_batch_size
+    throughput_iters: int = _P.throughput_iters
+    threads: int | None = _P.threads
+    cv_warn: float = _P.cv_warn
+    max_load_per_core: float = _P.max_load_per_core  # profiling.validity says why 1.25
+    max_cpu_wait: float = _P.max_cpu_wait
+    warmup_time_s: float = _P.warmup_time_s
+    min_time_s: float = _P.min_time_s
+    cuda_graph: bool = _P.cuda_graph
+    spin_wait: bool = _P.spin_wait
+    tf32: bool | None = _P.tf32
+    stages: bool = _P.stages
+    stage_iters: int = _P.stage_iters
+    flops_input_size: tuple[int, int] = check_size("profiling.flops_input_size", _P.flops_input_size)
+    trace_steps: int = _P.trace_steps
+    seed: int = 0  # the run's seed: seeds the fixed random image end-to-end timing preprocesses
 
     def __post_init__(self) -> None:
         k = "profiling."
-        set_ = object.__setattr__
-        set_(self, "timed", _choice(k + "timed", self.timed, TIMED_MODES))
-        set_(self, "input", _choice(k + "input", self.input, PROFILE_INPUTS))
-        _int(k + "num_images", self.num_images, minimum=1)
-        _int(k + "warmup", self.warmup, minimum=0)
-        _int(k + "iters", self.iters, minimum=1)
-        _int(k + "min_iters", self.min_iters, minimum=1)
-        set_(self, "max_time_s", _float(k + "max_time_s", self.max_time_s, minimum=0, strict=True))
+        _set(self, "timed", check_choice(k + "timed", self.timed, TIMED_MODES))
+        _set(self, "input", check_choice(k + "input", self.input, PROFILE_INPUTS))
+        positive = ("num_images", "iters", "min_iters", "max_batch_size", "throughput_iters", "stage_iters")
+        for name in (*positive, "trace_steps"):
+            check_int(k + name, getattr(self, name), minimum=1)
+        check_int(k + "warmup", self.warmup, minimum=0)
+        if self.threads is not None:
+            check_int(k + "threads", self.threads, minimum=1)
+        for name in ("max_time_s", "max_load_per_core"):
+            _set(self, name, check_float(k + name, getattr(self, name), minimum=0, strict=True))
+        for name in ("cv_warn", "max_cpu_wait", "warmup_time_s", "min_time_s"):
+            _set(self, name, check_float(k + name, getattr(self, name), minimum=0))
         sizes = tuple(self.batch_sizes)
         if not sizes:
             raise ConfigError(f"{k}batch_sizes=[]: list at least one batch size, e.g. [1]")
-        set_(self, "batch_sizes", tuple(_int(k + "batch_sizes", b, minimum=1) for b in sizes))
-        _int(k + "max_batch_size", self.max_batch_size, minimum=1)
-        _int(k + "throughput_iters", self.throughput_iters, minimum=1)
-        if self.threads is not None:
-            _int(k + "threads", self.threads, minimum=1)
-        set_(self, "cv_warn", _float(k + "cv_warn", self.cv_warn, minimum=0))
-        set_(
-            self,
-            "max_load_per_core",
-            _float(k + "max_load_per_core", self.max_load_per_core, minimum=0, strict=True),
-        )
-        set_(self, "max_cpu_wait", _float(k + "max_cpu_wait", self.max_cpu_wait, minimum=0))
-        set_(self, "warmup_time_s", _float(k + "warmup_time_s", self.warmup_time_s, minimum=0))
-        set_(self, "min_time_s", _float(k + "min_time_s", self.min_time_s, minimum=0))
-        for name in ("cuda_graph", "spin_wait"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"{k}{name}={getattr(self, name)!r}: must be true or false")
-        if self.tf32 is not None and not isinstance(self.tf32, bool):
-            raise ConfigError(f"{k}tf32={self.tf32!r}: must be true, false or null (torch's default)")
-        _int(k + "stage_iters", self.stage_iters, minimum=1)
-        set_(self, "flops_input_size", _size(k + "flops_input_size", self.flops_input_size))
-        _int(k + "trace_steps", self.trace_steps, minimum=1)
-        _int("seed", self.seed, minimum=0)
+        _set(self, "batch_sizes", tuple(check_int(k + "batch_sizes", b, minimum=1) for b in sizes))
+        for name in (
+            "enabled",
+            "complexity",
+            "latency",
+            "throughput",
+            "trace",
+            "cuda_graph",
+            "spin_wait",
+            "stages",
+        ):
+            check_bool(k + name, getattr(self, name))
+        check_bool(k + "tf32", self.tf32, optional=True)  # null: torch's default
+        _set(self, "flops_input_size", check_size(k + "flops_input_size", self.flops_input_size))
+        check_int("seed", self.seed, minimum=0)
 
     @classmethod
     def from_config(cls, cfg: Any, *, seed: int = 0) -> ProfileSettings:
         """From a ``ProfilingConfig`` (dataclass or DictConfig)."""
-        names = {f.name for f in dataclasses.fields(cls)} - {"seed"}
-        values = {n: enum_value(getattr(cfg, n)) for n in names if hasattr(cfg, n)}
-        for n in ("batch_sizes", "flops_input_size"):
-            if n in values and values[n] is not None:
-                values[n] = tuple(values[n])
-        return cls(**values, seed=seed)
+        return _from_group(cls, cfg, seed=seed)
 
 
 @dataclass(frozen=True)
-class WeightsRequest:
-    """Which weights to build each model with."""
+class BootstrapSettings:
+    """``evaluation.bootstrap``: the AP confidence intervals (``evaluation/bootstrap.py``), checked."""
 
-    source: str = "auto"
-    path: str | None = None
-    revision: str | None = None
-    seed: int = 0
-    trust_remote_code: bool = False
-    num_classes: int | None = None  # model.num_classes
-    input_size: tuple[int, int] | None = None  # model.input_size, else suite.input_size
+    enabled: bool = _B.enabled
+    replicates: int = _B.replicates  # B
+    seed: int = _B.seed
+    confidence: float = _B.confidence
+
+    def __post_init__(self) -> None:
+        k = "evaluation.bootstrap."
+        check_bool(k + "enabled", self.enabled)
+        check_int(k + "replicates", self.replicates, minimum=0)
+        if self.enabled and self.replicates < MIN_BOOTSTRAP_REPLICATES:
+            raise ConfigError(
+                f"{k}replicates={self.replicates}: the AP bootstrap needs B >= {MIN_BOOTSTRAP_REPLICATES} "
+                f"replicates (default 1000); raise it, or set {k}enabled=false"
+            )
+        check_int(k + "seed", self.seed, minimum=0)
+        _set(self, "confidence", check_float(k + "confidence", self.confidence, minimum=0.5, maximum=0.999))
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> BootstrapSettings:
+        return _from_group(cls, cfg)
 
 
 @dataclass(frozen=True)
 class EvaluationSettings:
-    """The ``evaluation`` group, checked; ``config`` is what ``evaluate_model`` reads."""
+    """What ``evaluate_model`` and the evaluators read: the ``evaluation`` group, typed and checked."""
 
-    enabled: bool
-    engine: str
-    batch_size: int
-    config: EvaluationConfig
+    enabled: bool = _E.enabled
+    engine: str = _E.engine.value
+    batch_size: int = _E.batch_size
+    num_workers: int = _E.num_workers
+    resume: bool = _E.resume
+    per_category: bool = _E.per_category
+    pr_curves: bool = _E.pr_curves
+    max_failed_fraction: float = _E.max_failed_fraction
+    evaluators: tuple[str, ...] = tuple(_E.evaluators)
+    backends: tuple[str, ...] = tuple(_E.backends)
+    worst_images: int = _E.worst_images
+    bootstrap: BootstrapSettings = BootstrapSettings()
+
+    def __post_init__(self) -> None:
+        k = "evaluation."
+        _set(self, "engine", check_choice(k + "engine", self.engine, ENGINES))
+        check_int(k + "batch_size", self.batch_size, minimum=1)
+        check_int(k + "num_workers", self.num_workers, minimum=0)
+        check_int(k + "worst_images", self.worst_images, minimum=0)
+        fraction = check_float(k + "max_failed_fraction", self.max_failed_fraction, minimum=0, maximum=1)
+        _set(self, "max_failed_fraction", fraction)
+        for name in ("enabled", "resume", "per_category", "pr_curves"):
+            check_bool(k + name, getattr(self, name))
+        _set(self, "evaluators", check_names(k + "evaluators", self.evaluators))
+        _set(self, "backends", check_names(k + "backends", self.backends))
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> EvaluationSettings:
+        """From an ``EvaluationConfig`` (dataclass or DictConfig)."""
+        boot = getattr(cfg, "bootstrap", None)
+        bootstrap = BootstrapSettings() if boot is None else BootstrapSettings.from_config(boot)
+        return _from_group(cls, cfg, bootstrap=bootstrap)
+
+
+@dataclass(frozen=True)
+class DatasetSettings:
+    """What ``data.resolve_dataset`` reads: the ``dataset`` group, typed and checked."""
+
+    kind: str = _D.kind.value
+    name: str = _D.name
+    root: str | None = _D.root
+    images: str = _D.images
+    annotations: str = _D.annotations
+    subset: int | None = _D.subset
+    num_images: int = _D.num_images
+    image_size: tuple[int, int] = check_size("dataset.image_size", _D.image_size)
+    seed: int = _D.seed
+    cache_dir: str | None = _D.cache_dir
+    exif: str = _D.exif
+    size_mismatch: str = _D.size_mismatch
+
+    def __post_init__(self) -> None:
+        k = "dataset."
+        _set(self, "kind", check_choice(k + "kind", self.kind, DATASET_KINDS))
+        if self.subset is not None:
+            check_int(k + "subset", self.subset, minimum=1)
+        check_int(k + "num_images", self.num_images, minimum=1)
+        if self.num_images > MAX_GENERATED_IMAGES:  # checked before anything is written
+            raise ConfigError(
+                f"dataset.num_images={self.num_images}: the generated dataset holds at most "
+                f"{MAX_GENERATED_IMAGES} images; use a smaller number (or a COCO-format dataset)"
+            )
+        _set(self, "exif", check_choice(k + "exif", self.exif, EXIF_MODES))
+        mismatch = check_choice(k + "size_mismatch", self.size_mismatch, SIZE_MISMATCH_MODES)
+        _set(self, "size_mismatch", mismatch)
+        _set(self, "image_size", check_size(k + "image_size", self.image_size, minimum=32))
+        check_int(k + "seed", self.seed, minimum=0)
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> DatasetSettings:
+        """From a ``DatasetConfig`` (dataclass or DictConfig)."""
+        return _from_group(cls, cfg)
+
+
+@dataclass(frozen=True)
+class WeightsSettings:
+    """Which weights to build each model with: the ``weights`` group plus ``model.num_classes`` and
+    the input size (``model.input_size``, else ``suite.input_size``)."""
+
+    source: str = _W.source.value
+    path: str | None = _W.path
+    revision: str | None = _W.revision
+    seed: int = _W.seed
+    trust_remote_code: bool = _W.trust_remote_code
+    num_classes: int | None = None  # model.num_classes
+    input_size: tuple[int, int] | None = None  # model.input_size, else suite.input_size
+
+    def __post_init__(self) -> None:
+        _set(self, "source", check_choice("weights.source", self.source, WEIGHTS_SOURCES))
+        check_int("weights.seed", self.seed, minimum=0)
+        check_bool("weights.trust_remote_code", self.trust_remote_code)
+        if self.num_classes is not None:
+            check_int("model.num_classes", self.num_classes, minimum=1)
+
+    @classmethod
+    def from_config(cls, cfg: RunConfig) -> WeightsSettings:
+        model, suite = cfg.model, cfg.suite
+        input_size = None
+        if model is not None and model.input_size:
+            input_size = check_size("model.input_size", model.input_size)
+        elif suite.input_size:
+            input_size = check_size("suite.input_size", suite.input_size)
+        num_classes = model.num_classes if model is not None else None
+        return _from_group(cls, cfg.weights, num_classes=num_classes, input_size=input_size)
 
 
 @dataclass(frozen=True)
@@ -247,6 +317,22 @@ class OutputSettings:
     progress: str
     log_level: str
 
+    @classmethod
+    def from_config(cls, cfg: Any) -> OutputSettings:
+        run_id = check_folder_name("output.run_id", cfg.run_id) if cfg.run_id is not None else None
+        name = (
+            check_folder_name("output.report_name", cfg.report_name) if cfg.report_name is not None else None
+        )
+        return cls(
+            results_dir=Path(cfg.results_dir),
+            reports_dir=Path(cfg.reports_dir),
+            run_id=run_id,
+            resume=bool(cfg.resume),
+            report_name=name,
+            progress=check_choice("output.progress", str(cfg.progress), PROGRESS),
+            log_level=check_choice("output.log_level", str(cfg.log_level).upper(), LOG_LEVELS),
+        )
+
 
 @dataclass(frozen=True)
 class SuiteSettings:
@@ -258,6 +344,21 @@ class SuiteSettings:
     # suite.weights: model -> weights source
     model_weights: Mapping[str, str] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
 
+    @classmethod
+    def from_config(cls, cfg: RunConfig) -> SuiteSettings:
+        suite = cfg.suite
+        models = (cfg.model.name,) if cfg.model is not None else tuple(suite.models)
+        if not models:
+            raise ConfigError(f"suite {suite.name!r} lists no models: set suite.models or model=<name>")
+        return cls(
+            name=str(suite.name),
+            models=models,
+            claims=suite.claims,
+            tolerances=MappingProxyType(dict(suite.tolerances)),
+            report=bool(suite.report),
+            model_weights=MappingProxyType(_model_weights(suite.weights, models)),
+        )
+
 
 @dataclass(frozen=True)
 class RunSettings:
@@ -268,8 +369,8 @@ class RunSettings:
     seed: int
     protocol: str
     reference_device: str | None
-    weights: WeightsRequest
-    dataset: DatasetConfig  # checked here; resolved (found or generated) by dfine_bench.data
+    weights: WeightsSettings
+    dataset: DatasetSettings  # checked here; resolved (found or generated) by dfine_bench.data
     evaluation: EvaluationSettings
     profile: ProfileSettings
     backends: tuple[BackendSpec, ...]  # what each profile unit runs on
@@ -286,112 +387,58 @@ class RunSettings:
         """Check and convert ``cfg``; ``backends`` are the backends to profile, resolved against the
         backend registry (default: ``cfg.backend``, see ``config.loading.load_settings`` for the
         suite's list). ``check_hardware=False`` skips "is CUDA here"."""
-        seed = _int("seed", cfg.seed, minimum=0)
+        seed = check_int("seed", cfg.seed, minimum=0)
         device = str(cfg.device)
         check_device(device) if check_hardware else check_device_name(device)
-        suite = cfg.suite
-        models = (cfg.model.name,) if cfg.model is not None else tuple(suite.models)
-        if not models:
-            raise ConfigError(f"suite {suite.name!r} lists no models: set suite.models or model=<name>")
-        input_size = None
-        if cfg.model is not None and cfg.model.input_size:
-            input_size = _size("model.input_size", cfg.model.input_size)
-        elif suite.input_size:
-            input_size = _size("suite.input_size", suite.input_size)
-        num_classes = cfg.model.num_classes if cfg.model is not None else None
-        if num_classes is not None:
-            _int("model.num_classes", num_classes, minimum=1)
-        w = cfg.weights
-        weights = WeightsRequest(
-            source=str(enum_value(w.source)),
-            path=w.path,
-            revision=w.revision,
-            seed=_int("weights.seed", w.seed, minimum=0),
-            trust_remote_code=bool(w.trust_remote_code),
-            num_classes=num_classes,
-            input_size=input_size,
-        )
-        profile = ProfileSettings.from_config(cfg.profiling, seed=seed)
-        if device.startswith("cuda") and profile.min_time_s > profile.max_time_s:
-            raise ConfigError(
-                f"profiling.min_time_s={profile.min_time_s:g} is more than "
-                f"profiling.max_time_s={profile.max_time_s:g}: raise max_time_s or lower min_time_s"
-            )
-        if not device.startswith("cuda"):
-            for name in ("cuda_graph", "spin_wait"):
-                if getattr(profile, name):
-                    raise ConfigError(
-                        f"profiling.{name}=true needs a CUDA device; device={device} has none: "
-                        f"drop profiling.{name} or use device=cuda"
-                    )
-        if str(cfg.protocol.name) == PAPER_PROTOCOL:
-            # the paper's protocol: batch 1, the deploy graph (the model with its top-k postprocessor)
-            profile = dataclasses.replace(profile, batch_sizes=(1,), timed="model+postprocess")
-        if check_hardware and str(cfg.protocol.name) == PAPER_PROTOCOL:
+        protocol = str(cfg.protocol.name)
+        if check_hardware and protocol == PAPER_PROTOCOL:
             check_paper_protocol()
         specs = tuple(backends) if backends is not None else (resolve_backend_node(cfg.backend),)
-        if profile.enabled and not specs:
-            raise ConfigError("suite.backends resolves to no backend: list one, e.g. [eager]")
-        labels = [b.key for b in specs]
-        dupes = sorted({x for x in labels if labels.count(x) > 1})
-        if dupes:
-            raise ConfigError(f"suite.backends lists {', '.join(dupes)} more than once")
-        ev = cfg.evaluation
-        evaluation = EvaluationSettings(
-            enabled=bool(ev.enabled),
-            engine=str(enum_value(ev.engine)),
-            batch_size=_int("evaluation.batch_size", ev.batch_size, minimum=1),
-            config=ev,
-        )
-        _int("evaluation.num_workers", ev.num_workers, minimum=0)
-        fraction = _float("evaluation.max_failed_fraction", ev.max_failed_fraction, minimum=0)
-        if fraction > 1:
-            raise ConfigError(f"evaluation.max_failed_fraction={fraction}: must be between 0 and 1")
+        profile = _profile(cfg, device, protocol)
+        _check_backends(specs, profile)
         return cls(
-            suite=SuiteSettings(
-                name=str(suite.name),
-                models=models,
-                claims=suite.claims,
-                tolerances=MappingProxyType(dict(suite.tolerances)),
-                report=bool(suite.report),
-                model_weights=MappingProxyType(_model_weights(suite.weights, models)),
-            ),
+            suite=SuiteSettings.from_config(cfg),
             device=device,
             seed=seed,
-            protocol=str(cfg.protocol.name),
+            protocol=protocol,
             reference_device=cfg.protocol.reference_device,
-            weights=weights,
-            dataset=_dataset(cfg.dataset),
-            evaluation=evaluation,
+            weights=WeightsSettings.from_config(cfg),
+            dataset=DatasetSettings.from_config(cfg.dataset),
+            evaluation=EvaluationSettings.from_config(cfg.evaluation),
             profile=profile,
             backends=specs,
-            output=_output(cfg),
+            output=OutputSettings.from_config(cfg.output),
         )
 
 
-def _dataset(d: DatasetConfig) -> DatasetConfig:
-    if d.subset is not None:
-        _int("dataset.subset", d.subset, minimum=1)
-    _int("dataset.num_images", d.num_images, minimum=1)
-    _size("dataset.image_size", d.image_size, minimum=32)
-    _int("dataset.seed", d.seed, minimum=0)
-    return d
+def _profile(cfg: RunConfig, device: str, protocol: str) -> ProfileSettings:
+    """The profiling settings, checked against the device; the paper's protocol fixes its own."""
+    profile = ProfileSettings.from_config(cfg.profiling, seed=int(cfg.seed))
+    if device.startswith("cuda") and profile.min_time_s > profile.max_time_s:
+        raise ConfigError(
+            f"profiling.min_time_s={profile.min_time_s:g} is more than "
+            f"profiling.max_time_s={profile.max_time_s:g}: raise max_time_s or lower min_time_s"
+        )
+    if not device.startswith("cuda"):
+        for name in ("cuda_graph", "spin_wait"):
+            if getattr(profile, name):
+                raise ConfigError(
+                    f"profiling.{name}=true needs a CUDA device; device={device} has none: "
+                    f"drop profiling.{name} or use device=cuda"
+                )
+    if protocol == PAPER_PROTOCOL:
+        # the paper's protocol: its batch size and what it times (the deploy graph)
+        profile = dataclasses.replace(profile, batch_sizes=(PAPER_T4.batch_size,), timed=PAPER_T4.timed)
+    return profile
 
 
-def _output(cfg: RunConfig) -> OutputSettings:
-    o = cfg.output
-    run_id = check_folder_name("output.run_id", o.run_id) if o.run_id is not None else None
-    name = check_folder_name("output.report_name", o.report_name) if o.report_name is not None else None
-    level = str(o.log_level).upper()
-    return OutputSettings(
-        results_dir=Path(o.results_dir),
-        reports_dir=Path(o.reports_dir),
-        run_id=run_id,
-        resume=bool(o.resume),
-        report_name=name,
-        progress=_choice("output.progress", str(o.progress), PROGRESS),
-        log_level=_choice("output.log_level", level, LOG_LEVELS),
-    )
+def _check_backends(specs: tuple[BackendSpec, ...], profile: ProfileSettings) -> None:
+    if profile.enabled and not specs:
+        raise ConfigError("suite.backends resolves to no backend: list one, e.g. [eager]")
+    labels = [b.key for b in specs]
+    dupes = sorted({x for x in labels if labels.count(x) > 1})
+    if dupes:
+        raise ConfigError(f"suite.backends lists {', '.join(dupes)} more than once")
 
 
 def resolve_backend_node(node: Any, key: str = "backend") -> BackendSpec:
@@ -401,30 +448,8 @@ def resolve_backend_node(node: Any, key: str = "backend") -> BackendSpec:
     return resolve_backend(node, key=key)
 
 
-__all__ = [
-    "PAPER_PROTOCOL",
-    "EvaluationSettings",
-    "OutputSettings",
-    "ProfileSettings",
-    "RunSettings",
-    "SuiteSettings",
-    "WeightsRequest",
-    "check_device",
-    "check_device_name",
-    "check_folder_name",
-    "enum_value",
-    "resolve_backend_node",
-]
-
-
-#: Weights sources a suite may pick per model (sources that need a path are chosen with `weights=`).
-PER_MODEL_WEIGHTS = ("auto", "random-init", "fixture")
-
-
 def _model_weights(mapping: Mapping[str, str], models: tuple[str, ...]) -> dict[str, str]:
     """``suite.weights``, checked: listed models only, sources without a path, formats the model has."""
-    from dfine_bench.adapters.registry import get_spec
-
     out: dict[str, str] = {}
     for model, source in mapping.items():
         value = str(source).strip().lower().replace("_", "-")
@@ -439,3 +464,20 @@ def _model_weights(mapping: Mapping[str, str], models: tuple[str, ...]) -> dict[
             raise ConfigError(f"suite.weights.{model}=fixture: {model} has no fixture weights")
         out[model] = value
     return out
+
+
+__all__ = [
+    "PAPER_PROTOCOL",
+    "DatasetSettings",
+    "EvaluationSettings",
+    "OutputSettings",
+    "ProfileSettings",
+    "RunSettings",
+    "SuiteSettings",
+    "WeightsSettings",
+    "check_device",
+    "check_device_name",
+    "check_folder_name",
+    "enum_value",
+    "resolve_backend_node",
+]

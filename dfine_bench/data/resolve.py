@@ -1,4 +1,4 @@
-"""From a ``DatasetConfig`` to a ``ResolvedDataset``: COCO on disk, or the generated stand-in.
+"""From ``DatasetSettings`` to a ``ResolvedDataset``: COCO on disk, or the generated stand-in.
 
 ``auto`` uses COCO when ``dataset.root`` (or ``$DFINE_BENCH_COCO``) holds the annotation
 file and falls back to the generated dataset otherwise; ``coco`` insists on it and names
@@ -10,8 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dfine_bench.config.schema import DatasetConfig
-from dfine_bench.config.settings import enum_value
+from dfine_bench.config.settings import DatasetSettings
 from dfine_bench.data.dataset import ResolvedDataset
 from dfine_bench.data.generated import GeneratedParams, generate_dataset
 from dfine_bench.errors import ConfigError, DatasetError
@@ -19,7 +18,7 @@ from dfine_bench.errors import ConfigError, DatasetError
 COCO_ENV = "DFINE_BENCH_COCO"
 
 
-def _coco_paths(cfg: DatasetConfig) -> tuple[Path | None, Path | None, Path | None]:
+def _coco_paths(cfg: DatasetSettings) -> tuple[Path | None, Path | None, Path | None]:
     """(root, images dir, annotation file) from the config and environment; None where unknown."""
     root_str = cfg.root or os.environ.get(COCO_ENV) or None
     root = Path(root_str).expanduser() if root_str else None
@@ -31,18 +30,21 @@ def _coco_paths(cfg: DatasetConfig) -> tuple[Path | None, Path | None, Path | No
     return root, images, ann
 
 
-def _coco(cfg: DatasetConfig, images: Path, ann: Path) -> ResolvedDataset:
+def _coco(cfg: DatasetSettings, images: Path, ann: Path) -> ResolvedDataset:
     if not images.is_dir():
         raise DatasetError(
             f"image folder {images} does not exist: set dataset.images (or dataset.root / ${COCO_ENV})"
         )
     name = cfg.name if cfg.name != "auto" else ann.stem.removeprefix("instances_")
-    return ResolvedDataset(name=name, images_dir=images, annotations=ann, generated=False, subset=cfg.subset)
+    return ResolvedDataset(
+        name=name, images_dir=images, annotations=ann, generated=False, subset=cfg.subset,
+        exif=cfg.exif, size_mismatch=cfg.size_mismatch,
+    )  # fmt: skip
 
 
-def resolve_dataset(cfg: DatasetConfig, cache_root: Path) -> ResolvedDataset:
+def resolve_dataset(cfg: DatasetSettings, cache_root: Path) -> ResolvedDataset:
     """Pick and prepare the dataset ``cfg`` describes; generated data lands under ``cache_root``."""
-    kind = enum_value(cfg.kind)
+    kind = cfg.kind
     if kind not in ("auto", "coco", "generated"):
         raise ConfigError(f"dataset.kind must be auto, coco or generated, got {kind!r}")
     if kind in ("auto", "coco"):

@@ -1,7 +1,9 @@
 """COCO AP as an evaluator: the 12 standard stats through faster-coco-eval (default) or pycocotools.
 
 The numbers are exactly those of ``engines.run_engine`` over the images the driver processed
-(failed images are never processed, so they are left out, as before).
+(failed images are never processed, so they are left out, as before). With
+``evaluation.bootstrap.enabled`` the record also carries AP, AP50 and AP75 confidence intervals
+(``details["bootstrap"]``, see ``bootstrap.py``), computed from the same evaluation's matching.
 """
 
 from __future__ import annotations
@@ -9,17 +11,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from dfine_bench.config.schema import EvaluationConfig
+from dfine_bench.config.settings import EvaluationSettings
 from dfine_bench.errors import DfineBenchError
 from dfine_bench.evaluation.engines import run_engine
 from dfine_bench.evaluation.evaluator import EvaluatorContext, EvaluatorResult, ImageInput, Rows
-from dfine_bench.evaluation.outcome import coco_metrics, result_details
+from dfine_bench.evaluation.outcome import add_bootstrap, coco_metrics, result_details
 from dfine_bench.evaluation.predictions import rows_to_coco
 from dfine_bench.evaluation.registry import register_evaluator
 
 
-def _engine(cfg: EvaluationConfig) -> str:
-    return str(getattr(cfg.engine, "value", cfg.engine))
+def _engine_key(cfg: EvaluationSettings) -> str:
+    return cfg.engine
 
 
 class CocoEvaluator:
@@ -30,7 +32,7 @@ class CocoEvaluator:
 
     def __init__(self, context: EvaluatorContext) -> None:
         self.context = context
-        self.engine = _engine(context.cfg)
+        self.engine = context.cfg.engine
         self.key = self.engine
         self.reset()
 
@@ -50,12 +52,19 @@ class CocoEvaluator:
             )
         dataset, cfg = self.context.dataset, self.context.cfg
         # The dicts were built here and are not used again: the engine may have them uncopied.
+        boot = cfg.bootstrap
         result = run_engine(
-            dataset.annotations, self._dets, engine=self.engine, image_ids=self._image_ids, copy_input=False
+            dataset.annotations,
+            self._dets,
+            engine=self.engine,
+            image_ids=self._image_ids,
+            copy_input=False,
+            matching=boot.enabled,
         )
         self._dets = []
         metrics, notes = coco_metrics(result)
         details = result_details(result, dataset.category_names())
+        notes += add_bootstrap(details, result, boot)
         if not cfg.per_category:
             details.pop("per_category_ap", None)
         if not cfg.pr_curves:
@@ -67,6 +76,6 @@ register_evaluator(
     "coco",
     CocoEvaluator,
     task="evaluation",
-    key=_engine,
+    key=_engine_key,
     description="COCO box AP/AR (evaluation.engine: faster_coco_eval or pycocotools)",
 )

@@ -166,7 +166,7 @@ class ErrorAnalysisEvaluator:
         coco = run_engine(
             dataset.annotations,
             [d for i in image_ids for d in rows_to_coco(i, self._dets[i])],
-            engine=str(getattr(cfg.engine, "value", cfg.engine)),
+            engine=cfg.engine,
             image_ids=image_ids,
             copy_input=False,
         )

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from dfine_bench.config.schema import EvaluationConfig
+from dfine_bench.config.settings import EvaluationSettings
 from dfine_bench.data.dataset import ResolvedDataset
 from dfine_bench.records.schema import Metric
 
@@ -38,7 +38,7 @@ class EvaluatorContext:
     """What a factory gets to build an evaluator: the dataset (ground truth) and the settings."""
 
     dataset: ResolvedDataset
-    cfg: EvaluationConfig
+    cfg: EvaluationSettings
 
 
 @dataclass

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from dfine_bench.adapters.base import DetectorAdapter, Preprocessor
-from dfine_bench.config.schema import EvaluationConfig
+from dfine_bench.config.settings import EvaluationSettings
 from dfine_bench.data.dataset import read_image
 from dfine_bench.evaluation.inference_backend import Forward
 from dfine_bench.evaluation.predictions import PredictionStream
@@ -28,8 +28,13 @@ log = logging.getLogger(__name__)
 class _ImageDataset(Dataset):
     """Decodes and preprocesses one image in a worker; a failure becomes a marker, not an exception."""
 
-    def __init__(self, items: list[tuple[int, Path]], preprocessor: Preprocessor) -> None:
-        self.items, self.preprocessor = items, preprocessor
+    def __init__(
+        self,
+        items: list[tuple[int, Path]],
+        preprocessor: Preprocessor,
+        read: Callable[[Path], Any] = read_image,
+    ) -> None:
+        self.items, self.preprocessor, self.read = items, preprocessor, read
 
     def __len__(self) -> int:
         return len(self.items)
@@ -37,7 +42,7 @@ class _ImageDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         image_id, path = self.items[index]
         try:
-            image = read_image(path)
+            image = self.read(path)  # the dataset's reader: its EXIF mode (data/images.py)
             return {
                 "image_id": image_id,
                 "pixels": self.preprocessor(image),
@@ -82,15 +87,16 @@ def infer_shard(
     adapter: DetectorAdapter,
     items: list[tuple[int, Path]],
     stream: PredictionStream,
-    cfg: EvaluationConfig,
+    cfg: EvaluationSettings,
     device: str,
     progress: Progress,
     forward: Forward,
+    read: Callable[[Path], Any] = read_image,
 ) -> tuple[float, int, int]:
     """Run the shard; returns (seconds inside forward, max detections per image, failures)."""
     pre = adapter.preprocessor()
     loader = DataLoader(
-        _ImageDataset(items, pre),
+        _ImageDataset(items, pre, read),
         batch_size=max(1, int(cfg.batch_size)),
         shuffle=False,
         num_workers=max(0, int(cfg.num_workers)),

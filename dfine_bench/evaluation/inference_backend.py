@@ -12,7 +12,7 @@ ONNX export and TensorRT engines are cached).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from dfine_bench.adapters.base import DetectorAdapter, RawOutputs
-from dfine_bench.config.schema import EvaluationConfig
+from dfine_bench.config.settings import EvaluationSettings
 from dfine_bench.errors import ConfigError, DfineBenchError
 from dfine_bench.profiling.backends import DTYPES, BackendSpec, build_backend, resolve_backend
 
@@ -44,11 +44,6 @@ class EvalBackend:
         return self.key == REFERENCE
 
 
-def _field(cfg: Any, name: str, default: Any) -> Any:
-    out = cfg.get(name, default) if isinstance(cfg, Mapping) else getattr(cfg, name, default)
-    return getattr(out, "value", out)
-
-
 def _split(entry: str) -> tuple[str, str | None]:
     name, sep, dtype = entry.rpartition("-")
     if sep and dtype in DTYPES:
@@ -56,10 +51,12 @@ def _split(entry: str) -> tuple[str, str | None]:
     return entry, None
 
 
-def resolve_eval_backends(cfg: EvaluationConfig, candidates: Sequence[Any] = ()) -> list[EvalBackend]:
+def resolve_eval_backends(
+    cfg: EvaluationSettings, candidates: Sequence[BackendSpec] = ()
+) -> list[EvalBackend]:
     """``evaluation.backends`` checked against the backend registry (a ``ConfigError`` naming the entry).
 
-    ``candidates`` are the run's backend configs; an entry takes the options (and, without an
+    ``candidates`` are the run's resolved backends; an entry takes the options (and, without an
     explicit precision, the dtype) of the first candidate with its name.
     """
     entries = [str(e) for e in cfg.backends]
@@ -68,12 +65,12 @@ def resolve_eval_backends(cfg: EvaluationConfig, candidates: Sequence[Any] = ())
     out: list[EvalBackend] = []
     for i, entry in enumerate(entries):
         name, dtype = _split(entry)
-        match = next((c for c in candidates if str(_field(c, "name", "")) == name), None)
+        named = [c for c in candidates if c.name == name]
+        # a candidate of this precision first (eager-fp16 beside eager), else the first of the name
+        match = next(iter([c for c in named if c.dtype == dtype] or named), None)
         config: dict[str, Any] = {"name": name, "dtype": dtype or "fp32"}
         if match is not None:
-            config["dtype"] = dtype or str(_field(match, "dtype", "fp32"))
-            config["options"] = dict(_field(match, "options", None) or {})
-            config["atol"] = _field(match, "atol", 1e-2)
+            config.update(dtype=dtype or match.dtype, options=dict(match.options), atol=match.atol)
         spec = resolve_backend(config, key=f"evaluation.backends[{i}]")
         if any(b.key == spec.key for b in out):
             raise ConfigError(f"evaluation.backends lists {spec.key!r} twice")
@@ -95,6 +92,8 @@ def make_forward(
     """
     if backend.is_reference:
         return adapter.forward, {}
+    from dfine_bench.profiling.precision import calibration_for
+
     runner = build_backend(
         adapter,
         backend.spec,
@@ -102,6 +101,7 @@ def make_forward(
         work_dir=artifacts_dir,
         input_size=tuple(adapter.spec.input_size),  # type: ignore[arg-type]
         max_batch_size=max_batch_size,
+        calibration=calibration_for(adapter, backend.spec, artifacts_dir),
     )
 
     def forward(pixel_values: torch.Tensor, **extras: torch.Tensor) -> RawOutputs:

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from dfine_bench.adapters.base import DetectorAdapter
-from dfine_bench.config.schema import EvaluationConfig
+from dfine_bench.config.settings import EvaluationSettings
 from dfine_bench.data.dataset import ResolvedDataset
 from dfine_bench.errors import BackendUnavailable, DfineBenchError
 from dfine_bench.evaluation import distributed as D
@@ -36,6 +36,7 @@ from dfine_bench.evaluation.inference_backend import EvalBackend, Forward, make_
 from dfine_bench.evaluation.labelmap import check_label_map
 from dfine_bench.evaluation.predictions import PredictionStream, rows_to_coco
 from dfine_bench.evaluation.registry import RegisteredEvaluator, check_evaluators, create_evaluator
+from dfine_bench.profiling.backends import BackendSpec
 from dfine_bench.profiling.protocols import accuracy_deviations
 from dfine_bench.records.metrics import metric
 from dfine_bench.records.schema import TaskOutcome
@@ -68,7 +69,7 @@ def record_key(base: str, backend: EvalBackend) -> str:
     return base if backend.is_reference else f"{base}-{backend.key}"
 
 
-def planned_outcomes(cfg: EvaluationConfig, backends: Sequence[Any] = ()) -> list[tuple[str, str]]:
+def planned_outcomes(cfg: EvaluationSettings, backends: Sequence[BackendSpec] = ()) -> list[tuple[str, str]]:
     """(task, key) of every record an evaluation with these settings writes, in order.
 
     Checks ``evaluation.evaluators`` and ``evaluation.backends`` against their registries (a
@@ -83,23 +84,22 @@ def planned_outcomes(cfg: EvaluationConfig, backends: Sequence[Any] = ()) -> lis
 def evaluate_model(
     adapter: DetectorAdapter,
     dataset: ResolvedDataset,
-    cfg: EvaluationConfig,
+    cfg: EvaluationSettings,
     work_dir: Path,
     *,
     device: str = "cpu",
     progress: str | bool = "auto",
-    backends: Sequence[Any] = (),
+    backends: Sequence[BackendSpec] = (),
     artifacts_dir: Path | None = None,
-    outcomes: list[TaskOutcome] | None = None,
-) -> TaskOutcome | None:
+) -> list[TaskOutcome]:
     """Run ``adapter`` over ``dataset`` through each of ``evaluation.backends``, stream detections into
     ``work_dir`` and hand them to every evaluator of ``evaluation.evaluators``.
 
-    Returns the first outcome (the COCO record with the default settings); every outcome, in
-    ``planned_outcomes`` order, is appended to ``outcomes`` when given. ``backends`` are the run's
-    backend configs (their options apply); ``artifacts_dir`` is where exported models are cached
-    (the run folder, shared with profiling; default ``work_dir/artifacts``). Under ``torchrun``
-    (WORLD_SIZE > 1) images are sharded over ranks; rank 0 gets the outcomes, the others none.
+    Returns every outcome, in ``planned_outcomes`` order (the first is the COCO record with the
+    default settings). ``backends`` are the run's resolved backends (their options apply);
+    ``artifacts_dir`` is where exported models are cached (the run folder, shared with profiling;
+    default ``work_dir/artifacts``). Under ``torchrun`` (WORLD_SIZE > 1) images are sharded over
+    ranks; rank 0 gets the outcomes, the others [].
     """
     wall_start = time.perf_counter()
     entries = check_evaluators(list(cfg.evaluators))
@@ -136,16 +136,12 @@ def evaluate_model(
                 o.details.setdefault("wall_time_s", round(time.perf_counter() - wall_start, 4))
             collected.extend(got)
         wall_start = time.perf_counter()
-    if rank != 0:
-        return None
-    if outcomes is not None:
-        outcomes.extend(collected)
-    return collected[0] if collected else None
+    return collected if rank == 0 else []
 
 
 def _not_run(
     entries: Sequence[RegisteredEvaluator],
-    cfg: EvaluationConfig,
+    cfg: EvaluationSettings,
     backend: EvalBackend,
     status: str,
     reason: str,
@@ -162,7 +158,7 @@ def _not_run(
 def _run_backend(
     adapter: DetectorAdapter,
     dataset: ResolvedDataset,
-    cfg: EvaluationConfig,
+    cfg: EvaluationSettings,
     work_dir: Path,
     entries: Sequence[RegisteredEvaluator],
     backend: EvalBackend,
@@ -208,7 +204,9 @@ def _run_backend(
             len(all_ids), desc, enabled=progress if rank == 0 else False, initial=plan["resumed"]
         ) as bar,
     ):
-        forward_s, max_dets, _ = infer_shard(adapter, items, stream, cfg, device, bar, forward)
+        forward_s, max_dets, _ = infer_shard(
+            adapter, items, stream, cfg, device, bar, forward, read=dataset.reader()
+        )
     # Every rank's timing and detection count reach rank 0 with the predictions.
     stats = [forward_s, max_dets]
     if world > 1:
@@ -238,7 +236,7 @@ def _replay(
 def _evaluate_streamed(
     adapter: DetectorAdapter,
     dataset: ResolvedDataset,
-    cfg: EvaluationConfig,
+    cfg: EvaluationSettings,
     stream: PredictionStream,
     entries: Sequence[RegisteredEvaluator],
     backend: EvalBackend,

@@ -4,7 +4,8 @@ Per model it builds the adapter once, runs the model's pending units, writes the
 soon as each unit ends and marks the unit done. One guard turns anything a unit raises into
 ``failed`` (or ``skipped``, for a backend this machine cannot run) records under the unit's
 planned keys, so the rest of the suite goes on. A unit with a failed record is not marked done:
-resuming the run runs it again. What a task does is the ``Tasks`` object's business (the runner).
+resuming the run runs it again. What a task does is the unit's own ``run`` (the plan carries it);
+the executor calls nothing else.
 """
 
 from __future__ import annotations
@@ -14,16 +15,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
 
 from dfine_bench.errors import BackendUnavailable, DfineBenchError
-from dfine_bench.execution.plan import RunPlan, Unit
+from dfine_bench.execution.plan import ModelWork, RunPlan, Unit
 from dfine_bench.records.build import make_record
-from dfine_bench.records.schema import ModelInfo, ResultRecord, Setup, TaskOutcome
+from dfine_bench.records.schema import ModelInfo, ResultRecord, TaskOutcome
 from dfine_bench.records.store import RunStore
-
-if TYPE_CHECKING:
-    from dfine_bench.adapters.base import DetectorAdapter
 
 log = logging.getLogger("dfine_bench")
 
@@ -43,18 +40,6 @@ class RunOutcome:
     @property
     def exit_code(self) -> int:
         return 1 if self.failed else 0
-
-
-class Tasks(Protocol):
-    """What the executor asks of the runner."""
-
-    def build(self, model: str) -> DetectorAdapter: ...
-
-    def run(self, unit: Unit, adapter: DetectorAdapter) -> list[TaskOutcome]: ...
-
-    def model_info(self, model: str, adapter: DetectorAdapter | None) -> ModelInfo: ...
-
-    def setup(self, unit: Unit) -> Setup: ...
 
 
 def guard(unit: Unit, task: Callable[[], list[TaskOutcome]]) -> list[TaskOutcome]:
@@ -79,35 +64,36 @@ class Executor:
     def __init__(
         self,
         plan: RunPlan,
-        tasks: Tasks,
         *,
         store: RunStore | None,
         run_id: str,
         environment: dict[str, object],
         done: set[str],
     ) -> None:
-        self.plan, self.tasks, self.store = plan, tasks, store
+        self.plan, self.store = plan, store
         self.run_id, self.environment = run_id, dict(environment)
         self.done = set(done)
 
     def run(self, outcome: RunOutcome) -> None:
-        for model in self.plan.models:
-            pending = [u for u in self.plan.for_model(model) if u.id not in self.done]
-            if not pending:
-                log.info("%s: all tasks already done (resumed)", model)
-                continue
-            try:
-                adapter = self.tasks.build(model)
-            except BUILD_ERRORS as exc:
-                if len(self.plan.models) == 1 and isinstance(exc, DfineBenchError):
-                    raise
-                self._unbuildable(model, pending, exc, outcome)
-                continue
-            info = self.tasks.model_info(model, adapter)
-            for unit in pending:
-                outcomes = guard(unit, functools.partial(self.tasks.run, unit, adapter))
-                self._write(unit, outcomes, info, outcome)
-            del adapter
+        for work in self.plan.work:
+            self._run_model(work, outcome)
+
+    def _run_model(self, work: ModelWork, outcome: RunOutcome) -> None:
+        pending = [u for u in work.units if u.id not in self.done]
+        if not pending:
+            log.info("%s: all tasks already done (resumed)", work.name)
+            return
+        try:
+            adapter = work.build()
+        except BUILD_ERRORS as exc:
+            if len(self.plan.work) == 1 and isinstance(exc, DfineBenchError):
+                raise
+            self._unbuildable(work, pending, exc, outcome)
+            return
+        info = work.describe(adapter)
+        for unit in pending:
+            outcomes = guard(unit, functools.partial(unit.run, adapter))
+            self._write(unit, outcomes, info, outcome)
 
     def _write(self, unit: Unit, outcomes: list[TaskOutcome], info: ModelInfo, outcome: RunOutcome) -> None:
         if self.store is None:
@@ -118,7 +104,7 @@ class Executor:
                 o,
                 run_id=self.run_id,
                 model=info,
-                base_setup=self.tasks.setup(unit),
+                base_setup=unit.setup,
                 environment=self.environment,
             )
             self.store.write_record(rec)
@@ -134,13 +120,15 @@ class Executor:
             self.done.add(unit.id)
         self.store.update_meta(completed_units=sorted(self.done))
 
-    def _unbuildable(self, model: str, pending: list[Unit], exc: BaseException, outcome: RunOutcome) -> None:
+    def _unbuildable(
+        self, work: ModelWork, pending: list[Unit], exc: BaseException, outcome: RunOutcome
+    ) -> None:
         status = "skipped" if isinstance(exc, (BackendUnavailable, ImportError)) else "failed"
-        reason = f"could not build {model}: {exc}"
+        reason = f"could not build {work.name}: {exc}"
         log.error("%s", reason) if status == "failed" else log.warning("%s", reason)
-        info = self.tasks.model_info(model, None)
+        info = work.describe(None)
         for unit in pending:
             self._write(unit, unit.not_run(status, reason), info, outcome)
 
 
-__all__ = ["BUILD_ERRORS", "Executor", "RunOutcome", "Tasks", "guard"]
+__all__ = ["BUILD_ERRORS", "Executor", "RunOutcome", "guard"]

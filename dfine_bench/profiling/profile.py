@@ -125,7 +125,7 @@ def profile_model(
                 dev_name, name, dtype, batch_size, input_size, timed, inputs.kind, graph=extra.get("graph")
             ),
         }
-        s.update(extra)
+        s["extra"] = extra  # what Setup has no field for (fingerprint, stability, graph, ...), kept as given
         return s
 
     outcomes: list[TaskOutcome] = []
@@ -195,6 +195,8 @@ def _profile_backend(
     try:
         check_backend(backend, device)
         log.info("%s: building backend %s (%s graph)", adapter.spec.name, key_base, graph)
+        from dfine_bench.profiling.precision import calibration_for
+
         runner = build_backend(
             adapter,
             backend,
@@ -204,6 +206,7 @@ def _profile_backend(
             max_batch_size=max(sizes or [1]),
             threads=torch.get_num_threads() if not cuda else None,
             graph=graph,
+            calibration=calibration_for(adapter, backend, work_dir),
         )
     except BackendUnavailable as exc:
         log.warning("%s %s skipped: %s", adapter.spec.name, key_base, exc)

@@ -5,7 +5,8 @@ NVIDIA T4, feeding COCO val2017 images. What it times is the deploy engine: the 
 (``tools/deployment/export_onnx.py``) puts the postprocessor (top-300 over sigmoid scores, no
 NMS) into the ONNX graph the engine is built from, so the latency is ``model+postprocess`` with
 the input already on the GPU and no preprocessing.
-``paper_t4`` is that protocol as a preset; it runs on any NVIDIA GPU, and
+``paper_t4`` is that protocol as a preset (``records.protocols.PAPER_T4``, its one definition);
+it runs on any NVIDIA GPU, and
 ``deviations_from_paper`` lists every way a measurement differs from it (starting with the
 device) as ``Deviation(code, expected, actual)`` data with a sentence in ``.text``, so that no
 number is ever read as a T4 number unless a T4 ran it.
@@ -19,48 +20,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from dfine_bench.records import deviations as dev
 from dfine_bench.records.deviations import Deviation
+from dfine_bench.records.protocols import PAPER_PROTOCOL, PAPER_T4, PROTOCOLS, Protocol
 
-PAPER_PROTOCOL = "paper_t4"
 #: what ``timed=model+postprocess`` covers when the backend could not run the deploy graph
 POSTPROCESS_IN_PYTHON = "model+postprocess, the postprocessor in Python after the backend"
-
-
-@dataclass(frozen=True)
-class Protocol:
-    """A fixed set of measurement settings. ``reference_device`` is a substring of the GPU name."""
-
-    name: str
-    description: str
-    backend: str
-    dtype: str
-    batch_size: int
-    input_size: tuple[int, int]
-    timed: str
-    input_kind: str
-    reference_device: str | None
-    nms: bool = False
-
-
-PAPER_T4 = Protocol(
-    name=PAPER_PROTOCOL,
-    description=(
-        "TensorRT FP16, batch size 1, 640x640 input, the deploy engine (model + top-300 postprocessor, "
-        "no NMS), NVIDIA T4, COCO images"
-    ),
-    backend="tensorrt",
-    dtype="fp16",
-    batch_size=1,
-    input_size=(640, 640),
-    timed="model+postprocess",
-    input_kind="dataset",
-    reference_device="T4",
-)
-
-PROTOCOLS: dict[str, Protocol] = {PAPER_T4.name: PAPER_T4}
 
 
 def device_matches(device_name: str | None, reference: str | None) -> bool:
@@ -183,3 +149,20 @@ def complexity_deviations(input_size: Sequence[int]) -> list[Deviation]:
     if tuple(int(s) for s in input_size) != PAPER_T4.input_size:
         return [Deviation(dev.COUNTED_AT, _size(PAPER_T4.input_size), _size(input_size))]
     return []
+
+
+__all__ = [
+    "COCO_VAL2017_SHA256",
+    "PAPER_COCO_IMAGES",
+    "PAPER_PROTOCOL",
+    "PAPER_T4",
+    "POSTPROCESS_IN_PYTHON",
+    "PROTOCOLS",
+    "Protocol",
+    "accuracy_deviations",
+    "complexity_deviations",
+    "deviations_from_paper",
+    "device_matches",
+    "is_coco_val2017",
+    "on_reference_device",
+]

@@ -6,13 +6,14 @@ torch, no model code): an adapter or a model spec is read through the small prot
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import fields, replace
 from typing import Any, Protocol
 
 from dfine_bench.records.schema import ModelInfo, ResultRecord, Setup, TaskOutcome, build_dataclass
 from dfine_bench.records.store import safe_id
 
+_SETUP_FIELDS = frozenset(f.name for f in fields(Setup))
 RANDOM_INIT_NOTE = "random-init weights: these numbers are not the model's accuracy"
 GENERATED_DATA_NOTE = "generated stand-in dataset, not COCO: AP here is not comparable with the paper"
 
@@ -71,19 +72,18 @@ def make_record(
     base_setup: Setup,
     environment: dict[str, Any],
 ) -> ResultRecord:
-    """One outcome as a record: the outcome's setup overrides ``base_setup``; stand-ins are noted."""
-    setup_fields = {f.name for f in fields(Setup)}
-    setup = replace(base_setup, deviations=list(base_setup.deviations), extra=dict(base_setup.extra))
-    for k, v in outcome.setup.items():
-        if k in setup_fields and k != "extra":
-            setattr(setup, k, v)
-        else:
-            setup.extra[k] = v
+    """One outcome as a record: the outcome's setup overrides ``base_setup``; stand-ins are noted.
+
+    ``outcome.setup`` holds ``Setup`` fields only, plus ``extra`` (what Setup has no field for,
+    merged into ``setup.extra``); any other key is an error, never silently kept as extra."""
+    setup = merge_setup(base_setup, outcome.setup, where=f"{outcome.task}/{model.name}/{outcome.key}")
     notes = list(outcome.notes)
     if model.random_init:
         notes.append(RANDOM_INIT_NOTE)
     if outcome.dataset is not None and outcome.dataset.generated:
         notes.append(GENERATED_DATA_NOTE)
+    if outcome.dataset is not None:  # how the images were read (EXIF, 16-bit, sizes): data/images.py
+        notes += [str(n) for n in outcome.dataset.extra.get("notes", []) if str(n) not in notes]
     return ResultRecord(
         run_id=run_id,
         record_id=record_id(outcome.task, model.name, outcome.key),
@@ -100,9 +100,23 @@ def make_record(
     )
 
 
+def merge_setup(base: Setup, overrides: Mapping[str, Any], *, where: str = "a task") -> Setup:
+    """``base`` with ``overrides`` applied (``extra`` merged); an unknown key raises ``ValueError``."""
+    unknown = sorted(set(overrides) - _SETUP_FIELDS)
+    if unknown:
+        raise ValueError(
+            f"{where}: setup key(s) {', '.join(map(repr, unknown))} are not Setup fields "
+            f"({', '.join(sorted(_SETUP_FIELDS))}); put what Setup has no field for under setup['extra']"
+        )
+    extra = {**base.extra, **dict(overrides.get("extra") or {})}
+    fields_ = {k: v for k, v in overrides.items() if k != "extra"}
+    fields_["deviations"] = list(fields_.get("deviations", base.deviations))  # never the base's list itself
+    return replace(base, **fields_, extra=extra)
+
+
 def record_id(task: str, model: str, key: str) -> str:
     """The id of the record a task writes for a model under an outcome key."""
     return safe_id(task, model, key)
 
 
-__all__ = ["make_record", "model_info", "record_id", "unbuilt_model_info"]
+__all__ = ["make_record", "merge_setup", "model_info", "record_id", "unbuilt_model_info"]

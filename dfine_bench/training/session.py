@@ -27,15 +27,22 @@ from omegaconf import OmegaConf
 
 from dfine_bench.adapters import DetectorAdapter, create_model, get_spec
 from dfine_bench.adapters.weights import resolve_weights_arg
-from dfine_bench.config.schema import EvaluationConfig
+from dfine_bench.config.checks import enum_value
+from dfine_bench.config.settings import DatasetSettings, EvaluationSettings
 from dfine_bench.config.train_schema import TrainConfig
 from dfine_bench.data.dataset import ResolvedDataset
 from dfine_bench.data.resolve import resolve_dataset
 from dfine_bench.errors import ConfigError
 from dfine_bench.records.environment import capture_environment, git_state
 from dfine_bench.training.data import TrainingSamples
+from dfine_bench.training.run_folder import (
+    check_train_folder,
+    claim_train_folder,
+    finish_train_folder,
+    train_identity,
+)
 from dfine_bench.training.trainer import TrainResult, TrainSettings, train
-from dfine_bench.utils.files import atomic_write_json, sha256_file
+from dfine_bench.utils.files import atomic_write_json, atomic_write_text, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +57,6 @@ class TrainReport:
     out_dir: Path
     result: TrainResult
     ap: dict[str, dict[str, float | None]]  # split -> COCO stats of the fp16 weights
-
-
-def _enum(v: Any) -> Any:
-    return getattr(v, "value", v)
 
 
 def settings_from(cfg: TrainConfig) -> TrainSettings:
@@ -96,11 +99,11 @@ def validate(cfg: TrainConfig) -> TrainSettings:
 
 
 def _weights_arg(cfg: TrainConfig) -> str:
-    return resolve_weights_arg(str(_enum(cfg.weights.source)), cfg.weights.path)
+    return resolve_weights_arg(str(enum_value(cfg.weights.source)), cfg.weights.path)
 
 
-def run_key(cfg: TrainConfig) -> str:
-    """Hash of everything that changes the trained weights (not the output folder)."""
+def weight_settings(cfg: TrainConfig) -> dict[str, Any]:
+    """Everything in the config that changes the trained weights (not the output folder)."""
     blob = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True, enum_to_str=True)
     assert isinstance(blob, dict)
     blob["train"] = {
@@ -108,7 +111,12 @@ def run_key(cfg: TrainConfig) -> str:
     }
     for key in ("progress", "log_level", "val_dataset"):
         blob.pop(key, None)
-    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:10]
+    return {str(k): v for k, v in blob.items()}
+
+
+def run_key(cfg: TrainConfig) -> str:
+    """Hash of everything that changes the trained weights (not the output folder)."""
+    return hashlib.sha256(json.dumps(weight_settings(cfg), sort_keys=True).encode()).hexdigest()[:10]
 
 
 def build_model(cfg: TrainConfig) -> DetectorAdapter:
@@ -133,10 +141,9 @@ def evaluate_weights(
     adapter = create_model(name, weights=str(weights_dir), input_size=input_size, device=device)
     with tempfile.TemporaryDirectory() as work:
         outcome = evaluate_model(
-            adapter, dataset, EvaluationConfig(num_workers=0, resume=False), Path(work), device=device,
+            adapter, dataset, EvaluationSettings(num_workers=0, resume=False), Path(work), device=device,
             progress=False,
-        )  # fmt: skip
-    assert outcome is not None
+        )[0]  # fmt: skip
     return {k: outcome.metrics[k].value for k in SHOWN if k in outcome.metrics}
 
 
@@ -174,10 +181,17 @@ def run_training(cfg: TrainConfig, command: list[str]) -> TrainReport:
         if cfg.train.out_dir
         else results / "train" / f"{cfg.model.name}-{run_key(cfg)}"
     )
+    check_train_folder(out_dir)  # a folder of the user's is refused before any work
     adapter = build_model(cfg)
-    train_set = resolve_dataset(cfg.dataset, results)
+    train_set = resolve_dataset(DatasetSettings.from_config(cfg.dataset), results)
     samples = TrainingSamples(train_set, adapter)  # no annotations / unknown categories: error here
-    val_set = resolve_dataset(cfg.val_dataset, results) if cfg.val_dataset is not None else None
+    val_set = (
+        resolve_dataset(DatasetSettings.from_config(cfg.val_dataset), results)
+        if cfg.val_dataset is not None
+        else None
+    )
+    identity = train_identity(weight_settings(cfg), input_size_of(cfg), train_set)
+    claim_train_folder(out_dir, identity)  # another run's folder (settings, data) is refused here
     log.info(
         "training %s (%s) at %s on %s (%d images) for %d steps of %d into %s",
         cfg.model.name, adapter.weights.label, list(adapter.spec.input_size), train_set.name, len(samples),
@@ -191,7 +205,7 @@ def run_training(cfg: TrainConfig, command: list[str]) -> TrainReport:
     size = adapter.spec.input_size
     ap: dict[str, dict[str, float | None]] = {}
     if cfg.train.eval_train_images > 0:
-        train_eval = resolve_dataset(cfg.dataset, results)
+        train_eval = resolve_dataset(DatasetSettings.from_config(cfg.dataset), results)
         train_eval.subset = cfg.train.eval_train_images
         ap["train"] = evaluate_weights(cfg.model.name, fp16_dir, size, train_eval, cfg.device)
     if val_set is not None:
@@ -223,7 +237,8 @@ def run_training(cfg: TrainConfig, command: list[str]) -> TrainReport:
     from dfine_bench.training.card import render_model_card
 
     title = f"{cfg.model.name}: trained with dfine-bench train"
-    (out_dir / "MODEL_CARD.md").write_text(render_model_card(record, title=title))
+    atomic_write_text(out_dir / "MODEL_CARD.md", render_model_card(record, title=title))
+    finish_train_folder(out_dir, identity)
     return TrainReport(out_dir=out_dir, result=result, ap=ap)
 
 

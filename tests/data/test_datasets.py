@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from data_helpers import coco_layout
 
-from dfine_bench.config.schema import DatasetConfig, DatasetKind
+from dfine_bench.config.settings import DatasetSettings
 from dfine_bench.data import COCO_ENV, ResolvedDataset, load_annotations, resolve_dataset
 from dfine_bench.errors import DatasetError
 from dfine_bench.utils.files import sha256_file
@@ -17,14 +17,14 @@ from dfine_bench.utils.files import sha256_file
 
 def test_auto_without_coco_generates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(COCO_ENV, raising=False)
-    ds = resolve_dataset(DatasetConfig(num_images=4, image_size=[64, 96]), tmp_path)
+    ds = resolve_dataset(DatasetSettings(num_images=4, image_size=[64, 96]), tmp_path)
     assert ds.generated and ds.name == "generated"
     assert ds.annotations.is_relative_to(tmp_path / "_generated")
     info = ds.info()
     assert info.generated and info.kind == "generated" and info.num_images == 4
     # a root without the annotation file: still the stand-in, never a half-found COCO
     monkeypatch.setenv(COCO_ENV, str(tmp_path))
-    assert resolve_dataset(DatasetConfig(num_images=4, image_size=[64, 96]), tmp_path).generated
+    assert resolve_dataset(DatasetSettings(num_images=4, image_size=[64, 96]), tmp_path).generated
 
 
 def test_auto_and_coco_use_the_env_root(
@@ -32,8 +32,8 @@ def test_auto_and_coco_use_the_env_root(
 ) -> None:
     root = coco_layout(small_generated, tmp_path / "coco")
     monkeypatch.setenv(COCO_ENV, str(root))
-    for kind in (DatasetKind.auto, DatasetKind.coco):
-        ds = resolve_dataset(DatasetConfig(kind=kind), tmp_path / "cache")
+    for kind in ("auto", "coco"):
+        ds = resolve_dataset(DatasetSettings(kind=kind), tmp_path / "cache")
         assert not ds.generated
         assert ds.name == "val2017"
         assert ds.annotations == root / "annotations" / "instances_val2017.json"
@@ -48,14 +48,14 @@ def test_root_option_beats_env(
 ) -> None:
     root = coco_layout(small_generated, tmp_path / "coco")
     monkeypatch.setenv(COCO_ENV, str(tmp_path / "elsewhere"))
-    ds = resolve_dataset(DatasetConfig(kind=DatasetKind.coco, root=str(root)), tmp_path)
+    ds = resolve_dataset(DatasetSettings(kind="coco", root=str(root)), tmp_path)
     assert ds.images_dir == root / "val2017"
 
 
 def test_coco_missing_names_path_and_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(COCO_ENV, str(tmp_path / "nowhere"))
     with pytest.raises(DatasetError) as err:
-        resolve_dataset(DatasetConfig(kind=DatasetKind.coco), tmp_path)
+        resolve_dataset(DatasetSettings(kind="coco"), tmp_path)
     msg = str(err.value)
     assert str(tmp_path / "nowhere" / "annotations" / "instances_val2017.json") in msg
     assert COCO_ENV in msg and "dataset.root" in msg
@@ -145,8 +145,8 @@ def test_generated_cache_dir_keeps_other_files(tmp_path: Path) -> None:
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "keep.txt").write_text("not the generator's")
-    cfg = DatasetConfig(kind=DatasetKind.generated, num_images=2, image_size=[64, 64], cache_dir=str(mine))
+    cfg = DatasetSettings(kind="generated", num_images=2, image_size=[64, 64], cache_dir=str(mine))
     ds = resolve_dataset(cfg, tmp_path / "unused")
     assert ds.annotations.parent.parent == mine and (mine / "keep.txt").read_text() == "not the generator's"
-    other = resolve_dataset(DatasetConfig(**{**cfg.__dict__, "seed": 9}), tmp_path / "unused")
+    other = resolve_dataset(DatasetSettings(**{**cfg.__dict__, "seed": 9}), tmp_path / "unused")
     assert other.annotations != ds.annotations and ds.annotations.is_file()  # both parameter sets kept

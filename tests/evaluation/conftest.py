@@ -6,7 +6,7 @@ import pytest
 import torch
 from eval_tiny_adapter import TinyAdapter
 
-from dfine_bench.config.schema import DatasetConfig, DatasetKind, EvaluationConfig
+from dfine_bench.config.settings import DatasetSettings, EvaluationSettings
 from dfine_bench.data import GeneratedParams, ResolvedDataset, generate_dataset, resolve_dataset
 
 
@@ -18,7 +18,7 @@ def _one_thread() -> None:
 @pytest.fixture(scope="session")
 def gen_dataset(tmp_path_factory: pytest.TempPathFactory) -> ResolvedDataset:
     """24 generated images, 240x320."""
-    cfg = DatasetConfig(kind=DatasetKind.generated, num_images=24, image_size=[240, 320], seed=1)
+    cfg = DatasetSettings(kind="generated", num_images=24, image_size=[240, 320], seed=1)
     return resolve_dataset(cfg, tmp_path_factory.mktemp("evalgen"))
 
 
@@ -36,5 +36,5 @@ def adapter() -> TinyAdapter:
 
 
 @pytest.fixture
-def eval_cfg() -> EvaluationConfig:
-    return EvaluationConfig(batch_size=4, num_workers=0)
+def eval_cfg() -> EvaluationSettings:
+    return EvaluationSettings(batch_size=4, num_workers=0)

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from eval_tiny_adapter import TinyAdapter
 
-from dfine_bench.config.schema import EvaluationConfig
+from dfine_bench.config.settings import EvaluationSettings
 from dfine_bench.data import ResolvedDataset
 from dfine_bench.evaluation import evaluate_model
 from dfine_bench.evaluation.distributed import init_distributed, is_main_process
@@ -26,11 +26,11 @@ def main() -> None:
     ann, images, work, out = map(Path, sys.argv[1:5])
     rank, world = init_distributed()
     ds = ResolvedDataset(name="generated", images_dir=images, annotations=ann, generated=True)
-    outcome = evaluate_model(
-        TinyAdapter(), ds, EvaluationConfig(batch_size=2, num_workers=0), work, progress=False
+    outcomes = evaluate_model(
+        TinyAdapter(), ds, EvaluationSettings(batch_size=2, num_workers=0), work, progress=False
     )
-    assert (outcome is not None) == is_main_process(), (rank, outcome)
-    if outcome is not None:
+    assert bool(outcomes) == is_main_process(), (rank, outcomes)
+    for outcome in outcomes[:1]:
         out.write_text(
             json.dumps(
                 {

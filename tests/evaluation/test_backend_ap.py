@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 import torch
 
-from dfine_bench.config.schema import DatasetConfig, DatasetKind, EvaluationConfig
+from dfine_bench.config.settings import DatasetSettings, EvaluationSettings
 from dfine_bench.data import ResolvedDataset, resolve_dataset
 from dfine_bench.records.schema import TaskOutcome
 
 
 @pytest.fixture(scope="module")
 def fixture_data(tmp_path_factory: pytest.TempPathFactory) -> ResolvedDataset:
-    cfg = DatasetConfig(kind=DatasetKind.generated, num_images=6, image_size=[320, 320], seed=7)
+    cfg = DatasetSettings(kind="generated", num_images=6, image_size=[320, 320], seed=7)
     return resolve_dataset(cfg, tmp_path_factory.mktemp("backend_ap"))
 
 
@@ -34,10 +34,8 @@ def _evaluate(
 ) -> list[TaskOutcome]:
     from dfine_bench.evaluation import evaluate_model
 
-    outcomes: list[TaskOutcome] = []
-    cfg = EvaluationConfig(batch_size=2, num_workers=0, backends=backends)
-    evaluate_model(_fixture_model(device), data, cfg, work, device=device, progress=False, outcomes=outcomes)
-    return outcomes
+    cfg = EvaluationSettings(batch_size=2, num_workers=0, backends=backends)
+    return evaluate_model(_fixture_model(device), data, cfg, work, device=device, progress=False)
 
 
 @pytest.mark.slow

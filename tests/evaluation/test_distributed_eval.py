@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from eval_tiny_adapter import TinyAdapter
 
-from dfine_bench.config.schema import EvaluationConfig
+from dfine_bench.config.settings import EvaluationSettings
 from dfine_bench.data import ResolvedDataset
 from dfine_bench.evaluation import evaluate_model
 from dfine_bench.evaluation.distributed import shard
@@ -28,8 +28,8 @@ def test_shard_covers_every_item_once() -> None:
 
 @pytest.mark.slow
 def test_torchrun_two_processes_equals_single_process(gen_dataset: ResolvedDataset, tmp_path: Path) -> None:
-    single = evaluate_model(
-        TinyAdapter(), gen_dataset, EvaluationConfig(batch_size=2, num_workers=0), tmp_path / "s"
+    (single,) = evaluate_model(
+        TinyAdapter(), gen_dataset, EvaluationSettings(batch_size=2, num_workers=0), tmp_path / "s"
     )
     out = tmp_path / "dist.json"
     env = {

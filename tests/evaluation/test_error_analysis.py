@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dfine_bench.config.schema import EvaluationConfig
+from dfine_bench.config.settings import EvaluationSettings
 from dfine_bench.data import ResolvedDataset
 from dfine_bench.evaluation import EvaluatorContext, ImageInput, create_evaluator
 
@@ -68,7 +68,7 @@ def _ap(steps: list[tuple[int, float]]) -> float:
 
 
 def test_every_error_type_is_found_and_its_dap_matches_the_hand_computation(tmp_path: Path) -> None:
-    cfg = EvaluationConfig(worst_images=3)
+    cfg = EvaluationSettings(worst_images=3)
     ev = create_evaluator("error_analysis", EvaluatorContext(dataset=_dataset(tmp_path), cfg=cfg))
     ev.reset()
     ids = sorted(DETECTIONS)
@@ -130,7 +130,7 @@ def test_a_class_without_ground_truth_does_not_dilute_ap50(tmp_path: Path) -> No
         name="handmade", images_dir=tmp_path, annotations=data.annotations, generated=False
     )
     dets = {**DETECTIONS, 5: [*DETECTIONS[5], [60.0, 60.0, 20.0, 20.0, 0.05, 3]]}
-    ev = create_evaluator("error_analysis", EvaluatorContext(dataset=data, cfg=EvaluationConfig()))
+    ev = create_evaluator("error_analysis", EvaluatorContext(dataset=data, cfg=EvaluationSettings()))
     ev.reset()
     ids = sorted(dets)
     ev.process([ImageInput(i) for i in ids], [dets[i] for i in ids])

@@ -10,7 +10,7 @@ import pytest
 import torch
 from eval_tiny_adapter import TinyAdapter
 
-from dfine_bench.config.schema import EvaluationConfig
+from dfine_bench.config.settings import EvaluationSettings
 from dfine_bench.data import ResolvedDataset
 from dfine_bench.errors import DatasetError
 from dfine_bench.evaluation import check_label_map, evaluate_model, evaluate_predictions
@@ -40,7 +40,9 @@ def _stats(outcome) -> dict[str, float | None]:
 def reference(gen_dataset: ResolvedDataset, tmp_path_factory: pytest.TempPathFactory):
     torch.set_num_threads(1)
     work = tmp_path_factory.mktemp("ref")
-    return evaluate_model(TinyAdapter(), gen_dataset, EvaluationConfig(batch_size=4, num_workers=0), work)
+    return evaluate_model(TinyAdapter(), gen_dataset, EvaluationSettings(batch_size=4, num_workers=0), work)[
+        0
+    ]
 
 
 def test_outcome_carries_stats_counts_setup_and_details(reference, gen_dataset: ResolvedDataset) -> None:
@@ -82,8 +84,8 @@ def test_results_file_gives_the_same_numbers_through_evaluate(
 
 
 def test_pycocotools_engine_agrees(reference, gen_dataset: ResolvedDataset, tmp_path: Path) -> None:
-    cfg = EvaluationConfig(batch_size=4, num_workers=0, engine="pycocotools")
-    o = evaluate_model(TinyAdapter(), gen_dataset, cfg, tmp_path)
+    cfg = EvaluationSettings(batch_size=4, num_workers=0, engine="pycocotools")
+    o = evaluate_model(TinyAdapter(), gen_dataset, cfg, tmp_path)[0]
     assert o.key == "pycocotools" and o.setup["engine"] == "pycocotools"
     for n in COCO_STATS:
         assert o.metrics[n].value == pytest.approx(reference.metrics[n].value, abs=1e-2)  # 1e-4 in [0, 1]
@@ -92,7 +94,9 @@ def test_pycocotools_engine_agrees(reference, gen_dataset: ResolvedDataset, tmp_
 def test_batch_size_and_workers_do_not_change_results(
     reference, gen_dataset: ResolvedDataset, tmp_path: Path
 ) -> None:
-    o = evaluate_model(TinyAdapter(), gen_dataset, EvaluationConfig(batch_size=3, num_workers=2), tmp_path)
+    o = evaluate_model(TinyAdapter(), gen_dataset, EvaluationSettings(batch_size=3, num_workers=2), tmp_path)[
+        0
+    ]
     assert _stats(o) == pytest.approx(_stats(reference), abs=1e-9)
     assert o.setup["batch_size"] == 3
 
@@ -100,7 +104,7 @@ def test_batch_size_and_workers_do_not_change_results(
 def test_interrupted_run_resumes_without_recomputing(
     reference, gen_dataset: ResolvedDataset, tmp_path: Path
 ) -> None:
-    cfg = EvaluationConfig(batch_size=4, num_workers=0)
+    cfg = EvaluationSettings(batch_size=4, num_workers=0)
     first = CountingAdapter(stop_after_batches=2)
     with pytest.raises(KeyboardInterrupt):
         evaluate_model(first, gen_dataset, cfg, tmp_path)
@@ -110,7 +114,7 @@ def test_interrupted_run_resumes_without_recomputing(
     with open(part, "a") as f:
         f.write('{"image_id": 12')
     second = CountingAdapter()
-    o = evaluate_model(second, gen_dataset, cfg, tmp_path)
+    o = evaluate_model(second, gen_dataset, cfg, tmp_path)[0]
     assert second.images == 16  # only the images not finished before
     assert o.metrics["images_skipped"].value == 8 and o.metrics["images_seen"].value == 24
     assert _stats(o) == _stats(reference)
@@ -123,7 +127,7 @@ def test_interrupted_run_resumes_without_recomputing(
 
 
 def test_predictions_of_another_model_are_not_reused(gen_dataset: ResolvedDataset, tmp_path: Path) -> None:
-    cfg = EvaluationConfig(batch_size=8, num_workers=0)
+    cfg = EvaluationSettings(batch_size=8, num_workers=0)
     evaluate_model(TinyAdapter(), gen_dataset, cfg, tmp_path)
     other = CountingAdapter()
     other.spec = dataclasses.replace(other.spec, name="another")
@@ -134,7 +138,7 @@ def test_predictions_of_another_model_are_not_reused(gen_dataset: ResolvedDatase
 def test_subset_evaluates_first_ids(gen_dataset: ResolvedDataset, tmp_path: Path) -> None:
     sub = dataclasses.replace(gen_dataset, subset=6)
     adapter = CountingAdapter()
-    o = evaluate_model(adapter, sub, EvaluationConfig(batch_size=4, num_workers=0), tmp_path)
+    o = evaluate_model(adapter, sub, EvaluationSettings(batch_size=4, num_workers=0), tmp_path)[0]
     assert adapter.images == 6 and o.metrics["images_seen"].value == 6 and o.dataset.subset == 6
 
 
@@ -148,15 +152,15 @@ def _broken_copy(gen_dataset: ResolvedDataset, root: Path) -> tuple[ResolvedData
 
 def test_unreadable_image_is_counted_noted_and_left_out(gen_dataset: ResolvedDataset, tmp_path: Path) -> None:
     ds, bad = _broken_copy(gen_dataset, tmp_path)
-    cfg = EvaluationConfig(batch_size=4, num_workers=0, max_failed_fraction=0.1)
-    o = evaluate_model(TinyAdapter(), ds, cfg, tmp_path / "w")
+    cfg = EvaluationSettings(batch_size=4, num_workers=0, max_failed_fraction=0.1)
+    o = evaluate_model(TinyAdapter(), ds, cfg, tmp_path / "w")[0]
     assert o.status == "ok"
     assert o.metrics["images_failed"].value == 1 and o.metrics["images_seen"].value == 24
     assert [f["image_id"] for f in o.details["failed_images"]] == [bad]
     assert any(n.startswith("WARNING: 1 of 24 images could not be read") for n in o.notes)
     assert o.details["num_detections"] == 23 * 100
     # over the allowed fraction (default 1%): the evaluation fails, with the reason
-    strict = evaluate_model(TinyAdapter(), ds, EvaluationConfig(num_workers=0), tmp_path / "w2")
+    strict = evaluate_model(TinyAdapter(), ds, EvaluationSettings(num_workers=0), tmp_path / "w2")[0]
     assert strict.status == "failed" and "max_failed_fraction" in strict.reason
     assert "AP" not in strict.metrics
 
@@ -167,7 +171,7 @@ def test_label_map_checked_before_any_image(gen_dataset: ResolvedDataset, tmp_pa
     obj365.spec = dataclasses.replace(obj365.spec, label_set="obj365", num_classes=366)
     obj365.label_to_category = list(range(366))
     with pytest.raises(DatasetError, match="Objects365"):
-        evaluate_model(obj365, ds, EvaluationConfig(num_workers=0), tmp_path / "w")
+        evaluate_model(obj365, ds, EvaluationSettings(num_workers=0), tmp_path / "w")
     assert obj365.images == 0 and not (tmp_path / "w").exists()
 
 

@@ -11,7 +11,7 @@ from typing import ClassVar
 import pytest
 from eval_tiny_adapter import TinyAdapter
 
-from dfine_bench.config.schema import EvaluationConfig
+from dfine_bench.config.settings import EvaluationSettings
 from dfine_bench.data import ResolvedDataset
 from dfine_bench.errors import ConfigError, UnknownNameError
 from dfine_bench.evaluation import (
@@ -28,7 +28,6 @@ from dfine_bench.evaluation import (
 )
 from dfine_bench.evaluation import registry as R
 from dfine_bench.evaluation.predictions import PredictionStream
-from dfine_bench.records.schema import TaskOutcome
 
 PLUGIN_SITE = Path(__file__).resolve().parents[1] / "fixtures" / "plugin_site"
 
@@ -89,8 +88,8 @@ def test_unknown_name_is_one_line_config_error_with_close_match() -> None:
 def test_planned_outcomes_checked_at_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
     # planning needs no evaluator's package: run it the same with or without the error-analysis extra
     entry = R.get_registered("error_analysis")
-    monkeypatch.setitem(R._REGISTRY, "error_analysis", dataclasses.replace(entry, requires=()))
-    cfg = EvaluationConfig(evaluators=["coco", "error_analysis"], backends=["eager", "onnxruntime"])
+    monkeypatch.setitem(R.REGISTRY._entries, "error_analysis", dataclasses.replace(entry, requires=()))
+    cfg = EvaluationSettings(evaluators=["coco", "error_analysis"], backends=["eager", "onnxruntime"])
     assert planned_outcomes(cfg) == [
         ("evaluation", "faster_coco_eval"),
         ("error_analysis", "tide"),
@@ -106,7 +105,7 @@ def test_planned_outcomes_checked_at_start_up(monkeypatch: pytest.MonkeyPatch) -
 def test_missing_package_is_a_start_up_error(monkeypatch: pytest.MonkeyPatch) -> None:
     entry = R.get_registered("error_analysis")
     broken = dataclasses.replace(entry, requires=("no_such_pkg_x",))
-    monkeypatch.setitem(R._REGISTRY, "error_analysis", broken)
+    monkeypatch.setitem(R.REGISTRY._entries, "error_analysis", broken)
     hint = r"needs the no_such_pkg_x package: pip install 'dfine-bench\[error-analysis\]'"
     with pytest.raises(ConfigError, match=hint):
         check_evaluators(["error_analysis"])
@@ -114,7 +113,7 @@ def test_missing_package_is_a_start_up_error(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_third_party_evaluator_registers_through_entry_point(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(PLUGIN_SITE))
-    monkeypatch.setattr(R, "_loaded", False)  # discovered afresh; restored afterwards
+    R.reload()  # discovered afresh
     try:
         assert list_evaluators("toy*") == ["toy_count"]
         ev = create_evaluator("toy_count", None)  # type: ignore[arg-type]
@@ -129,30 +128,28 @@ def test_third_party_evaluator_registers_through_entry_point(monkeypatch: pytest
 def test_driver_feeds_every_evaluator_every_image_once(
     recorder: type[Recorder], gen_dataset: ResolvedDataset, tmp_path: Path
 ) -> None:
-    cfg = EvaluationConfig(batch_size=4, num_workers=0, evaluators=["coco", "recorder"])
-    outcomes: list[TaskOutcome] = []
-    first = evaluate_model(TinyAdapter(), gen_dataset, cfg, tmp_path, outcomes=outcomes)
+    cfg = EvaluationSettings(batch_size=4, num_workers=0, evaluators=["coco", "recorder"])
+    outcomes = evaluate_model(TinyAdapter(), gen_dataset, cfg, tmp_path)
+    first = outcomes[0]
     assert [(o.task, o.key, o.status) for o in outcomes] == [
         ("evaluation", "faster_coco_eval", "ok"),
         ("evaluation", "recorder", "ok"),
     ]
-    assert first is outcomes[0]
     assert sorted(recorder.seen) == gen_dataset.image_ids()  # each image exactly once
     done, _ = PredictionStream(tmp_path).read()
     assert recorder.rows == done  # exactly the streamed detections, unchanged
     assert outcomes[1].details["images"] == 24 and "images_seen" in outcomes[1].metrics
 
     # COCO's record is the same with or without another evaluator beside it
-    alone = evaluate_model(
+    (alone,) = evaluate_model(
         TinyAdapter(), gen_dataset, dataclasses.replace(cfg, evaluators=["coco"]), tmp_path / "alone"
     )
-    assert alone is not None
     assert {k: m.value for k, m in alone.metrics.items()} == {k: m.value for k, m in first.metrics.items()}
     assert alone.details["per_category_ap"] == first.details["per_category_ap"]
 
     # resumed from disk, nothing to infer: the evaluators still see every image
-    again = evaluate_model(TinyAdapter(), gen_dataset, cfg, tmp_path)
-    assert again is not None and again.metrics["images_skipped"].value == 24
+    again = evaluate_model(TinyAdapter(), gen_dataset, cfg, tmp_path)[0]
+    assert again.metrics["images_skipped"].value == 24
     assert sorted(recorder.seen) == gen_dataset.image_ids()
 
 
@@ -160,9 +157,8 @@ def test_one_broken_evaluator_keeps_the_others(
     recorder: type[Recorder], gen_dataset: ResolvedDataset, tmp_path: Path
 ) -> None:
     recorder.fail = True
-    cfg = EvaluationConfig(batch_size=4, num_workers=0, evaluators=["recorder", "coco"])
-    outcomes: list[TaskOutcome] = []
-    evaluate_model(TinyAdapter(), gen_dataset, cfg, tmp_path, outcomes=outcomes)
+    cfg = EvaluationSettings(batch_size=4, num_workers=0, evaluators=["recorder", "coco"])
+    outcomes = evaluate_model(TinyAdapter(), gen_dataset, cfg, tmp_path)
     assert [(o.key, o.status) for o in outcomes] == [("recorder", "failed"), ("faster_coco_eval", "ok")]
     assert outcomes[0].reason == "RuntimeError: recorder broke"
     assert outcomes[1].metrics["AP"].value > 1.0

@@ -114,3 +114,19 @@ def test_one_writer_per_run_folder(tmp_path: Path) -> None:
 def test_run_ids_are_unique() -> None:
     ids = {new_run_id("default") for _ in range(50)}
     assert len(ids) == 50
+
+
+def test_record_assembly_refuses_a_setup_key_it_does_not_know() -> None:
+    """Issue 19: a mistyped setup key used to land silently in ``setup.extra``."""
+    from dfine_bench.records.build import make_record as build_record
+    from dfine_bench.records.schema import TaskOutcome
+
+    model = ModelInfo(name="dfine_n", random_init=False)
+    base = Setup(device="cpu", batch_size=1)
+    ok = TaskOutcome(task="latency", key="eager-fp32", setup={"batch_size": 4, "extra": {"graph": "model"}})
+    rec = build_record(ok, run_id="r", model=model, base_setup=base, environment={})
+    assert rec.setup.batch_size == 4 and rec.setup.extra == {"graph": "model"}
+    assert base.batch_size == 1 and base.extra == {}  # the base setup is not changed
+    typo = TaskOutcome(task="latency", key="eager-fp32", setup={"batchsize": 4})
+    with pytest.raises(ValueError, match=r"latency/dfine_n/eager-fp32: setup key\(s\) 'batchsize'"):
+        build_record(typo, run_id="r", model=model, base_setup=base, environment={})

@@ -11,8 +11,8 @@ import pytest
 
 from dfine_bench.cli import main
 from dfine_bench.config.loading import compose_config, load_settings
-from dfine_bench.execution.plan import RunPlan
 from dfine_bench.records import load_records
+from dfine_bench.runner import SuiteRunner
 
 TOY_SUITES = Path(__file__).resolve().parents[1] / "fixtures" / "suites"
 QUICK = ["--suites-dir", str(TOY_SUITES), "suite=toy_quick", "suite.models=[toy_det]"]
@@ -78,7 +78,7 @@ def test_resuming_on_other_data_is_refused(
 def test_a_failed_task_runs_again_on_resume(
     plugin_site, cli_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import dfine_bench.evaluation as evaluation
+    import dfine_bench.runner as evaluation  # the runner's task calls evaluate_model from there
 
     real = evaluation.evaluate_model
 
@@ -208,7 +208,7 @@ def test_run_refuses_a_report_folder_of_the_users_before_running(plugin_site, cl
 def test_the_plan_names_every_record_a_run_writes(plugin_site, cli_env: Path) -> None:
     overrides = ["suite=toy_quick", "suite.models=[toy_det,toy_det_b]", "suite.backends=[eager,onnxruntime]"]
     settings = load_settings(compose_config(overrides, [TOY_SUITES]), overrides, [TOY_SUITES])
-    plan = RunPlan.from_settings(settings)
+    plan = SuiteRunner(settings, resolved_config={}).plan
     assert [u.id for u in plan.units] == [
         "evaluation/toy_det",
         "profile/toy_det/eager-fp32",

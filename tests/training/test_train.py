@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from dfine_bench.adapters import create_model
-from dfine_bench.config.schema import DatasetConfig, DatasetKind
+from dfine_bench.config.settings import DatasetSettings
 from dfine_bench.data.resolve import resolve_dataset
 from dfine_bench.errors import ConfigError, DatasetError
 from dfine_bench.training import TrainingSamples, TrainSettings, train
@@ -22,7 +22,7 @@ TINY = TrainSettings(steps=4, batch_size=2, lr=1e-4, warmup_steps=1, checkpoint_
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("train-data")
-    cfg = DatasetConfig(kind=DatasetKind.generated, num_images=6, image_size=[64, 96], seed=11)
+    cfg = DatasetSettings(kind="generated", num_images=6, image_size=[64, 96], seed=11)
     return resolve_dataset(cfg, root)
 
 
