@@ -13,21 +13,20 @@ settings, so the records an evaluation will write are known before anything runs
 
 from __future__ import annotations
 
-import fnmatch
-import importlib
 import importlib.util
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from dfine_bench.config.schema import EvaluationConfig
+from dfine_bench.config.settings import EvaluationSettings
 from dfine_bench.errors import ConfigError, UnknownNameError
 from dfine_bench.evaluation.evaluator import Evaluator, EvaluatorContext
-from dfine_bench.utils.plugins import load_entry_points
+from dfine_bench.records.metrics import EVALUATOR_GROUP
+from dfine_bench.utils.registry import Registry, qualified_name
 
 log = logging.getLogger(__name__)
 
-ENTRY_POINT_GROUP = "dfine_bench.evaluators"
+ENTRY_POINT_GROUP = EVALUATOR_GROUP  # the metric catalogue imports these plug-ins' modules too
 _BUILTIN_MODULES = ("dfine_bench.evaluation.coco_evaluator", "dfine_bench.evaluation.error_analysis")
 
 EvaluatorFactory = Callable[[EvaluatorContext], Evaluator]
@@ -38,7 +37,7 @@ class RegisteredEvaluator:
     name: str
     factory: EvaluatorFactory
     task: str
-    key: Callable[[EvaluationConfig], str]  # the record key under these settings
+    key: Callable[[EvaluationSettings], str]  # the record key under these settings
     description: str
     origin: str  # "builtin" or the entry point's name
     requires: tuple[str, ...] = ()  # importable packages it needs (checked at start-up, not imported)
@@ -52,9 +51,17 @@ class RegisteredEvaluator:
         return f"evaluator {self.name!r} needs the {', '.join(absent)} package{hint}"
 
 
-_REGISTRY: dict[str, RegisteredEvaluator] = {}
-_LOAD_ERRORS: dict[str, str] = {}
-_loaded = False
+def _same(old: RegisteredEvaluator, new: RegisteredEvaluator) -> bool:
+    return qualified_name(old.factory) == qualified_name(new.factory)
+
+
+REGISTRY: Registry[RegisteredEvaluator] = Registry(
+    "evaluator",
+    (ENTRY_POINT_GROUP,),
+    builtins=_BUILTIN_MODULES,
+    same=_same,
+    describe=lambda e: qualified_name(e.factory),
+)
 
 
 def register_evaluator(
@@ -62,67 +69,51 @@ def register_evaluator(
     factory: EvaluatorFactory,
     *,
     task: str,
-    key: Callable[[EvaluationConfig], str] | None = None,
+    key: Callable[[EvaluationSettings], str] | None = None,
     description: str = "",
-    origin: str = "builtin",
+    origin: str | None = None,
     requires: Sequence[str] = (),
     install: str = "",
 ) -> None:
-    """Add an evaluator: ``factory(context)`` builds it; its records have ``task`` and ``key(cfg)``."""
-    old = _REGISTRY.get(name)
-    if old is not None and old.factory is not factory:
-        raise ValueError(f"evaluator {name!r} is already registered by {old.origin}")
-    _REGISTRY[name] = RegisteredEvaluator(
+    """Add an evaluator: ``factory(context)`` builds it; its records have ``task`` and ``key(cfg)``.
+
+    ``task`` may be a new one: its records get a comparison table from the metrics registered
+    with that task (``records.metrics``), with no change elsewhere."""
+    where = REGISTRY.origin_for(getattr(factory, "__module__", None), origin)
+    entry = RegisteredEvaluator(
         name=name,
         factory=factory,
         task=task,
         key=key or (lambda _cfg: name),
         description=description,
-        origin=origin,
+        origin=where,
         requires=tuple(requires),
         install=install,
     )
+    REGISTRY.register(name, entry, origin=where)
 
 
 def unregister_evaluator(name: str) -> None:
     """Remove an evaluator (tests register temporary ones)."""
-    _REGISTRY.pop(name, None)
-
-
-def _ensure_loaded() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for module in _BUILTIN_MODULES:
-        importlib.import_module(module)
-    load_entry_points(ENTRY_POINT_GROUP, "evaluator", _LOAD_ERRORS)
+    REGISTRY.unregister(name)
 
 
 def reload() -> None:
     """Discover evaluators again (after a plug-in was put on the path)."""
-    global _loaded
-    _loaded = False
-    _ensure_loaded()
+    REGISTRY.reload()
 
 
 def load_errors() -> dict[str, str]:
-    _ensure_loaded()
-    return dict(_LOAD_ERRORS)
+    return REGISTRY.load_errors()
 
 
 def list_evaluators(pattern: str = "*") -> list[str]:
     """Registered evaluator names matching the wildcard ``pattern``."""
-    _ensure_loaded()
-    return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
+    return REGISTRY.names(pattern)
 
 
 def get_registered(name: str) -> RegisteredEvaluator:
-    _ensure_loaded()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownNameError("evaluator", name, _REGISTRY) from None
+    return REGISTRY.get(name)
 
 
 def create_evaluator(name: str, context: EvaluatorContext) -> Evaluator:
