@@ -316,20 +316,36 @@ def build_comparison(
     usable = [r for r in selected if r.task in _TABLE_TASKS]
     filters = {"device": device, "backend": backend, "family": family, "tasks": list(tasks or [])}
 
-    grouped: list[tuple[ResultRecord, tuple[str, tuple[Any, ...]]]] = []
-    for r in usable:
-        g = _group_of(r)
-        if g is not None:
-            grouped.append((r, g))
+    grouped = [(r, g) for r in usable if (g := _group_of(r)) is not None]
     keys = list(dict.fromkeys(g for _, g in grouped))
     samples: dict[tuple[str, tuple[Any, ...]], ResultRecord] = {}
     for r, g in grouped:
         samples.setdefault(g, r)
     groups = _label_groups(keys, samples)
+    level = _row_level(grouped, groups)
+    cells = _Cells.fill(grouped, groups, level)
+    ordered_groups = sorted(
+        (groups[k] for k in keys), key=lambda g: ((ACCURACY, COMPLEXITY, SPEED).index(g.kind), g.label)
+    )
+    row_columns = list(_ROW_LEVELS[level])
+    tables = [cells.table(group, row_columns) for group in ordered_groups]
+    overview = _overview(tables, cells.row_meta, cells.stand_in, row_columns)
+    return Comparison(
+        records=selected,
+        tables=tables,
+        overview=overview,
+        sources=cells.sources,
+        row_meta=cells.row_meta,
+        filters=filters,
+    )
 
-    # the coarsest row identity under which no two records fill the same cell
-    level = 0
-    while True:
+
+_Grouped = list[tuple[ResultRecord, tuple[str, tuple[Any, ...]]]]
+
+
+def _row_level(grouped: _Grouped, groups: dict[tuple[str, tuple[Any, ...]], Group]) -> int:
+    """The coarsest row identity (``_ROW_LEVELS``) under which no two records fill the same cell."""
+    for level in range(len(_ROW_LEVELS)):
         filled: dict[tuple, tuple[str, str]] = {}
         clash = False
         for r, g in grouped:
@@ -338,85 +354,70 @@ def build_comparison(
             slot = f"{r.task} bs{r.setup.batch_size}" if r.task == "latency" else r.task
             for label in (*_cells(r), slot):
                 cell = (_row_key(r, level), groups[g].label, label)
-                if cell in filled and filled[cell] != ident:
-                    clash = True
+                clash = clash or (cell in filled and filled[cell] != ident)
                 filled[cell] = ident
-        if not clash or level == len(_ROW_LEVELS) - 1:
-            break
-        level += 1
+        if not clash:
+            return level
+    return len(_ROW_LEVELS) - 1
 
-    values: dict[tuple[tuple[str, ...], str], dict[str, float | str]] = {}
-    columns: dict[str, dict[str, Column]] = {}
-    sources: dict[tuple[tuple[str, ...], str], list[ResultRecord]] = {}
-    stand_in: dict[tuple[tuple[str, ...], str], set[str]] = {}
-    row_meta: dict[tuple[str, ...], dict[str, str]] = {}
-    for r, g in grouped:
-        row, glabel = _row_key(r, level), groups[g].label
-        row_meta.setdefault(
-            row,
-            {
-                "model": r.model.name,
-                "family": r.model.family,
-                "weights": labels.weights_label(r.model),
-                "run": r.run_id,
-                "record": r.record_id,
-            },
-        )
-        sources.setdefault((row, glabel), []).append(r)
-        stand_in.setdefault((row, glabel), set()).update(labels.stand_in_reasons(r))
-        cells = values.setdefault((row, glabel), {})
+
+@dataclass
+class _Cells:
+    """Every table's cells, keyed by (row, table title): values, columns, records, stand-in reasons."""
+
+    values: dict[tuple[tuple[str, ...], str], dict[str, float | str]] = field(default_factory=dict)
+    columns: dict[str, dict[str, Column]] = field(default_factory=dict)
+    sources: dict[tuple[tuple[str, ...], str], list[ResultRecord]] = field(default_factory=dict)
+    stand_in: dict[tuple[tuple[str, ...], str], set[str]] = field(default_factory=dict)
+    row_meta: dict[tuple[str, ...], dict[str, str]] = field(default_factory=dict)
+
+    @classmethod
+    def fill(cls, grouped: _Grouped, groups: dict[tuple[str, tuple[Any, ...]], Group], level: int) -> _Cells:
+        out = cls()
+        for r, g in grouped:
+            out._add(r, _row_key(r, level), groups[g].label)
+        for r, g in grouped:  # second pass: statuses only in columns the table has
+            row, glabel = _row_key(r, level), groups[g].label
+            for label, (col, status) in _status_cells(r, set(out.columns.get(glabel, {}))).items():
+                out.values[(row, glabel)][label] = status
+                out.columns.setdefault(glabel, {})[label] = col
+        return out
+
+    def _add(self, r: ResultRecord, row: tuple[str, ...], glabel: str) -> None:
+        meta = {"model": r.model.name, "family": r.model.family, "weights": labels.weights_label(r.model)}
+        self.row_meta.setdefault(row, {**meta, "run": r.run_id, "record": r.record_id})
+        self.sources.setdefault((row, glabel), []).append(r)
+        self.stand_in.setdefault((row, glabel), set()).update(labels.stand_in_reasons(r))
+        cells = self.values.setdefault((row, glabel), {})
         for label, (col, v) in _cells(r).items():
             cells[label] = v
-            columns.setdefault(glabel, {})[label] = col
-    for r, g in grouped:  # second pass: statuses only in columns the table has
-        row, glabel = _row_key(r, level), groups[g].label
-        for label, (col, status) in _status_cells(r, set(columns.get(glabel, {}))).items():
-            values[(row, glabel)][label] = status
-            columns.setdefault(glabel, {})[label] = col
+            self.columns.setdefault(glabel, {})[label] = col
 
-    ordered_groups = sorted(
-        (groups[k] for k in keys), key=lambda g: ((ACCURACY, COMPLEXITY, SPEED).index(g.kind), g.label)
-    )
-    row_columns = list(_ROW_LEVELS[level])
-    tables = []
-    for group in ordered_groups:
-        rows = [row for row in row_meta if (row, group.label) in values or (row, group.label) in sources]
+    def table(self, group: Group, row_columns: list[str]) -> ComparisonTable:
+        here = group.label
+        rows = [row for row in self.row_meta if (row, here) in self.values or (row, here) in self.sources]
         data = []
         for row in rows:
-            meta = row_meta[row]
+            meta = self.row_meta[row]
             item: dict[str, Any] = {c: meta[c] for c in ("model", "family", "weights")}
-            if "run" in row_columns:
-                item["run"] = meta["run"]
-            if "record" in row_columns:
-                item["record"] = meta["record"]
-            item[STAND_IN_COLUMN] = labels.stand_in_text(stand_in.get((row, group.label), set()))
-            item.update(values.get((row, group.label), {}))
+            item |= {c: meta[c] for c in ("run", "record") if c in row_columns}
+            item[STAND_IN_COLUMN] = labels.stand_in_text(self.stand_in.get((row, here), set()))
+            item.update(self.values.get((row, here), {}))
             data.append(item)
-        cols = _ordered_columns(columns.get(group.label, {}))
+        cols = _ordered_columns(self.columns.get(here, {}))
         frame = pd.DataFrame(data, columns=[*_lead_columns(row_columns), STAND_IN_COLUMN, *cols])
         frame = frame.astype(object).where(frame.notna(), float("nan"))
-        tables.append(
-            ComparisonTable(
-                title=group.label,
-                kind=group.kind,
-                frame=frame,
-                columns={c: columns[group.label][c] for c in cols},
-                notes=_table_notes(
-                    group, [r for (row, gl), rs in sources.items() if gl == group.label for r in rs]
-                ),
-                group=group,
-                row_keys=rows,
-            )
+        return ComparisonTable(
+            title=here,
+            kind=group.kind,
+            frame=frame,
+            columns={c: self.columns[here][c] for c in cols},
+            notes=_table_notes(
+                group, [r for (_row, gl), rs in self.sources.items() if gl == here for r in rs]
+            ),
+            group=group,
+            row_keys=rows,
         )
-    overview = _overview(tables, row_meta, stand_in, row_columns)
-    return Comparison(
-        records=selected,
-        tables=tables,
-        overview=overview,
-        sources=sources,
-        row_meta=row_meta,
-        filters=filters,
-    )
 
 
 def _lead_columns(row_columns: list[str]) -> list[str]:
