@@ -86,6 +86,20 @@ class DatasetConfig:
 
 
 @dataclass
+class BootstrapConfig:
+    """AP confidence intervals: a percentile bootstrap over images (``evaluation/bootstrap.py``).
+
+    The seed is fixed (not the run's seed) so that evaluations of the same images in different
+    runs are resampled identically and can be compared pairwise (a run against its baseline).
+    """
+
+    enabled: bool = True
+    replicates: int = 1000  # B; fewer than 100 is refused at start-up
+    seed: int = 0
+    confidence: float = 0.95
+
+
+@dataclass
 class EvaluationConfig:
     enabled: bool = True
     engine: Engine = Engine.faster_coco_eval
@@ -102,6 +116,8 @@ class EvaluationConfig:
     # name. One record per evaluator, backend and precision; eager-fp32 keeps the plain record id.
     backends: list[str] = field(default_factory=lambda: ["eager"])
     worst_images: int = 10  # error_analysis: how many of the worst images to list
+    # AP, AP50 and AP75 confidence intervals in every COCO record (details["bootstrap"])
+    bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
 
 
 @dataclass

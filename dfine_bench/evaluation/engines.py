@@ -8,6 +8,11 @@ would change AP without a word.
 
 The standard caps apply unchanged (maxDets 1/10/100, which caps detections per image
 *per category*); nothing here re-caps or thresholds detections.
+
+``matching=True`` also keeps COCOeval's per-image matching (area all, maxDets 100) for the AP
+bootstrap (``bootstrap.py``). pycocotools exposes it (``evalImgs``), so with that engine it is the
+evaluation's own; faster-coco-eval keeps it in C++ only, so with that engine one extra pycocotools
+``evaluate()`` restricted to area all and maxDets 100 computes it (no ``accumulate``).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from dfine_bench.errors import ConfigError, DatasetError
+from dfine_bench.evaluation.bootstrap import MAX_DETS, ImageMatching, matching_from_cocoeval
 from dfine_bench.records.metrics import COCO_STATS
 
 ENGINES = ("faster_coco_eval", "pycocotools")
@@ -40,6 +46,7 @@ class CocoResult:
     pr_precision: list[float | None]
     extended: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    matching: ImageMatching | None = None  # with ``run_engine(matching=True)``
 
 
 def _copy_detections(detections: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -73,13 +80,14 @@ def run_engine(
     engine: str = "faster_coco_eval",
     image_ids: Sequence[int] | None = None,
     copy_input: bool = True,
+    matching: bool = False,
 ) -> CocoResult:
     """Evaluate ``detections`` (COCO results dicts, already validated) against ``annotations``.
 
     ``image_ids`` restricts the evaluation to those images (a subset, or all but failed ones);
     None evaluates every image of the annotation file, as COCO's own tools do.
     ``copy_input=False`` hands the dicts over as they are (the caller will not use them again),
-    saving a copy of every detection.
+    saving a copy of every detection. ``matching=True`` fills ``CocoResult.matching``.
     """
     if engine not in ENGINES:
         raise ConfigError(f"evaluation.engine must be one of {', '.join(ENGINES)}, got {engine!r}")
@@ -108,6 +116,7 @@ def run_engine(
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
+        kept = _matching(ev, annotations, dets, image_ids, engine) if matching else None
     seconds = time.perf_counter() - start
     stats = {name: float(v) for name, v in zip(COCO_STATS, list(ev.stats)[: len(COCO_STATS)])}
     precision = np.asarray(ev.eval["precision"])
@@ -127,4 +136,26 @@ def run_engine(
         pr_precision=curve,
         extended=extended,
         seconds=seconds,
+        matching=kept,
     )
+
+
+def _matching(
+    ev: Any, annotations: Path, dets: list[dict[str, Any]], image_ids: Sequence[int] | None, engine: str
+) -> ImageMatching:
+    """The per-image matching: pycocotools' own ``evalImgs``, or one pycocotools ``evaluate()``
+    (area all, maxDets 100 only) where faster-coco-eval ran."""
+    if engine == "pycocotools":
+        return matching_from_cocoeval(ev)
+    from pycocotools.coco import COCO as PyCOCO
+    from pycocotools.cocoeval import COCOeval
+
+    gt = PyCOCO(str(annotations))
+    # loadRes rewrites each detection's id and area: the dicts are the engine's copies already
+    mev = COCOeval(gt, gt.loadRes(dets), "bbox")
+    if image_ids is not None:
+        mev.params.imgIds = sorted(int(i) for i in image_ids)
+    mev.params.areaRng, mev.params.areaRngLbl = [[0**2, 1e5**2]], ["all"]  # COCO's 'all'
+    mev.params.maxDets = [MAX_DETS]
+    mev.evaluate()
+    return matching_from_cocoeval(mev)

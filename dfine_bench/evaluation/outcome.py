@@ -1,7 +1,8 @@
 """Turning an engine's result into a ``TaskOutcome``, and evaluating a results file on its own.
 
 ``evaluate_predictions`` is what ``dfine-bench evaluate`` runs: a COCO results file from any
-detector against an annotation file, with the same checks, metrics and details as a full run.
+detector against an annotation file, with the same checks, metrics and details as a full run
+(the AP confidence intervals included, ``add_bootstrap``).
 """
 
 from __future__ import annotations
@@ -9,8 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from dfine_bench.config.settings import BootstrapSettings
 from dfine_bench.data.annotations import load_annotations
 from dfine_bench.data.generated import is_generated_annotations
+from dfine_bench.evaluation.bootstrap import summarize
 from dfine_bench.evaluation.engines import CocoResult, run_engine
 from dfine_bench.evaluation.predictions import load_results_file, validate_detections
 from dfine_bench.profiling.protocols import accuracy_deviations
@@ -61,17 +64,48 @@ def result_details(result: CocoResult, category_names: dict[int, str]) -> dict[s
     return details
 
 
+def add_bootstrap(details: dict[str, Any], result: CocoResult, settings: BootstrapSettings) -> list[str]:
+    """Put the AP bootstrap (``bootstrap.summarize``) into ``details["bootstrap"]``; returns notes.
+
+    A full-sample value from the matching that differs from the engine's (faster-coco-eval and
+    pycocotools disagreeing) is noted: the intervals are pycocotools' then.
+    """
+    if not settings.enabled or result.matching is None:
+        return []
+    boot = summarize(result.matching, settings)
+    details["bootstrap"] = boot
+    off = [
+        name
+        for name, v in boot["point"].items()
+        if v is not None and result.stats[name] >= 0 and abs(v - 100.0 * result.stats[name]) > 1e-6
+    ]
+    if not off:
+        return []
+    return [
+        f"the AP bootstrap's full-sample {', '.join(off)} (pycocotools' matching) differ from "
+        f"{result.engine}'s; its intervals are around pycocotools' values"
+    ]
+
+
 def evaluate_predictions(
-    annotations: Path, predictions: Path, *, engine: str = "faster_coco_eval"
+    annotations: Path,
+    predictions: Path,
+    *,
+    engine: str = "faster_coco_eval",
+    bootstrap: BootstrapSettings | None = None,
 ) -> TaskOutcome:
-    """Evaluate a COCO results file against an annotation file (every image in it, as COCO's tools do)."""
+    """Evaluate a COCO results file against an annotation file (every image in it, as COCO's tools do).
+
+    ``bootstrap``: the AP confidence intervals' settings (default: on, B = 1000, seed 0).
+    """
+    bootstrap = bootstrap or BootstrapSettings()
     annotations, predictions = Path(annotations), Path(predictions)
     coco = load_annotations(annotations)
     dets = load_results_file(predictions)
     image_ids = [int(im["id"]) for im in coco["images"]]
     names = {int(c["id"]): str(c["name"]) for c in coco["categories"]}
     validate_detections(dets, image_ids=image_ids, category_ids=names, source=str(predictions))
-    result = run_engine(annotations, dets, engine=engine)
+    result = run_engine(annotations, dets, engine=engine, matching=bootstrap.enabled)
     metrics, notes = coco_metrics(result)
     per_image: dict[int, int] = {}
     for d in dets:
@@ -97,6 +131,7 @@ def evaluate_predictions(
         num_images=len(image_ids),
     )
     details = result_details(result, names)
+    notes += add_bootstrap(details, result, bootstrap)
     details.update(
         {
             "predictions_file": str(predictions),
