@@ -7,6 +7,9 @@ device, backend or timed span: the measured value is shown beside the reason), o
 paper's own figure is a known erratum; ``not measured`` where no record bears on it (the reason
 says whether a record failed or was skipped). Only records with status ``ok`` count as
 measurements, and a timing marked unstable or throttled when it was measured is never judged.
+A claim marked ``unmeasurable`` (no record here can ever decide it: the paper's weights were never
+released, a quantity no record measures) is "not measured" with its reason whatever the records;
+its ``evidence`` (a committed small-scale result) goes in the ``evidence`` column, never the verdict.
 
 This module checks single-model claims (exact, tolerance, hardware) and is the entry point
 (``check_claims``); relative claims between two models are ``relative.py``, what every kind
@@ -21,6 +24,7 @@ from collections.abc import Iterable, Sequence
 
 import pandas as pd
 
+from dfine_bench.claims.evidence import evidence_text
 from dfine_bench.claims.model import Claim, ClaimConditions, ClaimSet, load_claims
 from dfine_bench.claims.relative import relative_results
 from dfine_bench.claims.result import (
@@ -40,7 +44,7 @@ from dfine_bench.records import deviations as dev
 from dfine_bench.records.deviations import read_deviations
 from dfine_bench.records.schema import ResultRecord
 
-VERDICTS = ("pass", "fail", "not comparable", "not measured")
+VERDICTS = ("pass", "fail", "not significant", "not comparable", "not measured")
 CLAIM_COLUMNS = (
     "claim_id",
     "source",
@@ -58,6 +62,7 @@ CLAIM_COLUMNS = (
     "dtype",
     "run_id",
     "text",
+    "evidence",
 )
 _TASK_OF_KIND = {"exact": "complexity", "tolerance": "evaluation", "hardware": "latency"}
 
@@ -295,6 +300,10 @@ def check_claims(
         by_run[r.run_id].append(r)
     results: list[ClaimResult] = []
     for claim in claim_set:
+        if claim.unmeasurable:
+            reason = f"cannot be measured here: {claim.unmeasurable}"
+            results.append(ClaimResult(claim=claim, verdict="not measured", reason=reason))
+            continue
         if claim.kind == "relative":
             results.extend(relative_results(claim, records, known, claim_set.protocol))
             continue
@@ -323,6 +332,7 @@ def claims_frame(results: Sequence[ClaimResult]) -> pd.DataFrame:
             "dtype": r.dtype,
             "run_id": r.run_id,
             "text": r.claim.describe(),
+            "evidence": evidence_text(r.claim.evidence, r.claim.metric),
         }
         for r in results
     ]

@@ -6,6 +6,11 @@ source (table or figure) and how it is checked (``kind``, derived from the metri
 Anything misspelled or mistyped (a metric, relation, condition, key or value) fails on load with
 one ``ConfigError`` naming the file, the entry and what is allowed, never with a traceback or a
 silently ignored key.
+
+A claim that can never get a verdict here says why (``unmeasurable: "<reason>"``: it is always
+"not measured", with that reason) and may name committed small-scale ``evidence`` to show beside it
+(see ``dfine_bench.claims.evidence``); only such a relative claim may be about a quantity no record
+measures (a metric outside the catalogue, with its ``unit``), e.g. training time per epoch.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from dfine_bench.claims.evidence import claim_marks, evidence_sources
 from dfine_bench.errors import ConfigError, UnknownNameError
 from dfine_bench.profiling.protocols import PAPER_COCO_IMAGES, PAPER_T4
 from dfine_bench.records.metrics import CLAIM_KINDS, find_metric, get_metric, list_metrics
@@ -47,8 +53,8 @@ DEFAULT_KEYS: dict[str, float] = {
     "AP_tolerance": 0.2,  # absolute, AP points
     "latency_tolerance": 0.10,  # relative
 }
-TOP_LEVEL_KEYS = ("name", "title", "protocol", "defaults", "rows", "relative")
-_ROW_KEYS = {"model", "release", "source", "note", "counter", "erratum"}
+TOP_LEVEL_KEYS = ("name", "title", "protocol", "defaults", "evidence", "rows", "relative")
+_ROW_KEYS = {"model", "release", "source", "note", "counter", "erratum", "unmeasurable", "evidence"}
 _RELATIVE_KEYS = {
     "id",
     "source",
@@ -62,6 +68,9 @@ _RELATIVE_KEYS = {
     "conditions",
     "release",
     "note",
+    "unmeasurable",
+    "evidence",
+    "unit",
 }
 
 
@@ -104,6 +113,8 @@ class Claim:
     ``erratum``: a known discrepancy in the paper's figure (why it cannot match); such a claim is
     measured and shown but never judged. ``release`` is the weights release the claim is about
     (relative claims: only with the ``real_weights`` condition; None there means COCO).
+    ``unmeasurable``: why no record here can ever decide the claim (it is "not measured" with
+    this reason); ``evidence``: the file of small-scale evidence shown beside it, never judged.
     """
 
     id: str
@@ -124,6 +135,8 @@ class Claim:
     note: str = ""
     counted_elsewhere: bool = False
     erratum: str = ""
+    unmeasurable: str = ""
+    evidence: str = ""
 
     @property
     def subject(self) -> str:
@@ -239,7 +252,9 @@ def _defaults(data: Any, path: Path) -> dict[str, float]:
     return values
 
 
-def _row_claims(row: Any, index: int, path: Path, defaults: dict[str, float]) -> list[Claim]:
+def _row_claims(
+    row: Any, index: int, path: Path, defaults: dict[str, float], evidence: dict[str, Path]
+) -> list[Claim]:
     where = f"{path}: rows[{index}]"
     if not isinstance(row, dict) or "model" not in row or "source" not in row:
         raise ConfigError(f"{where} needs at least 'model' and 'source' (got {row!r})")
@@ -252,6 +267,7 @@ def _row_claims(row: Any, index: int, path: Path, defaults: dict[str, float]) ->
     if release not in RELEASES:
         raise ConfigError(f"{where}: release {release!r} is not one of {', '.join(RELEASES)}")
     erratum = _text(row["erratum"], f"{where}.erratum") if "erratum" in row else ""
+    unmeasurable, shown = claim_marks(row, where, evidence)
     claims = []
     kinds = row_metric_kinds()
     for key, value in row.items():
@@ -283,6 +299,8 @@ def _row_claims(row: Any, index: int, path: Path, defaults: dict[str, float]) ->
                 note=str(row.get("note", "")),
                 counted_elsewhere=counter == "other" and kind == "exact",
                 erratum=erratum,
+                unmeasurable=unmeasurable,
+                evidence=shown,
             )
         )
     if erratum and not claims:
@@ -310,7 +328,29 @@ def _conditions(entry: dict[str, Any], metric: str, where: str) -> tuple[str, ..
     return tuple(raw)
 
 
-def _relative_claim(entry: Any, index: int, path: Path) -> Claim:
+def _relative_metric(entry: dict[str, Any], where: str) -> str:
+    """The claim's metric's unit: a catalogue metric's, or (only for an ``unmeasurable`` claim)
+    the ``unit`` of a named quantity that no record measures."""
+    metric = entry["metric"]
+    known = isinstance(metric, str) and find_metric(metric) is not None
+    if known and "unit" in entry:
+        raise ConfigError(f"{where}: 'unit' is for quantities outside the metric catalogue; {metric} has one")
+    if known:
+        return get_metric(metric).unit
+    if (
+        isinstance(metric, str)
+        and "unmeasurable" in entry
+        and "unit" in entry
+        and not entry.get("conditions")
+    ):
+        return _text(entry["unit"], f"{where}.unit")
+    raise ConfigError(
+        f"{where}: unknown metric {metric!r}; known: {', '.join(list_metrics())} "
+        "(a quantity no record measures needs 'unmeasurable' and 'unit', and no conditions)"
+    )
+
+
+def _relative_claim(entry: Any, index: int, path: Path, evidence: dict[str, Path]) -> Claim:
     where = f"{path}: relative[{index}]"
     if not isinstance(entry, dict):
         raise ConfigError(f"{where} is not a mapping")
@@ -318,14 +358,15 @@ def _relative_claim(entry: Any, index: int, path: Path) -> Claim:
     missing = [k for k in ("id", "source", "metric", "a", "b", "relation") if k not in entry]
     if missing:
         raise ConfigError(f"{where} lacks {', '.join(missing)}")
-    if not isinstance(entry["metric"], str) or find_metric(entry["metric"]) is None:
-        raise ConfigError(f"{where}: unknown metric {entry['metric']!r}; known: {', '.join(list_metrics())}")
+    unit = _relative_metric(entry, where)
+    unmeasurable, shown = claim_marks(entry, where, evidence)
     if entry["a"] == entry["b"]:
         raise ConfigError(f"{where}: a and b are both {entry['a']!r}; a relative claim compares two models")
     relation = entry["relation"]
     if relation not in RELATIONS:
         raise ConfigError(f"{where}: relation {relation!r} is not one of {', '.join(RELATIONS)}")
-    conditions = _conditions(entry, entry["metric"], where)
+    measured = find_metric(str(entry["metric"])) is not None  # else an unmeasurable quantity
+    conditions = _conditions(entry, entry["metric"], where) if measured and "conditions" in entry else ()
     valued = relation in ("gain", "ratio")
     if valued and (entry.get("claimed") is None or entry.get("tolerance") is None):
         # without a tolerance a measured gain would have to equal the printed one to the last bit
@@ -345,7 +386,7 @@ def _relative_claim(entry: Any, index: int, path: Path) -> Claim:
         source=_text(entry["source"], f"{where}.source"),
         kind="relative",
         metric=str(entry["metric"]),
-        unit=get_metric(entry["metric"]).unit if relation != "ratio" else "ratio",
+        unit=unit if relation != "ratio" else "ratio",
         claimed=_number(entry["claimed"], f"{where}.claimed") if valued else None,
         a=_text(entry["a"], f"{where}.a"),
         b=_text(entry["b"], f"{where}.b"),
@@ -355,6 +396,8 @@ def _relative_claim(entry: Any, index: int, path: Path) -> Claim:
         conditions=conditions,
         text=str(entry.get("text", "")),
         note=str(entry.get("note", "")),
+        unmeasurable=unmeasurable,
+        evidence=shown,
     )
 
 
@@ -405,11 +448,12 @@ def load_claims(name_or_path: str | Path) -> ClaimSet:
         raise ConfigError(f"claims file {path} must be a mapping with 'rows' and/or 'relative'")
     _unknown_keys(data, TOP_LEVEL_KEYS, str(path))
     defaults = _defaults(data.get("defaults"), path)
+    evidence = evidence_sources(data.get("evidence"), path)
     claims: list[Claim] = []
     for i, row in enumerate(_entries(data, "rows", path)):
-        claims.extend(_row_claims(row, i, path, defaults))
+        claims.extend(_row_claims(row, i, path, defaults, evidence))
     for i, entry in enumerate(_entries(data, "relative", path)):
-        claims.append(_relative_claim(entry, i, path))
+        claims.append(_relative_claim(entry, i, path, evidence))
     ids = [c.id for c in claims]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:

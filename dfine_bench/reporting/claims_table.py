@@ -3,6 +3,8 @@
 The checking itself is ``dfine_bench.claims`` (``check_claims``, ``claims_frame``,
 ``verdict_counts``); this module only asks it and shapes the answer for reports: the columns
 ``dfine_bench.claims.CLAIM_COLUMNS``, a short form for display, and counts per verdict.
+Claims that name small-scale evidence (the FDR ablation beside the paper's unmeasurable gains)
+get an ``evidence`` column next to their verdict; it never changes the verdict.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dfine_bench.claims import ClaimResult, check_claims, claims_frame, verdict_
 from dfine_bench.records.schema import ResultRecord
 
 #: Verdicts shown in the main claims table; the rest ("not measured") are listed folded away.
-SHOWN_VERDICTS = ("pass", "fail", "not comparable")
+SHOWN_VERDICTS = ("pass", "fail", "not significant", "not comparable")
 #: Columns of the folded list of claims that no record covers.
 FOLDED_COLUMNS = ("claim", "source", "claimed", "unit", "verdict", "reason")
 NO_CLAIMS = "No claim set was given: no claims were checked."
@@ -54,7 +56,7 @@ class ClaimsTable:
             for d, b, t in zip(f["device_name"], f["backend"], f["dtype"])
         ]
         claim = f["text"].fillna(f["claim_id"])  # the claim in words, else its id
-        return pd.DataFrame(
+        shown = pd.DataFrame(
             {
                 "claim": claim,
                 "source": f["source"],
@@ -69,11 +71,15 @@ class ClaimsTable:
                 "reason": f["reason"],
             }
         )
+        evidence = f["evidence"].fillna("")
+        if evidence.astype(bool).any():  # only tables where some claim has evidence get the column
+            shown["evidence"] = list(evidence)
+        return shown
 
     def folded_frame(self) -> pd.DataFrame:
         """The claims reports fold away (verdicts outside ``SHOWN_VERDICTS``), in ``FOLDED_COLUMNS``."""
         rest = self.display_frame([v for v in self.frame["verdict"].unique() if v not in SHOWN_VERDICTS])
-        return rest[list(FOLDED_COLUMNS)]
+        return rest[[*FOLDED_COLUMNS, *(["evidence"] if "evidence" in rest else [])]]
 
 
 def check_claims_table(records: Sequence[ResultRecord], claims: str | None) -> ClaimsTable | None:
