@@ -9,10 +9,11 @@
 * ``verdict_counts(results_or_frame) -> dict``: results per verdict, every verdict present.
 * ``weights_release(record)``: the released weights a record used (the weights loader's release
   tag), None for random-init or weights of unknown origin.
-* Verdicts (``VERDICTS``): ``pass``, ``fail``, ``not comparable`` (measured, but not under the
-  claim's conditions: random-init or unknown weights, generated data, another device than the
-  claim's, ..., or a known erratum in the paper), ``not measured`` (no usable record for it in
-  the given records; the reason names a failed or skipped one).
+* Verdicts (``VERDICTS``): ``pass``, ``fail``, ``not significant`` (an AP ordering whose paired
+  bootstrap interval holds zero: "not significant on these images"), ``not comparable``
+  (measured, but not under the claim's conditions: random-init or unknown weights, generated
+  data, another device than the claim's, ..., or a known erratum in the paper), ``not measured``
+  (no usable record for it in the given records; the reason names a failed or skipped one).
 * Kinds (``KINDS``): ``exact`` (params, GFLOPs after the paper's rounding), ``tolerance`` (AP
   within a tolerance, released weights on full COCO val2017 only), ``hardware`` (latency on the
   claim's device and backend, timing the deploy engine), ``relative`` (an ordering or gain between

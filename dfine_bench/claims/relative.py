@@ -3,6 +3,12 @@
 Two records compare when they share the run and the measuring conditions (``_context``); the
 claim's ``conditions`` (gpu, real_weights, coco) and the timing's stability decide whether the
 pair can be judged or is only shown ("not comparable").
+
+An ordering of AP, AP50 or AP75 ("X beats Y") is judged on the paired bootstrap of the two
+evaluations (``evaluation.paired``): ``pass`` only when the interval of the difference excludes
+zero in the claimed direction, ``fail`` when it excludes zero the other way, otherwise ``not
+significant`` ("not significant on these images"): a few tenths of AP on a sample of images can
+be noise.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from collections.abc import Sequence
 
 from dfine_bench.claims.model import Claim, ClaimConditions, task_of_metric
 from dfine_bench.claims.result import (
+    NOT_SIGNIFICANT,
     UNKNOWN_ORIGIN,
     ClaimResult,
     claim_result,
@@ -23,6 +30,9 @@ from dfine_bench.claims.result import (
     weights_release,
 )
 from dfine_bench.records.schema import ResultRecord
+
+#: The stats whose orderings need a significant paired difference (``evaluation.paired.PAIRED_STATS``).
+_PAIRED_STATS = ("AP", "AP50", "AP75")
 
 
 def _context(record: ResultRecord) -> tuple[object, ...]:
@@ -92,6 +102,34 @@ def _relation(claim: Claim, va: float, vb: float) -> tuple[bool, float, float | 
     return abs(delta) <= (claim.tolerance or 0.0) + 1e-9, measured, delta, both
 
 
+def _needs_significance(claim: Claim) -> bool:
+    """An ordering of AP-like stats ("X beats Y"): judged on the paired bootstrap, not the two numbers."""
+    return claim.relation in ("less", "greater") and claim.metric in _PAIRED_STATS
+
+
+def _significance(claim: Claim, a: ResultRecord, b: ResultRecord, both: str) -> tuple[str, str]:
+    """(verdict, reason) of an AP ordering: ``pass`` only when the paired interval of A - B excludes
+    zero in the claimed direction, ``fail`` when it excludes zero the other way, else ``not
+    significant``; ``not comparable`` when the records do not pair (other images, no bootstrap)."""
+    # deferred: the evaluation package loads torch, and `import dfine_bench.claims` must not
+    from dfine_bench.evaluation.paired import paired_difference, pairing_problem
+
+    problem = pairing_problem(a, b)
+    if problem:
+        return "not comparable", f"{both}: no paired comparison ({problem})"
+    diff = paired_difference(a, b, claim.metric)
+    wanted = 1 if claim.relation == "greater" else -1
+    level = f"{diff.confidence:.0%}"
+    text = (
+        f"{both}; {claim.metric} {claim.a} - {claim.b} {diff.text()} ({level} paired bootstrap over images)"
+    )
+    if diff.direction == wanted:
+        return "pass", text
+    if diff.direction == -wanted:
+        return "fail", text
+    return NOT_SIGNIFICANT, f"not significant on these images: {text}"
+
+
 def relative_results(
     claim: Claim, records: Sequence[ResultRecord], registered: set[str] | None, conditions: ClaimConditions
 ) -> list[ClaimResult]:
@@ -134,6 +172,8 @@ def relative_results(
         holds, measured, delta, both = _relation(claim, va, vb)
         verdict = "not comparable" if why else ("pass" if holds else "fail")
         reason = f"{both}: {why}" if why else both
+        if not why and _needs_significance(claim):
+            verdict, reason = _significance(claim, a, b, both)
         out.append(
             claim_result(
                 claim,

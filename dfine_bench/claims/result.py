@@ -17,6 +17,8 @@ from dfine_bench.profiling.protocols import accuracy_deviations
 from dfine_bench.records.schema import ResultRecord
 
 UNKNOWN_ORIGIN = "weights of unknown origin (not a released checkpoint)"
+#: The verdict of an AP ordering whose paired interval holds zero (``relative``).
+NOT_SIGNIFICANT = "not significant"
 
 
 @dataclass(frozen=True)

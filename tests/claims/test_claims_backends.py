@@ -3,7 +3,7 @@ it compared with another model's AP of a different backend or precision."""
 
 from __future__ import annotations
 
-from test_claims import COCO_VAL, record, results_for
+from test_claims import COCO_VAL, record, results_for, with_bootstrap
 
 HUB_L = "ustc-community/dfine_l_coco"
 
@@ -55,6 +55,7 @@ def test_a_relative_ap_claim_pairs_records_of_one_backend_and_precision() -> Non
         dataset=COCO_VAL,
         backend="onnxruntime",
     )
+    with_bootstrap(dfine_onnx, rtdetr_onnx)
     (res,) = results_for(claim, [dfine, rtdetr_onnx, dfine_onnx])
     assert (res.backend, res.dtype) == ("onnxruntime", "fp32")
     assert res.record_ids == (dfine_onnx.record_id, rtdetr_onnx.record_id)
