@@ -30,7 +30,7 @@ import torch
 from dfine_bench import profiling
 from dfine_bench.adapters.base import DetectorAdapter
 from dfine_bench.adapters.registry import create_model, get_spec
-from dfine_bench.adapters.weights import resolve_weights_arg
+from dfine_bench.adapters.weights import WeightsRequest, weights_request
 from dfine_bench.checks.gate import resolve_tolerances
 from dfine_bench.claims import load_claims
 from dfine_bench.config.settings import RunSettings
@@ -65,15 +65,12 @@ def _broadcast(obj: Any, world: int) -> Any:
     return holder[0]
 
 
-def weights_argument(settings: RunSettings, model: str | None = None) -> str:
-    """The ``weights=`` argument of ``create_model`` for ``model``: ``suite.weights`` first, then the
-    run's weights request."""
+def weights_argument(settings: RunSettings, model: str | None = None) -> str | WeightsRequest:
+    """The ``weights=`` argument of ``create_model`` for ``model``: ``suite.weights`` first (auto,
+    random-init or fixture), then the run's weights request, passed on as the request it is."""
     if model is not None and model in settings.suite.model_weights:
         return settings.suite.model_weights[model]
-    source = settings.weights.source
-    if source in ("auto", "random-init"):
-        return source
-    return resolve_weights_arg(source, settings.weights.path)
+    return weights_request(settings.weights.source, settings.weights.path)
 
 
 def report_dir(settings: RunSettings, run_id: str) -> Path:
@@ -129,7 +126,9 @@ class SuiteRunner:
     # -- the tasks the plan's units run -----------------------------------------------------
     def model_info(self, model: str, adapter: DetectorAdapter | None) -> ModelInfo:
         if adapter is None:
-            return unbuilt_model_info(get_spec(model), weights_argument(self.settings, model))
+            weights = weights_argument(self.settings, model)
+            source = weights if isinstance(weights, str) else weights.kind
+            return unbuilt_model_info(get_spec(model), source)
         return model_info(adapter)
 
     def build(self, model: str) -> DetectorAdapter:

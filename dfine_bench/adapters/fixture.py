@@ -22,6 +22,7 @@ from dfine_bench.adapters.base import DetectorAdapter, ModelSpec
 from dfine_bench.adapters.dfine import OFFICIAL_PARAMS, dfine_family
 from dfine_bench.adapters.hf_common import build_adapter
 from dfine_bench.adapters.registry import register_model
+from dfine_bench.adapters.spec import WeightsRequest
 from dfine_bench.errors import CheckpointError
 
 NAME = "dfine_fixture"
@@ -60,12 +61,19 @@ def fixture_weights_dir() -> Path:
     return FIXTURE_DIR
 
 
-def _factory(spec: ModelSpec, *, weights: str = "auto", **options: Any) -> DetectorAdapter:
-    if str(weights).strip().lower() in ("auto", FIXTURE_SOURCE):
+def _factory(spec: ModelSpec, *, weights: str | WeightsRequest = "auto", **options: Any) -> DetectorAdapter:
+    if _fixture_asked(weights):
         adapter = build_adapter(spec, dfine_family("n"), weights=str(fixture_weights_dir()), **options)
         adapter.weights = dataclasses.replace(adapter.weights, source=FIXTURE_SOURCE, identifier=NAME)
         return adapter
     return build_adapter(spec, dfine_family("n"), weights=weights, **options)
+
+
+def _fixture_asked(weights: str | WeightsRequest) -> bool:
+    """``auto`` or ``fixture``: the packaged trained weights (``auto`` has no cache to look in first)."""
+    if isinstance(weights, WeightsRequest):
+        return weights.kind == "auto"
+    return weights.strip().lower() in ("auto", FIXTURE_SOURCE)
 
 
 register_model(SPEC, _factory)

@@ -323,7 +323,7 @@ def build_adapter(
     spec: ModelSpec,
     family: FamilyBuilder,
     *,
-    weights: str = RANDOM_INIT,
+    weights: str | WeightsRequest = RANDOM_INIT,
     num_classes: int | None = None,
     seed: int = 0,
     input_size: tuple[int, int] | None = None,

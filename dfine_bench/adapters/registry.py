@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from dfine_bench.adapters.spec import ModelSpec, split_tag
+from dfine_bench.adapters.spec import ModelSpec, WeightsRequest, split_tag
 from dfine_bench.errors import ConfigError, UnknownNameError
 from dfine_bench.utils.registry import BUILTIN, Registry, qualified_name
 
@@ -181,12 +181,14 @@ def get_spec(name: str) -> ModelSpec:
     return spec
 
 
-def release_weights(name: str, weights: str | None = None) -> str | None:
+def release_weights(name: str, weights: str | WeightsRequest | None = None) -> str | None:
     """The ``weights=`` a tagged name implies: its release's first hub id (one already in the HF
     cache preferred). None for an untagged name. A tag with other explicit weights is an error."""
     base, tag = split_tag(name)
     if tag is None:
         return None
+    if isinstance(weights, WeightsRequest):
+        weights = weights.label  # auto, or the hub id / file the request names
     spec = get_spec(name)
     hub_ids = [s for s in spec.releases[tag] if "/" in s]
     if weights not in (None, "auto") and weights not in spec.releases[tag]:
@@ -208,7 +210,7 @@ def release_weights(name: str, weights: str | None = None) -> str | None:
 
 def create_model(
     name: str,
-    weights: str | None = None,
+    weights: str | WeightsRequest | None = None,
     num_classes: int | None = None,
     **options: Any,
 ) -> DetectorAdapter:
@@ -216,7 +218,8 @@ def create_model(
 
     ``weights``: ``random-init`` (the default, with ``seed=``), ``auto`` (the HF cache if it
     holds the model's hub weights, else random-init), a hub id, a local ``save_pretrained``
-    directory, or a checkpoint file (official D-FINE ``.pth`` or ``.safetensors``). A
+    directory, or a checkpoint file (official D-FINE ``.pth`` or ``.safetensors``); or a
+    ``WeightsRequest`` already made from the config (``adapters.weights.weights_request``). A
     release-tagged name (``dfine_s.obj2coco``) loads that release's weights instead.
     """
     entry = get_registered(name)

@@ -1,4 +1,5 @@
-"""``ModelSpec``: what a registered model is, known without building it and without torch.
+"""``ModelSpec``: what a registered model is, known without building it and without torch; and
+``WeightsRequest``, which weights ``create_model`` is asked to load.
 
 Kept apart from ``base.py`` (which needs torch for the adapter interface) so that the registry,
 ``dfine-bench list models`` and the claims can read specs without importing torch.
@@ -12,6 +13,19 @@ from typing import Any
 
 #: The separator of a timm-style release tag: ``dfine_s.obj2coco`` is D-FINE-S's ``obj2coco`` release.
 TAG_SEP = "."
+
+
+@dataclass(frozen=True)
+class WeightsRequest:
+    """A parsed ``weights=`` argument: ``kind`` is random-init, auto, hub, local or file."""
+
+    kind: str
+    value: str | None = None
+
+    @property
+    def label(self) -> str:
+        """``random-init``, ``auto``, or what the request names (a hub id or a path)."""
+        return self.value or self.kind
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from dfine_bench.adapters.spec import WeightsRequest
 from dfine_bench.errors import CheckpointError, ConfigError
 
 log = logging.getLogger(__name__)
@@ -39,29 +40,22 @@ _CHECKPOINT_SUFFIXES = (".pth", ".pt", ".safetensors", ".bin", ".ckpt")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 #: Weight files of a ``save_pretrained`` directory, in order of preference.
 _DIR_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
-#: Config sources accepted by ``resolve_weights_arg`` (the ``weights.source`` config field).
+#: Config sources accepted by ``weights_request`` (the ``weights.source`` config field).
 WEIGHT_SOURCES = ("random-init", "auto", "hub", "local", "official", "file")
 
 
-@dataclass(frozen=True)
-class WeightsRequest:
-    """A parsed ``weights=`` argument: ``kind`` is random-init, auto, hub, local or file."""
-
-    kind: str
-    value: str | None = None
-
-
-def resolve_weights_arg(source: str, path: str | None) -> str:
-    """Map the config's ``(source, path)`` pair to the ``weights=`` string of ``create_model``.
+def weights_request(source: str, path: str | None) -> WeightsRequest:
+    """The config's ``(source, path)`` pair as the request ``create_model`` takes, checked here
+    (never written out as a ``weights=`` string to be parsed again).
 
     ``source``: ``random-init`` or ``auto`` (no path), ``hub`` (path = hub id), ``local``
     (path = ``save_pretrained`` directory), ``official``/``file`` (path = checkpoint file).
     """
     source = (source or "").strip().lower()
     if source in _RANDOM_ALIASES:
-        return RANDOM_INIT
+        return WeightsRequest(RANDOM_INIT)
     if source == AUTO:
-        return AUTO
+        return WeightsRequest(AUTO)
     if source not in WEIGHT_SOURCES:
         raise ConfigError(f"weights.source {source!r} is unknown; choose one of {', '.join(WEIGHT_SOURCES)}")
     if not path:
@@ -73,7 +67,7 @@ def resolve_weights_arg(source: str, path: str | None) -> str:
     if source == "hub":
         if not _HUB_ID.match(path):
             raise ConfigError(f"weights.path {path!r} is not a hub id of the form owner/name")
-        return path
+        return WeightsRequest("hub", path)
     p = Path(path).expanduser()
     if source == "local" and not p.is_dir():
         raise ConfigError(
@@ -81,11 +75,14 @@ def resolve_weights_arg(source: str, path: str | None) -> str:
         )
     if source in ("official", "file") and not p.is_file():
         raise ConfigError(f"weights.path {path!r}: no such checkpoint file (weights.source={source})")
-    return str(p)
+    return WeightsRequest("local" if source == "local" else "file", str(p))
 
 
-def parse_weights(weights: str) -> WeightsRequest:
-    """Classify a ``weights=`` string (an existing path wins over a hub id of the same spelling)."""
+def parse_weights(weights: str | WeightsRequest) -> WeightsRequest:
+    """Classify a ``weights=`` string (an existing path wins over a hub id of the same spelling); a
+    request already made (``weights_request``) is taken as it is."""
+    if isinstance(weights, WeightsRequest):
+        return weights
     text = (weights or RANDOM_INIT).strip()
     if text.lower() in _RANDOM_ALIASES:
         return WeightsRequest(RANDOM_INIT)

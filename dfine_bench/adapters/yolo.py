@@ -37,6 +37,7 @@ from dfine_bench.adapters.base import (
 )
 from dfine_bench.adapters.labels import COCO80_CATEGORY_IDS
 from dfine_bench.adapters.registry import register_model
+from dfine_bench.adapters.spec import WeightsRequest
 from dfine_bench.adapters.weights import RANDOM_INIT, sha256_files
 from dfine_bench.errors import BackendUnavailable, CheckpointError
 
@@ -159,7 +160,7 @@ class YoloAdapter(DetectorAdapter):
 def _build(
     spec: ModelSpec,
     *,
-    weights: str = RANDOM_INIT,
+    weights: str | WeightsRequest = RANDOM_INIT,
     seed: int = 0,
     trust_remote_code: bool = False,
     input_size: tuple[int, int] | None = None,
@@ -173,6 +174,8 @@ def _build(
         )
     from ultralytics import YOLO
 
+    if isinstance(weights, WeightsRequest):  # ultralytics takes a name or a path, as given
+        weights = weights.label
     if weights == "auto":  # no offline cache of ultralytics assets to consult: never download implicitly
         log.warning(
             "%s: weights=auto has no cached ultralytics weights to use; using random-init (seed %d)",

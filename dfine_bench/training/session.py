@@ -26,7 +26,7 @@ import torch
 from omegaconf import OmegaConf
 
 from dfine_bench.adapters import DetectorAdapter, create_model, get_spec
-from dfine_bench.adapters.weights import resolve_weights_arg
+from dfine_bench.adapters.weights import WeightsRequest, weights_request
 from dfine_bench.config.checks import enum_value
 from dfine_bench.config.settings import DatasetSettings, EvaluationSettings
 from dfine_bench.config.train_schema import TrainConfig
@@ -98,8 +98,8 @@ def validate(cfg: TrainConfig) -> TrainSettings:
     return settings
 
 
-def _weights_arg(cfg: TrainConfig) -> str:
-    return resolve_weights_arg(str(enum_value(cfg.weights.source)), cfg.weights.path)
+def _weights_arg(cfg: TrainConfig) -> WeightsRequest:
+    return weights_request(str(enum_value(cfg.weights.source)), cfg.weights.path)
 
 
 def weight_settings(cfg: TrainConfig) -> dict[str, Any]:
@@ -216,7 +216,7 @@ def run_training(cfg: TrainConfig, command: list[str]) -> TrainReport:
         "config": OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True, enum_to_str=True),
         "settings": asdict(settings),
         "model": {**adapter.describe(), "random_init": False, "trained_here": True},
-        "initial_weights": _weights_arg(cfg),
+        "initial_weights": _weights_arg(cfg).label,
         "datasets": {
             "train": asdict(train_set.info()),
             **({"held_out": asdict(val_set.info())} if val_set is not None else {}),

@@ -8,25 +8,30 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from dfine_bench.adapters.spec import WeightsRequest
 from dfine_bench.adapters.weights import (
     inspect_pretrained_dir,
     load_state_dict_strict,
     parse_weights,
     read_checkpoint_file,
-    resolve_weights_arg,
     sha256_files,
+    weights_request,
 )
 from dfine_bench.errors import CheckpointError, ConfigError
 
 
-def test_resolve_weights_arg_maps_sources(tmp_path: Path) -> None:
+def test_weights_request_maps_sources_to_the_request_create_model_takes(tmp_path: Path) -> None:
     ckpt = tmp_path / "dfine_n_coco.pth"
     ckpt.write_bytes(b"x")
-    assert resolve_weights_arg("random-init", None) == "random-init"
-    assert resolve_weights_arg("auto", None) == "auto"
-    assert resolve_weights_arg("hub", "ustc-community/dfine_n_coco") == "ustc-community/dfine_n_coco"
-    assert resolve_weights_arg("local", str(tmp_path)) == str(tmp_path)
-    assert resolve_weights_arg("official", str(ckpt)) == str(ckpt)
+    hub = "ustc-community/dfine_n_coco"
+    assert weights_request("random-init", None) == WeightsRequest("random-init")
+    assert weights_request("auto", None) == WeightsRequest("auto")
+    assert weights_request("hub", hub) == WeightsRequest("hub", hub)
+    assert weights_request("local", str(tmp_path)) == WeightsRequest("local", str(tmp_path))
+    assert weights_request("official", str(ckpt)) == WeightsRequest("file", str(ckpt))
+    # the request is the parse: it is never written out as a string and parsed again
+    for request in (weights_request("hub", hub), weights_request("official", str(ckpt))):
+        assert parse_weights(request) is request
 
 
 @pytest.mark.parametrize(
@@ -40,9 +45,9 @@ def test_resolve_weights_arg_maps_sources(tmp_path: Path) -> None:
         ("ftp", "x", "weights.source"),
     ],
 )
-def test_resolve_weights_arg_errors(source: str, path: str | None, needle: str) -> None:
+def test_weights_request_errors(source: str, path: str | None, needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):
-        resolve_weights_arg(source, path)
+        weights_request(source, path)
 
 
 def test_parse_weights_kinds(tmp_path: Path) -> None:
