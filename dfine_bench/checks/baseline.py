@@ -37,7 +37,15 @@ import numpy as np
 from dfine_bench import __version__
 from dfine_bench.checks.fingerprint import record_fingerprint
 from dfine_bench.errors import DfineBenchError
-from dfine_bench.records.schema import READABLE_VERSIONS, SCHEMA_VERSION, ResultRecord, SchemaVersionError
+from dfine_bench.records.metrics import find_metric
+from dfine_bench.records.packages import VERSION_KEYS
+from dfine_bench.records.schema import (
+    READABLE_VERSIONS,
+    SCHEMA_VERSION,
+    STATUSES,
+    ResultRecord,
+    SchemaVersionError,
+)
 from dfine_bench.records.store import RunStore, load_records, newest_run
 from dfine_bench.utils.files import atomic_write_text
 
@@ -45,11 +53,11 @@ from dfine_bench.utils.files import atomic_write_text
 BASELINE_FORMAT = "dfine-bench-baseline"
 #: Version of the baseline file layout; bump on any incompatible change.
 BASELINE_FORMAT_VERSION = 1
+#: The metric whose unit and range a latency record's ``samples_ms`` share.
+SAMPLE_METRIC = "latency_median"
 #: Latency records with more samples than this store ``QUANTILES`` quantiles instead.
 MAX_SAMPLES = 200
 QUANTILES = 101
-#: Package versions copied into a baseline's provenance (they explain a changed latency).
-VERSION_KEYS = ("python", "torch", "dfine_bench", "transformers", "onnxruntime", "onnx", "tensorrt", "numpy")
 
 #: Which weights a record measured: the gate refuses to compare two records that differ in any of
 #: these (``weights_id`` and ``weights_sha256`` tell two checkpoints of one source apart).
@@ -224,7 +232,11 @@ def entries_from_records(records: Iterable[ResultRecord]) -> dict[str, Entry]:
 
 
 def check_finite(entries: Mapping[str, Entry], where: str) -> None:
-    """Refuse a NaN or infinite metric value or latency sample in a baseline's entries."""
+    """Refuse a NaN, infinite or impossible metric value or latency sample in a baseline's entries.
+
+    Impossible: outside the range the metric's catalogue entry declares (``MetricDef.valid`` /
+    ``positive``: an AP below 0 or above 100, a time of 0 ms or less); a metric the catalogue does
+    not know is checked for finiteness only (the gate refuses it by name)."""
     for rid, e in entries.items():
         for name, value in e.metrics.items():
             if value is not None and not math.isfinite(value):
@@ -232,12 +244,30 @@ def check_finite(entries: Mapping[str, Entry], where: str) -> None:
                     f"{where}: records[{rid!r}] metric {name!r} is {value}, not a finite number: a baseline "
                     "must hold real measurements; fix the run (re-run the task) and save the baseline again"
                 )
-        bad = [s for s in e.samples_ms or [] if not math.isfinite(s)]
-        if bad:
-            raise BaselineError(
-                f"{where}: records[{rid!r}] has {len(bad)} latency sample(s) that are not finite numbers "
-                f"({bad[0]}): re-run the latency task and save the baseline again"
-            )
+            definition = find_metric(name) if value is not None else None
+            why = definition.out_of_range(value) if definition is not None and value is not None else None
+            if why:
+                raise BaselineError(
+                    f"{where}: records[{rid!r}] metric {name!r} is {value:g}, which no measurement can be "
+                    f"({name} {why}): restore the file from git or re-save the baseline from a real run"
+                )
+        _check_samples(e, rid, where)
+
+
+def _check_samples(e: Entry, rid: str, where: str) -> None:
+    bad = [s for s in e.samples_ms or [] if not math.isfinite(s)]
+    if bad:
+        raise BaselineError(
+            f"{where}: records[{rid!r}] has {len(bad)} latency sample(s) that are not finite numbers "
+            f"({bad[0]}): re-run the latency task and save the baseline again"
+        )
+    timing = find_metric(SAMPLE_METRIC)
+    why = [w for w in (timing.out_of_range(s) for s in e.samples_ms or []) if w] if timing else []
+    if why:
+        raise BaselineError(
+            f"{where}: records[{rid!r}] has {len(why)} latency sample(s) that no timing can be (each "
+            f"{why[0]}): restore the file from git or re-save the baseline from a real run"
+        )
 
 
 def noisy_latencies(entries: Mapping[str, Entry], max_spread: float = 1.5) -> dict[str, float]:
@@ -300,6 +330,7 @@ def build_baseline(run: RunData) -> dict[str, Any]:
         "device_name": devices[0] if len(devices) == 1 else devices,
         "cpu_count": env.get("cpu_count"),
         "torch_threads": env.get("torch_threads"),
+        # every recorded package version (records/packages.py): they explain a changed latency
         "versions": {k: env.get(k) for k in VERSION_KEYS},
         "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "saved_by": f"dfine-bench {__version__}",
@@ -346,73 +377,101 @@ def _require(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], wh
     return value
 
 
-def parse_baseline(doc: Any, path: Path | None = None) -> Baseline:
-    """Validate a baseline document (see ``load_baseline``)."""
-    name = str(path) if path else "baseline"
-    resave = "re-save it with `dfine-bench baseline save <run> --out <file>`"
+_RESAVE = "re-save it with `dfine-bench baseline save <run> --out <file>`"
+
+
+def _check_header(doc: Any, name: str) -> tuple[int, int]:
+    """The format and record schema versions of a baseline document, refused unless readable."""
     if not isinstance(doc, dict) or doc.get("format") != BASELINE_FORMAT:
         raise BaselineError(
-            f'{name} is not a dfine-bench baseline (no "format": "{BASELINE_FORMAT}" field): {resave}'
+            f'{name} is not a dfine-bench baseline (no "format": "{BASELINE_FORMAT}" field): {_RESAVE}'
         )
     version = doc.get("format_version")
     if version != BASELINE_FORMAT_VERSION:
         raise BaselineError(
             f"{name}: baseline format_version {version!r}, but this dfine-bench reads version "
-            f"{BASELINE_FORMAT_VERSION}: {resave}"
+            f"{BASELINE_FORMAT_VERSION}: {_RESAVE}"
         )
     record_version = doc.get("record_schema_version")
     if record_version not in READABLE_VERSIONS:
         raise BaselineError(
             f"{name}: saved from records of schema version {record_version!r}, but this dfine-bench "
             f"reads schema versions {', '.join(map(str, READABLE_VERSIONS))}; the numbers may mean other "
-            f"things: run the suite with this version and {resave}"
+            f"things: run the suite with this version and {_RESAVE}"
         )
-    provenance = _require(doc, "provenance", dict, name)
+    return version, record_version
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _tolerances(doc: Mapping[str, Any], name: str) -> dict[str, float]:
     tolerances = doc.get("tolerances") or {}
-    if not isinstance(tolerances, dict) or not all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) for v in tolerances.values()
-    ):
+    if not isinstance(tolerances, dict) or not all(_is_number(v) for v in tolerances.values()):
         raise BaselineError(f"{name}: field 'tolerances' should map metric names to numbers")
+    return {k: float(v) for k, v in tolerances.items()}
+
+
+def _numbers(raw: Mapping[str, Any], where: str) -> tuple[dict[str, float | None], list[float] | None]:
+    """A baseline record's metric values and latency samples, type-checked."""
+    metrics = _require(raw, "metrics", dict, where)
+    for mname, value in metrics.items():
+        if value is not None and not _is_number(value):
+            raise BaselineError(f"{where}: metric {mname!r} should be a number or null, not {value!r}")
+    samples = raw.get("samples_ms")
+    if samples is not None and (not isinstance(samples, list) or not all(_is_number(s) for s in samples)):
+        raise BaselineError(f"{where}: field 'samples_ms' should be a list of numbers")
+    values = {k: (None if v is None else float(v)) for k, v in metrics.items()}
+    return values, [float(s) for s in samples] if samples is not None else None
+
+
+def _parse_entry(rid: str, raw: Any, name: str) -> Entry:
+    """One record of a baseline document, every field type-checked."""
+    where = f"{name}: records[{rid!r}]"
+    if not isinstance(raw, dict):
+        raise BaselineError(f"{where} should be an object: {_RESAVE}")
+    metrics, samples = _numbers(raw, where)
+    dataset = raw.get("dataset")
+    if dataset is not None and not isinstance(dataset, dict):
+        raise BaselineError(f"{where}: field 'dataset' should be an object or null")
+    status = _require(raw, "status", str, where)
+    if status not in STATUSES:
+        raise BaselineError(
+            f"{where}: status {status!r} is not one of {', '.join(STATUSES)}: a record that is neither "
+            f"cannot be gated; {_RESAVE}"
+        )
+    return Entry(
+        record_id=rid,
+        task=_require(raw, "task", str, where),
+        status=status,
+        reason=raw.get("reason"),
+        model=_require(raw, "model", dict, where),
+        dataset=dataset,
+        setup=_require(raw, "setup", dict, where),
+        metrics=metrics,
+        samples_ms=samples,
+        samples_kind=raw.get("samples_kind"),
+        samples_n=raw.get("samples_n"),
+        fingerprint=raw["fingerprint"] if isinstance(raw.get("fingerprint"), dict) else None,
+    )
+
+
+def parse_baseline(doc: Any, path: Path | None = None) -> Baseline:
+    """Validate a baseline document (see ``load_baseline``)."""
+    name = str(path) if path else "baseline"
+    version, record_version = _check_header(doc, name)
+    provenance = _require(doc, "provenance", dict, name)
+    tolerances = _tolerances(doc, name)
     raw_records = _require(doc, "records", dict, name)
     if not raw_records:
-        raise BaselineError(f"{name}: field 'records' is empty: {resave}")
-    entries: dict[str, Entry] = {}
-    for rid, raw in raw_records.items():
-        where = f"{name}: records[{rid!r}]"
-        if not isinstance(raw, dict):
-            raise BaselineError(f"{where} should be an object: {resave}")
-        metrics = _require(raw, "metrics", dict, where)
-        for mname, value in metrics.items():
-            if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
-                raise BaselineError(f"{where}: metric {mname!r} should be a number or null, not {value!r}")
-        samples = raw.get("samples_ms")
-        if samples is not None and (
-            not isinstance(samples, list)
-            or not all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in samples)
-        ):
-            raise BaselineError(f"{where}: field 'samples_ms' should be a list of numbers")
-        dataset = raw.get("dataset")
-        if dataset is not None and not isinstance(dataset, dict):
-            raise BaselineError(f"{where}: field 'dataset' should be an object or null")
-        entries[rid] = Entry(
-            record_id=rid,
-            task=_require(raw, "task", str, where),
-            status=_require(raw, "status", str, where),
-            reason=raw.get("reason"),
-            model=_require(raw, "model", dict, where),
-            dataset=dataset,
-            setup=_require(raw, "setup", dict, where),
-            metrics={k: (None if v is None else float(v)) for k, v in metrics.items()},
-            samples_ms=[float(s) for s in samples] if samples is not None else None,
-            samples_kind=raw.get("samples_kind"),
-            samples_n=raw.get("samples_n"),
-            fingerprint=raw["fingerprint"] if isinstance(raw.get("fingerprint"), dict) else None,
-        )
+        raise BaselineError(f"{name}: field 'records' is empty: {_RESAVE}")
+    entries = {rid: _parse_entry(rid, raw, name) for rid, raw in raw_records.items()}
     check_finite(entries, name)
     return Baseline(
         entries=entries,
         provenance=provenance,
-        tolerances={k: float(v) for k, v in tolerances.items()},
+        tolerances=tolerances,
         path=path,
         format_version=version,
         record_schema_version=record_version,

@@ -3,9 +3,10 @@
 A timing compares with another only when every speed-relevant field of their fingerprints
 (``dfine_bench.records.environment.fingerprint``) agrees. What is speed-relevant depends on what
 ran: the CPU model, its usable cores, the torch version and the precision always; on a GPU also
-its name, driver, CUDA, cuDNN and TF32 switches; and what the backend declares in
-``fingerprint_fields`` (ONNX Runtime: version, execution providers, opset and exporter; TensorRT:
-version, builder flags, opset, exporter; OpenVINO: version, opset, exporter; compile: the mode).
+its name, driver, CUDA, cuDNN and TF32 switches; and every field the timed backend contributed
+(``Backend.fingerprint``: its options, such as OpenVINO's ``hint`` or the ONNX opset, its runtime
+version, providers, exporter ...), which the fingerprint lists in ``backend_fields``: nothing here
+knows a backend.
 Clocks are recorded but not compared: they move with load and temperature (the GPU discipline
 marks throttled runs instead).
 
@@ -25,10 +26,10 @@ ALWAYS = ("cpu_model", "cpu_count", "torch", "precision", "backend")
 CUDA = ("gpu_name", "gpu_driver", "cuda", "cudnn", "tf32_matmul", "tf32_cudnn", "cudnn_benchmark")
 
 
-def backend_fields(backend: str) -> tuple[str, ...]:
-    """The fields the backend itself declares (``Backend.fingerprint_fields``); () for a backend
-    this installation does not have (a plug-in's record read elsewhere): the machine's fields still
-    compare."""
+def legacy_backend_fields(backend: str) -> tuple[str, ...]:
+    """For a record written before fingerprints listed their backend's fields (``backend_fields``):
+    the fields its backend declares here (``Backend.fingerprint_fields``); () for a backend this
+    installation does not have (the machine's fields still compare)."""
     from dfine_bench.errors import DfineBenchError
     from dfine_bench.profiling.backends import get_backend
 
@@ -39,11 +40,13 @@ def backend_fields(backend: str) -> tuple[str, ...]:
 
 
 def speed_fields(fp: Mapping[str, Any]) -> tuple[str, ...]:
-    """The fields of ``fp`` that change how fast the same model runs."""
+    """The fields of ``fp`` that change how fast the same model runs: the machine's, and those the
+    backend contributed (``backend_fields``, written with the fingerprint)."""
     fields = list(ALWAYS)
     if fp.get("device_type") == "cuda":
         fields += CUDA
-    fields += backend_fields(str(fp.get("backend")))
+    own = fp.get("backend_fields")
+    fields += own if isinstance(own, list) else legacy_backend_fields(str(fp.get("backend")))
     return tuple(fields)
 
 

@@ -211,19 +211,34 @@ def resolve_tolerances(
 def _differences(base: Entry, new: Entry) -> tuple[list[tuple[str, Any, Any]], list[tuple[str, Any, Any]]]:
     """(setup differences that make a record incomparable, machine differences that only affect timing)."""
     hard: list[tuple[str, Any, Any]] = []
-    machine: list[tuple[str, Any, Any]] = []
     if base.task != new.task:
         hard.append(("task", base.task, new.task))
+    hard += _setup_differences(base, new)
+    hard += _weights_differences(base, new)
+    hard += _dataset_differences(base, new)
+    machine: list[tuple[str, Any, Any]] = []
+    if new.task in _TIMING_TASKS:
+        machine += [
+            (f"setup.{key}", base.setup.get(key), new.setup.get(key))
+            for key in _MACHINE_FIELDS
+            if key in base.setup and base.setup.get(key) != new.setup.get(key)
+        ]
+        machine += fingerprint_differences(base.fingerprint, new.fingerprint)
+    return hard, machine
+
+
+def _setup_differences(base: Entry, new: Entry) -> list[tuple[str, Any, Any]]:
+    out = []
     for key in _SETUP_FIELDS:
         if key == "batch_size" and new.task == "throughput":
             key = "batch_sizes"  # the best batch size may move with noise; the swept sizes may not
         if key in base.setup and base.setup.get(key) != new.setup.get(key):
-            hard.append((f"setup.{key}", base.setup.get(key), new.setup.get(key)))
-    if new.task in _TIMING_TASKS:
-        for key in _MACHINE_FIELDS:
-            if key in base.setup and base.setup.get(key) != new.setup.get(key):
-                machine.append((f"setup.{key}", base.setup.get(key), new.setup.get(key)))
-        machine.extend(fingerprint_differences(base.fingerprint, new.fingerprint))
+            out.append((f"setup.{key}", base.setup.get(key), new.setup.get(key)))
+    return out
+
+
+def _weights_differences(base: Entry, new: Entry) -> list[tuple[str, Any, Any]]:
+    out = []
     for key in WEIGHTS_KEYS:
         if key not in base.model:  # an older baseline: unknown, not a difference (``_weights_note``)
             continue
@@ -233,13 +248,19 @@ def _differences(base: Entry, new: Entry) -> tuple[list[tuple[str, Any, Any]], l
         if key == "weights_sha256" and (b is None or n is None):
             continue  # not hashed on one side (a checkpoint not downloaded yet): weights_id decides
         if b != n:
-            hard.append((f"model.{key}", b, n))
-    if base.dataset is not None:
-        nd = new.dataset or {}
-        for key in DATASET_KEYS:
-            if key in base.dataset and base.dataset.get(key) != nd.get(key):
-                hard.append((f"dataset.{key}", base.dataset.get(key), nd.get(key)))
-    return hard, machine
+            out.append((f"model.{key}", b, n))
+    return out
+
+
+def _dataset_differences(base: Entry, new: Entry) -> list[tuple[str, Any, Any]]:
+    if base.dataset is None:
+        return []
+    nd = new.dataset or {}
+    return [
+        (f"dataset.{key}", base.dataset.get(key), nd.get(key))
+        for key in DATASET_KEYS
+        if key in base.dataset and base.dataset.get(key) != nd.get(key)
+    ]
 
 
 def _group(diffs: dict[tuple[str, str, str], list[str]]) -> list[str]:
@@ -298,102 +319,142 @@ def compare(
         baseline_label=baseline.label,
         run_label=str(run.run_dir),
     )
-    status = run.meta.get("status")
-    if run.meta and status != "complete":
-        result.problems.append(
-            f"run {run.run_id} is {status!r}, not complete: finish it (re-run the same command) first"
-        )
-
-    base_models = {e.model_name for e in baseline.entries.values()}
-    run_models = {e.model_name for e in run.entries.values()}
-    if base_models != run_models:
-        parts = []
-        if base_models - run_models:
-            parts.append(f"the run lacks {', '.join(sorted(base_models - run_models))}")
-        if run_models - base_models:
-            parts.append(f"the baseline lacks {', '.join(sorted(run_models - base_models))}")
-        result.problems.append(
-            f"another model set: {'; '.join(parts)} (save a new baseline if the suite's models changed)"
-        )
-    common_models = base_models & run_models
-    missing = sorted(
-        r for r, e in baseline.entries.items() if e.model_name in common_models and r not in run.entries
-    )
-    extra = sorted(
-        r for r, e in run.entries.items() if e.model_name in common_models and r not in baseline.entries
-    )
-    if missing:
-        result.problems.append(f"records in the baseline but not in the run: {', '.join(missing)}")
-    if extra:
-        result.problems.append(
-            f"records in the run but not in the baseline: {', '.join(extra)} "
-            "(save a new baseline to gate them)"
-        )
-
-    hard_diffs: dict[tuple[str, str, str], list[str]] = {}
-    machine_diffs: dict[tuple[str, str, str], list[str]] = {}
-    alpha, floor = tol["timing_alpha"], tol["timing_min_delta_ms"]
+    result.problems.extend(_run_problems(baseline, run))
+    diffs = _Differences()
     for rid in sorted(set(baseline.entries) & set(run.entries)):
-        base, new = baseline.entries[rid], run.entries[rid]
-        status_row = check_status(base, new)
-        if status_row is not None:  # before the setup: a record that did not run measured nothing
-            result.rows.append(status_row)
-            continue
-        hard, machine = _differences(base, new)
-        for key, b, n in hard:
-            hard_diffs.setdefault((key, repr(b), repr(n)), []).append(rid)
-        if hard:
-            continue
-        if machine:
-            for key, b, n in machine:
-                machine_diffs.setdefault((key, repr(b), repr(n)), []).append(rid)
-            if allow_other_device:
-                what = "; ".join(f"{k} {b!r} -> {n!r}" for k, b, n in machine)
-                for metric in timing_metrics():
-                    if metric in base.metrics:
-                        result.rows.append(
-                            Row(
-                                rid,
-                                metric,
-                                base.metrics.get(metric),
-                                new.metrics.get(metric),
-                                NOT_COMPARED,
-                                f"another machine ({what})",
-                                unit_of(metric),
-                            )
-                        )
-            continue
-        result.rows.extend(_compare_metrics(base, new, baseline, tol, alpha, floor))
-
-    for (key, _, _), text in zip(hard_diffs, _group(hard_diffs)):
-        if key.startswith("model."):
-            result.problems.append(
-                f"other weights: {text}; numbers of two checkpoints do not compare: save a new baseline "
-                "for the new weights"
-            )
-        else:
-            result.problems.append(f"another setup: {text}")
-    if machine_diffs:
-        grouped = _group(machine_diffs)
-        if allow_other_device:
-            result.notes.extend(f"timings not compared: {d}" for d in grouped)
-        else:
-            result.problems.extend(
-                f"{'not comparable' if d.startswith('fingerprint.') else 'another machine'}: {d}; timings "
-                "of two machines do not compare: save a baseline on this "
-                "machine, or pass --allow-other-device to gate only accuracy, params and GFLOPs"
-                for d in grouped
-            )
-    unclean = [r.record_id for r in result.rows if r.metric == "status" and r.verdict == OK]
-    if unclean:
-        result.notes.append(
-            f"the baseline is not clean: {len(unclean)} record(s) failed or were skipped there too and are "
-            f"not gated: {', '.join(unclean)}"
-        )
+        result.rows.extend(_compare_record(baseline, rid, run.entries[rid], tol, diffs, allow_other_device))
+    result.problems.extend(diffs.setup_problems())
+    if allow_other_device:
+        result.notes.extend(f"timings not compared: {d}" for d in _group(diffs.machine))
+    else:
+        result.problems.extend(diffs.machine_problems())
+    result.notes.extend(_unclean_note(result.rows))
     result.notes.extend(_weights_note(baseline))
     result.notes.extend(_version_notes(baseline, run))
     result.notes.extend(_ignored_run_tolerances(run, tol))
     return result
+
+
+def _run_problems(baseline: Baseline, run: RunData) -> list[str]:
+    """Run-level reasons the two cannot be compared: an unfinished run, other models or records."""
+    problems: list[str] = []
+    status = run.meta.get("status")
+    if run.meta and status != "complete":
+        problems.append(
+            f"run {run.run_id} is {status!r}, not complete: finish it (re-run the same command) first"
+        )
+    base_models = {e.model_name for e in baseline.entries.values()}
+    run_models = {e.model_name for e in run.entries.values()}
+    parts = []
+    if base_models - run_models:
+        parts.append(f"the run lacks {', '.join(sorted(base_models - run_models))}")
+    if run_models - base_models:
+        parts.append(f"the baseline lacks {', '.join(sorted(run_models - base_models))}")
+    if parts:
+        problems.append(
+            f"another model set: {'; '.join(parts)} (save a new baseline if the suite's models changed)"
+        )
+    return problems + _record_set_problems(baseline, run, base_models & run_models)
+
+
+def _record_set_problems(baseline: Baseline, run: RunData, models: set[str]) -> list[str]:
+    """Records of the models both hold that only one side has."""
+    missing = sorted(
+        r for r, e in baseline.entries.items() if e.model_name in models and r not in run.entries
+    )
+    extra = sorted(r for r, e in run.entries.items() if e.model_name in models and r not in baseline.entries)
+    out = []
+    if missing:
+        out.append(f"records in the baseline but not in the run: {', '.join(missing)}")
+    if extra:
+        out.append(
+            f"records in the run but not in the baseline: {', '.join(extra)} "
+            "(save a new baseline to gate them)"
+        )
+    return out
+
+
+@dataclass
+class _Differences:
+    """What made records incomparable, grouped by (field, baseline value, run value) -> record ids."""
+
+    hard: dict[tuple[str, str, str], list[str]] = field(default_factory=dict)
+    machine: dict[tuple[str, str, str], list[str]] = field(default_factory=dict)
+
+    @staticmethod
+    def add(
+        table: dict[tuple[str, str, str], list[str]], diffs: list[tuple[str, Any, Any]], rid: str
+    ) -> None:
+        for key, b, n in diffs:
+            table.setdefault((key, repr(b), repr(n)), []).append(rid)
+
+    def setup_problems(self) -> list[str]:
+        out = []
+        for (key, _, _), text in zip(self.hard, _group(self.hard)):
+            if key.startswith("model."):
+                out.append(
+                    f"other weights: {text}; numbers of two checkpoints do not compare: save a new baseline "
+                    "for the new weights"
+                )
+            else:
+                out.append(f"another setup: {text}")
+        return out
+
+    def machine_problems(self) -> list[str]:
+        return [
+            f"{'not comparable' if d.startswith('fingerprint.') else 'another machine'}: {d}; timings "
+            "of two machines do not compare: save a baseline on this "
+            "machine, or pass --allow-other-device to gate only accuracy, params and GFLOPs"
+            for d in _group(self.machine)
+        ]
+
+
+def _compare_record(
+    baseline: Baseline,
+    rid: str,
+    new: Entry,
+    tol: dict[str, float],
+    diffs: _Differences,
+    allow_other_device: bool,
+) -> list[Row]:
+    """The rows of one record present on both sides (none where its setup or machine differs)."""
+    base = baseline.entries[rid]
+    status_row = check_status(base, new)
+    if status_row is not None:  # before the setup: a record that did not run measured nothing
+        return [status_row]
+    hard, machine = _differences(base, new)
+    diffs.add(diffs.hard, hard, rid)
+    if hard:
+        return []
+    if not machine:
+        return _compare_metrics(base, new, baseline, tol, tol["timing_alpha"], tol["timing_min_delta_ms"])
+    diffs.add(diffs.machine, machine, rid)
+    if not allow_other_device:
+        return []
+    what = "; ".join(f"{k} {b!r} -> {n!r}" for k, b, n in machine)
+    return [
+        Row(
+            rid,
+            metric,
+            base.metrics.get(metric),
+            new.metrics.get(metric),
+            NOT_COMPARED,
+            f"another machine ({what})",
+            unit_of(metric),
+        )
+        for metric in timing_metrics()
+        if metric in base.metrics
+    ]
+
+
+def _unclean_note(rows: list[Row]) -> list[str]:
+    unclean = [r.record_id for r in rows if r.metric == "status" and r.verdict == OK]
+    if not unclean:
+        return []
+    return [
+        f"the baseline is not clean: {len(unclean)} record(s) failed or were skipped there too and are "
+        f"not gated: {', '.join(unclean)}"
+    ]
 
 
 def _check_catalogue(baseline: Baseline) -> None:
@@ -426,6 +487,7 @@ def _compare_metrics(
     rid = new.record_id
     if new.task == "evaluation":
         rows.extend(check_images(base, new))
+    rows.extend(_missing_in_baseline(base, new))
     for metric, b in base.metrics.items():
         if not gated_metric(metric):
             continue
@@ -461,6 +523,25 @@ def _compare_metrics(
         else:
             rows.append(check_absolute(rid, metric, b, n, tol[metric]))
     return rows
+
+
+def _missing_in_baseline(base: Entry, new: Entry) -> list[Row]:
+    """A gated metric the run measured and the baseline does not hold: the baseline cannot vouch
+    for it (a field removed by hand, or saved before the metric existed), so it cannot pass."""
+    return [
+        Row(
+            new.record_id,
+            metric,
+            None,
+            value,
+            CANNOT,
+            "the baseline lacks this gated metric: cannot gate it (restore the baseline, or re-save it "
+            "from a run that measured it)",
+            unit_of(metric),
+        )
+        for metric, value in new.metrics.items()
+        if metric not in base.metrics and value is not None and gated_metric(metric)
+    ]
 
 
 def _latency_of(baseline: Baseline, throughput: Entry) -> Entry | None:

@@ -45,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="speed records of this device only: cpu, cuda, cuda:0, or part of its name (T4, EPYC)",
     )
     p.add_argument(
-        "--backend", help="speed records of this backend only: eager, compile, onnxruntime, tensorrt"
+        "--backend", help="speed records of this backend only (a name `dfine-bench list backends` shows)"
     )
     p.add_argument("--family", help="only this model family (case and dashes ignored: d-fine = dfine)")
     p.add_argument(

@@ -11,6 +11,19 @@ from dfine_bench.execution.executor import RunOutcome
 from dfine_bench.records.store import records_to_frame
 
 
+def _ap_record(g: pd.DataFrame) -> pd.Series | None:
+    """The record whose AP the summary shows: an ok evaluation record that holds an AP (what the
+    COCO evaluator's records declare; another evaluator of task ``evaluation`` holds none), the
+    reference eager fp32 one first (``evaluation.backends`` may add others)."""
+    if "AP" not in g:
+        return None
+    ev = g[(g.task == "evaluation") & (g.status == "ok") & g["AP"].notna()]
+    if ev.empty:
+        return None
+    reference = ev[(ev.backend.fillna("eager") == "eager") & (ev.dtype.fillna("fp32") == "fp32")]
+    return (reference if not reference.empty else ev).iloc[0]
+
+
 def summary_frame(outcome: RunOutcome) -> pd.DataFrame:
     """One row per model: AP, params, GFLOPs, and median latency / FPS per backend."""
     df = records_to_frame(outcome.records)
@@ -21,10 +34,10 @@ def summary_frame(outcome: RunOutcome) -> pd.DataFrame:
         row: dict[str, object] = {"model": model}
         first = g.iloc[0]
         row["weights"] = "random-init" if first["random_init"] else first["weights"]
-        ev = g[(g.task == "evaluation") & (g.status == "ok")]
-        if not ev.empty and "AP" in ev:
-            row["AP"] = round(float(ev["AP"].iloc[0]), 2)
-            row["data"] = "generated" if ev["generated_data"].iloc[0] else ev["dataset"].iloc[0]
+        coco = _ap_record(g)
+        if coco is not None:
+            row["AP"] = round(float(coco["AP"]), 2)
+            row["data"] = "generated" if coco["generated_data"] else coco["dataset"]
         cx = g[(g.task == "complexity") & (g.status == "ok")]
         for col in ("params", "gflops"):
             if not cx.empty and col in cx:

@@ -29,6 +29,7 @@ from dfine_bench.profiling.backends import (
     BackendSpec,
     build_backend,
     check_backend,
+    get_backend,
     resolve_backend,
 )
 from dfine_bench.profiling.complexity import complexity, complexity_key
@@ -267,9 +268,8 @@ def _timings(
     timed = settings.timed
     cuda = torch.device(device).type == "cuda"
     # what decides whether these timings compare with others (checks.fingerprint)
-    fp = fingerprint(
-        device, backend=runner.name, dtype=runner.dtype, options=built.spec.options, backend_info=runner.info
-    )
+    own = get_backend(runner.name).fingerprint(built.spec.options, runner.info)
+    fp = fingerprint(device, backend=runner.name, dtype=runner.dtype, backend_fingerprint=own)
     outcomes: list[TaskOutcome] = []
     overhead = harness_overhead(device)
     top: list[dict[str, Any]] | None = None

@@ -4,11 +4,12 @@ Everything is optional: a missing tool (no GPU, no TensorRT, not a git checkout)
 recorded as ``None`` rather than failing the run.
 
 ``fingerprint`` is the structured part that decides whether two timings compare: CPU model and
-usable cores; GPU name, driver, CUDA, cuDNN and clocks; the torch, ONNX Runtime, OpenVINO and
-TensorRT versions; and, per timed backend, its precision flags (dtype, TF32, cuDNN benchmark), ONNX
-opset and exporter, execution providers and TensorRT builder flags. Every record's environment
-holds the machine part; timing records hold the full one in ``setup.extra["fingerprint"]``. Which
-fields change speed is the gate's business (``dfine_bench.checks.fingerprint``).
+usable cores; GPU name, driver, CUDA, cuDNN and clocks; the torch and runtime versions; the
+precision flags (dtype, TF32, cuDNN benchmark); and whatever the timed backend says changes its
+speed (``Backend.fingerprint``: its options, providers, exporter ...; this module knows no
+backend). Every record's environment holds the machine part; timing records hold the full one in
+``setup.extra["fingerprint"]``. Which fields change speed is the gate's business
+(``dfine_bench.checks.fingerprint``).
 """
 
 from __future__ import annotations
@@ -26,21 +27,7 @@ from typing import Any
 import torch
 
 import dfine_bench
-
-_OPTIONAL_PACKAGES = (
-    "transformers",
-    "onnxruntime",
-    "onnx",
-    "tensorrt",
-    "openvino",
-    "faster-coco-eval",
-    "pycocotools",
-    "hydra-core",
-    "calflops",
-    "ultralytics",
-    "numpy",
-    "pandas",
-)
+from dfine_bench.records.packages import OPTIONAL_PACKAGES, version_key
 
 
 def _version(pkg: str) -> str | None:
@@ -124,7 +111,7 @@ def _static_environment() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "gpus": gpu_info(),
     }
-    env.update({pkg.replace("-", "_"): _version(pkg) for pkg in _OPTIONAL_PACKAGES})
+    env.update({version_key(pkg): _version(pkg) for pkg in OPTIONAL_PACKAGES})
     env.update(git_state())
     return env
 
@@ -191,28 +178,15 @@ def fingerprint(
     *,
     backend: str,
     dtype: str,
-    options: Mapping[str, Any] | None = None,
-    backend_info: Mapping[str, Any] | None = None,
+    backend_fingerprint: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The full fingerprint of one timed backend on ``device`` (see the module docstring).
 
-    ``options`` are the backend's resolved ``backend.options`` (``opset`` for ONNX-based ones),
-    ``backend_info`` what its runner reports (``onnx_exporter``, ``providers``, ``builder_flags``).
+    ``backend_fingerprint`` is what the backend itself says changes its speed
+    (``Backend.fingerprint``: its resolved options, runtime version, providers ...); its keys are
+    listed in ``backend_fields`` so that whoever reads the record compares them without knowing
+    the backend.
     """
-    options = options or {}
-    info = backend_info or {}
-    fp = machine_fingerprint(device)
-    providers = info.get("providers")
-    flags = info.get("builder_flags")
-    fp.update(
-        {
-            "backend": backend,
-            "precision": dtype,
-            "onnx_opset": _int_or_none(options.get("opset")) if "onnx_exporter" in info else None,
-            "onnx_exporter": info.get("onnx_exporter"),
-            "providers": list(providers) if providers else None,
-            "trt_builder_flags": sorted(str(f) for f in flags) if flags else None,
-            "compile_mode": options.get("mode") if backend == "compile" else None,
-        }
-    )
-    return fp
+    machine = machine_fingerprint(device)
+    own = {k: v for k, v in (backend_fingerprint or {}).items() if k not in machine}
+    return {**machine, "backend": backend, "precision": dtype, **own, "backend_fields": sorted(own)}

@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from dfine_bench.records.packages import VERSION_KEYS
 from dfine_bench.records.schema import ResultRecord
 from dfine_bench.reporting import labels
 
@@ -35,16 +36,7 @@ ENVIRONMENT_FIELDS = (
     "torch",
     "cuda",
     "cudnn",
-    "transformers",
-    "onnxruntime",
-    "onnx",
-    "tensorrt",
-    "faster_coco_eval",
-    "pycocotools",
-    "calflops",
-    "hydra_core",
-    "numpy",
-    "pandas",
+    *(k for k in VERSION_KEYS if k not in ("python", "torch", "dfine_bench")),  # records/packages.py
     "os",
     "cpu_model",
     "cpu_count",

@@ -34,20 +34,26 @@ import pandas as pd
 
 from dfine_bench.errors import DfineBenchError
 from dfine_bench.records.deviations import read_deviations
-from dfine_bench.records.metrics import get_metric, list_metrics
+from dfine_bench.records.metrics import (
+    ACCURACY_TABLE,
+    COMPLEXITY_TABLE,
+    SPEED_TABLE,
+    get_metric,
+    list_metrics,
+)
 from dfine_bench.records.schema import ResultRecord
 from dfine_bench.reporting import labels
 from dfine_bench.reporting.selection import filter_records, unique_records
 
-ACCURACY, COMPLEXITY, SPEED = "accuracy", "complexity", "speed"
+#: The built-in tables (``MetricDef.table``); a component's own task gets a table of its own.
+ACCURACY, COMPLEXITY, SPEED = ACCURACY_TABLE, COMPLEXITY_TABLE, SPEED_TABLE
+_BUILTIN_KINDS = (ACCURACY, COMPLEXITY, SPEED)
 
 #: Marker for a cell no record filled under that column's conditions (rendered tables only).
 NOT_MEASURED = "—"
 #: Row-identifying columns every rendered table starts with.
 ROW_COLUMNS = ("model", "family", "weights")
 STAND_IN_COLUMN = "stand-in"
-
-_TABLE_TASKS = ("evaluation", "complexity", "latency", "throughput")
 
 
 @dataclass(frozen=True)
@@ -72,8 +78,18 @@ class Column:
 DETAIL_COLUMNS: dict[str, tuple[Column, ...]] = {
     "throughput": (Column("details.best_batch_size", "best batch", "{:.0f}"),),
 }
-#: The table kind each task's columns belong to.
-KIND_OF_TASK = {"evaluation": ACCURACY, "complexity": COMPLEXITY, "latency": SPEED, "throughput": SPEED}
+
+
+def kind_of_task() -> dict[str, str]:
+    """The table each task's records go in, as its metrics declare (``MetricDef.table``): the
+    built-in tasks' accuracy, complexity and speed tables, and a table of its own for a task a
+    component added (an evaluator's); a task whose metrics declare no table has none."""
+    out: dict[str, str] = {}
+    for name in list_metrics():
+        d = get_metric(name)
+        if d.table:
+            out.setdefault(d.task, d.table)
+    return out
 
 
 def task_columns(task: str, batch_size: int = 1) -> tuple[Column, ...]:
@@ -96,7 +112,7 @@ def latency_columns(batch_size: int) -> tuple[Column, ...]:
 
 def overview_sources(kind: str) -> tuple[str, ...]:
     """The metrics of the one-table overview for a group kind: the catalogue's ``headline`` ones."""
-    tasks = [t for t, k in KIND_OF_TASK.items() if k == kind]
+    tasks = [t for t, k in kind_of_task().items() if k == kind]
     return tuple(n for t in tasks for n in list_metrics(task=t) if get_metric(n).headline)
 
 
@@ -200,7 +216,11 @@ def _group_of(record: ResultRecord) -> tuple[str, tuple[Any, ...]] | None:
         return COMPLEXITY, (labels.input_label(size),)
     if record.task in ("latency", "throughput"):
         return SPEED, (labels.device_label(s), s.backend, s.dtype, labels.input_label(s.input_size), s.timed)
-    return None
+    kind = kind_of_task().get(record.task)
+    if kind is None:
+        return None
+    data = labels.dataset_label(record.dataset) if record.dataset else ""
+    return kind, (record.task, data, s.backend, s.dtype)
 
 
 def _label_parts(kind: str, key: tuple[Any, ...], sample: ResultRecord) -> list[str]:
@@ -213,6 +233,10 @@ def _label_parts(kind: str, key: tuple[Any, ...], sample: ResultRecord) -> list[
         return [head, f"{engine} engine" if engine else "", f"annotations {str(sha)[:8]}"]
     if kind == COMPLEXITY:
         return [f"complexity at {key[0] or 'model input size'}"]
+    if kind != SPEED:  # a component's own table
+        _task, data, backend, dtype = key
+        head = kind.replace("_", " ") + (f" on {data}" if data else "")
+        return [head, "" if is_reference_setup(backend, dtype) else f"{backend} {dtype}"]
     device, backend, dtype, size, timed = key
     return [f"{device} · {backend} · {dtype}", size or "", f"timed {timed}" if timed else ""]
 
@@ -254,7 +278,7 @@ def _label_groups(
 
 
 def _columns_for(record: ResultRecord) -> tuple[Column, ...]:
-    if record.task not in KIND_OF_TASK:
+    if record.task not in kind_of_task():
         return ()
     batch_size = int(record.setup.batch_size or 1) if record.task == "latency" else 1
     return task_columns(record.task, batch_size)
@@ -313,7 +337,8 @@ def build_comparison(
         raise DfineBenchError("no records to compare: run `dfine-bench run` first, or give a run folder")
     records = unique_records(records)
     selected = filter_records(records, device=device, backend=backend, family=family, tasks=tasks)
-    usable = [r for r in selected if r.task in _TABLE_TASKS]
+    tables_of = kind_of_task()
+    usable = [r for r in selected if r.task in tables_of]
     filters = {"device": device, "backend": backend, "family": family, "tasks": list(tasks or [])}
 
     grouped = [(r, g) for r in usable if (g := _group_of(r)) is not None]
@@ -325,7 +350,8 @@ def build_comparison(
     level = _row_level(grouped, groups)
     cells = _Cells.fill(grouped, groups, level)
     ordered_groups = sorted(
-        (groups[k] for k in keys), key=lambda g: ((ACCURACY, COMPLEXITY, SPEED).index(g.kind), g.label)
+        (groups[k] for k in keys),
+        key=lambda g: (_BUILTIN_KINDS.index(g.kind) if g.kind in _BUILTIN_KINDS else 3, g.label),
     )
     row_columns = list(_ROW_LEVELS[level])
     tables = [cells.table(group, row_columns) for group in ordered_groups]
@@ -428,7 +454,7 @@ def _lead_columns(row_columns: list[str]) -> list[str]:
 def _ordered_columns(cols: dict[str, Column]) -> list[str]:
     """Columns in catalogue order (accuracy, complexity, latency by batch size, throughput)."""
 
-    order = [c.source for task in KIND_OF_TASK for c in task_columns(task)]
+    order = [c.source for task in kind_of_task() for c in task_columns(task)]
 
     def rank(label: str) -> tuple[int, str]:
         src = cols[label].source
@@ -452,6 +478,8 @@ def _table_notes(group: Group, records: list[ResultRecord]) -> list[str]:
             "params total: every parameter of the model as built; GFLOPs of one forward at batch 1 "
             "(calflops, as the paper)"
         )
+    elif group.kind != SPEED:  # a component's own table: what its metrics are
+        notes.extend(_metric_notes(records))
     else:
         timed = sorted({r.setup.timed for r in records if r.setup.timed})
         sizes = sorted({labels.input_label(r.setup.input_size) or "?" for r in records})
@@ -485,6 +513,13 @@ def _table_notes(group: Group, records: list[ResultRecord]) -> list[str]:
         head += "also deviates: " if own else "deviates from the paper's protocol: "
         notes.append(head + "; ".join(throughput))
     return notes
+
+
+def _metric_notes(records: list[ResultRecord]) -> list[str]:
+    """What each metric of a component's table means (its catalogue description)."""
+    tasks = dict.fromkeys(r.task for r in records)
+    defs = [get_metric(n) for t in tasks for n in list_metrics(task=t)]
+    return [f"{d.column_label()}: {d.description}" for d in defs if d.label is not None and d.description]
 
 
 def _deviations(records: Iterable[ResultRecord]) -> list[str]:

@@ -17,6 +17,7 @@ from dfine_bench.checks.gate import compare
 from dfine_bench.config.schema import BackendConfig
 from dfine_bench.config.settings import ProfileSettings
 from dfine_bench.profiling import profile_model
+from dfine_bench.profiling.backends import get_backend
 from dfine_bench.records.environment import capture_environment, cpu_model, fingerprint
 
 RID = "latency-m-onnxruntime-fp32-bs1"
@@ -33,13 +34,23 @@ SETUP = {
 SAMPLES = [float(x) for x in np.linspace(10.0, 11.0, 20)]
 
 
+def _own(backend: str, info: dict[str, Any] | None = None, **options: Any) -> dict[str, Any]:
+    """What ``backend`` itself puts in a fingerprint for these options and runner facts."""
+    b = get_backend(backend)
+    return b.fingerprint(b.resolve_options(options), info or {})
+
+
+ORT_INFO = {
+    "onnx_exporter": "torchscript",
+    "providers": ["CPUExecutionProvider"],
+    "onnxruntime_version": "1.17.0",
+    "onnx_file": "/tmp/x.onnx",
+}
+
+
 def _fp(**changes: Any) -> dict[str, Any]:
     fp = fingerprint(
-        "cpu",
-        backend="onnxruntime",
-        dtype="fp32",
-        options={"opset": 17},
-        backend_info={"onnx_exporter": "torchscript", "providers": ["CPUExecutionProvider"]},
+        "cpu", backend="onnxruntime", dtype="fp32", backend_fingerprint=_own("onnxruntime", ORT_INFO)
     )
     return {**fp, **changes}
 
@@ -68,57 +79,90 @@ def test_fingerprint_holds_machine_runtime_and_precision_fields() -> None:
     fp = _fp()
     assert fp["cpu_model"] == cpu_model() and fp["cpu_count"] >= 1 and fp["device_type"] == "cpu"
     assert fp["gpu_name"] is None and fp["cuda"] is None and fp["tf32_matmul"] is None  # CPU: n/a
-    assert (fp["backend"], fp["precision"], fp["onnx_opset"], fp["onnx_exporter"]) == (
+    assert (fp["backend"], fp["precision"], fp["option.opset"], fp["onnx_exporter"]) == (
         "onnxruntime",
         "fp32",
         17,
         "torchscript",
     )
-    assert fp["providers"] == ["CPUExecutionProvider"]
+    assert fp["providers"] == ["CPUExecutionProvider"] and fp["onnxruntime_version"] == "1.17.0"
+    assert "onnx_file" not in fp  # where the file lies does not change its speed
     assert {"torch", "onnxruntime", "openvino", "tensorrt", "cudnn", "sm_clock_mhz"} <= set(fp)
+    # the backend's own fields are listed with it: the gate compares them knowing no backend
+    assert {"option.opset", "providers", "onnx_exporter", "onnxruntime_version"} <= set(speed_fields(fp))
     # every record's environment carries the machine part
     assert capture_environment()["fingerprint"]["cpu_model"] == cpu_model()
 
 
 def test_eager_has_no_onnx_fields() -> None:
-    fp = fingerprint("cpu", backend="eager", dtype="fp32", options={}, backend_info={})
-    assert fp["onnx_opset"] is None and fp["onnx_exporter"] is None
+    fp = fingerprint("cpu", backend="eager", dtype="fp32", backend_fingerprint=_own("eager"))
+    assert "option.opset" not in fp and "onnx_exporter" not in fp
     assert "onnxruntime" not in speed_fields(fp)  # another ORT version does not change eager's speed
     assert fingerprint_differences(fp, {**fp, "onnxruntime": "0.0.1"}) == []
 
 
-def test_a_plug_in_backend_declares_what_changes_its_speed() -> None:
-    """The fields compared per backend come from the backend (``fingerprint_fields``), so a plug-in
-    needs no edit in the gate; a backend not installed here compares the machine's fields only."""
-    from dfine_bench.profiling.backends import register_backend, unregister_backend
+def test_a_plug_in_backend_contributes_its_own_fingerprint() -> None:
+    """What a backend's speed depends on comes from the backend (``Backend.fingerprint``: by default
+    every option), and the fingerprint lists it, so the gate needs no edit and no registry lookup:
+    a record of a backend this installation does not have is still judged on its fields."""
+    from dfine_bench.profiling.backends import Option, register_backend, unregister_backend
     from dfine_bench.profiling.backends.eager import EagerBackend
 
     class Mine(EagerBackend):
         name = "mine_fp_test"
-        fingerprint_fields = ("mine_runtime",)
+        options = {"turbo": Option(False, "go faster", bool)}  # noqa: RUF012
 
-    fp = {**fingerprint("cpu", backend="eager", dtype="fp32"), "backend": "mine_fp_test", "mine_runtime": "1"}
     register_backend(Mine())
     try:
-        assert "mine_runtime" in speed_fields(fp)
-        assert fingerprint_differences(fp, {**fp, "mine_runtime": "2"}) == [
-            ("fingerprint.mine_runtime", "1", "2")
-        ]
+        fp = fingerprint(
+            "cpu", backend="mine_fp_test", dtype="fp32", backend_fingerprint=_own("mine_fp_test")
+        )
     finally:
         unregister_backend("mine_fp_test")
-    assert fingerprint_differences(fp, {**fp, "mine_runtime": "2"}) == []  # unknown here: not judged
-    assert "onnxruntime" in speed_fields({**fp, "backend": "onnxruntime"})
+    assert fp["option.turbo"] is False and "option.turbo" in speed_fields(fp)
+    assert fingerprint_differences(fp, {**fp, "option.turbo": True}) == [
+        ("fingerprint.option.turbo", False, True)
+    ]
+
+
+def test_openvino_hint_makes_timings_not_comparable() -> None:
+    """Issue 19: OpenVINO's ``hint`` (LATENCY vs THROUGHPUT) changes its speed; the gate compared a
+    THROUGHPUT run against a LATENCY baseline as like for like."""
+
+    def ov(hint: str) -> dict[str, Any]:
+        own = _own("openvino", {"onnx_exporter": "torchscript", "openvino_version": "2026.4.1"}, hint=hint)
+        return fingerprint("cpu", backend="openvino", dtype="fp32", backend_fingerprint=own)
+
+    def entry(fp: dict[str, Any]) -> Entry:
+        e = _entry(fp)
+        e.setup = {**e.setup, "backend": "openvino"}
+        return e
+
+    assert _check(entry(ov("LATENCY")), entry(ov("LATENCY"))).exit_code == 0
+    result = _check(entry(ov("LATENCY")), entry(ov("THROUGHPUT")))
+    assert result.exit_code == 2, result
+    (problem,) = result.problems
+    assert problem.startswith("not comparable: fingerprint.option.hint is 'LATENCY' in the baseline"), problem
+    assert "'THROUGHPUT' in the run" in problem
+    assert not [r for r in result.rows if r.metric == "latency_median"]  # no number was compared
+
+
+def test_an_old_record_without_backend_fields_uses_the_backends_declared_fields() -> None:
+    old = {k: v for k, v in _fp().items() if k != "backend_fields"}
+    assert "onnxruntime" in speed_fields(old)  # OnnxRuntimeBackend.fingerprint_fields
+    changed = fingerprint_differences(old, {**old, "onnxruntime": "9.9"})
+    assert changed == [("fingerprint.onnxruntime", old["onnxruntime"], "9.9")]
 
 
 def test_gate_refuses_timings_across_differing_fingerprints_naming_the_field() -> None:
-    result = _check(_entry(_fp(onnxruntime="1.17.0")), _entry(_fp(onnxruntime="1.18.0")))
+    result = _check(_entry(_fp(onnxruntime_version="1.17.0")), _entry(_fp(onnxruntime_version="1.18.0")))
     assert result.exit_code == 2, result
     assert not [r for r in result.rows if r.metric == "latency_median"]  # no number was compared
     (problem,) = result.problems
-    assert problem.startswith("not comparable: fingerprint.onnxruntime is '1.17.0' in the baseline")
+    assert problem.startswith("not comparable: fingerprint.onnxruntime_version is '1.17.0' in the baseline")
     assert "'1.18.0' in the run" in problem
-    opset = _check(_entry(_fp()), _entry(_fp(onnx_opset=18)))
-    assert opset.exit_code == 2 and "fingerprint.onnx_opset" in opset.problems[0]
+    opset = _check(_entry(_fp()), _entry(_fp(**{"option.opset": 18})))
+    assert opset.exit_code == 2 and "fingerprint.option.opset" in opset.problems[0]
 
 
 def test_same_fingerprint_compares_and_clocks_do_not_count() -> None:
@@ -159,7 +203,7 @@ def test_profiled_records_carry_the_backend_fingerprint(tmp_path: Path) -> None:
         ToyAdapter(), settings, BackendConfig(), device="cpu", work_dir=tmp_path, progress=False
     )
     for o in outs:
-        fp = o.setup["fingerprint"]
+        fp = o.setup["extra"]["fingerprint"]
         assert (fp["backend"], fp["precision"], fp["cpu_model"]) == ("eager", "fp32", cpu_model()), o.task
 
 
