@@ -155,7 +155,12 @@ class Backend(Protocol):
 
     @property
     def fingerprint_fields(self) -> tuple[str, ...]:
-        """Environment-fingerprint fields that change its speed (``checks/fingerprint.py``)."""
+        """Facts its runner reports (``BackendRunner.info``) that change its speed."""
+
+    def fingerprint(self, options: Mapping[str, Any], info: Mapping[str, Any]) -> dict[str, Any]:
+        """What changes its speed, for the record's fingerprint (``records.environment``): its
+        resolved ``options`` and the facts of its runner's ``info`` that matter; the gate compares
+        every key (``checks/fingerprint.py``), so two runs that differ in one are not compared."""
 
     def missing(self) -> str | None:
         """Why this backend cannot run on any device here (a missing package), else None. No torch."""
@@ -196,6 +201,8 @@ class BaseBackend:
     #: machine's (its runtime's version, providers, export settings): timings differing in one
     #: are not compared
     fingerprint_fields: ClassVar[tuple[str, ...]] = ()
+    #: options that do not change its speed (a cache folder ...): left out of ``fingerprint``
+    fingerprint_ignores: ClassVar[tuple[str, ...]] = ()
 
     def missing(self) -> str | None:
         absent = [p for p in self.packages if importlib.util.find_spec(p) is None]
@@ -243,3 +250,13 @@ class BaseBackend:
 
     def describe(self) -> dict[str, Any]:
         return {}
+
+    def fingerprint(self, options: Mapping[str, Any], info: Mapping[str, Any]) -> dict[str, Any]:
+        """Every resolved option but ``fingerprint_ignores`` (``option.<name>``), the runtime versions
+        ``describe`` gives (in ``info``), and the ``fingerprint_fields`` the runner reported."""
+        out: dict[str, Any] = {
+            f"option.{k}": v for k, v in options.items() if k not in self.fingerprint_ignores
+        }
+        out.update({k: v for k, v in info.items() if k.endswith("_version")})
+        out.update({k: info[k] for k in self.fingerprint_fields if k in info})
+        return out
