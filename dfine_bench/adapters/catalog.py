@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
+from dfine_bench.adapters.model_index import measure_parameters
 from dfine_bench.adapters.registry import from_index, get_spec, list_models
 
 if TYPE_CHECKING:
@@ -27,7 +28,6 @@ def count_parameters(name: str) -> int | None:
     spec = get_spec(name)
     if spec.num_parameters is not None or from_index(name):
         return spec.num_parameters
-    from dfine_bench.adapters.model_index import measure_parameters
 
     return measure_parameters(name)
 

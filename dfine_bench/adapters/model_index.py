@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from dfine_bench.adapters.spec import ModelSpec
+from dfine_bench.errors import DfineBenchError
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,6 @@ def measure_parameters(name: str) -> int | None:
     import torch
 
     from dfine_bench.adapters.registry import create_model
-    from dfine_bench.errors import DfineBenchError
 
     try:
         with torch.device("meta"):

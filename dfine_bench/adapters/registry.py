@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from dfine_bench.adapters.model_index import builtin_specs
 from dfine_bench.adapters.spec import ModelSpec, WeightsRequest, split_tag
 from dfine_bench.errors import ConfigError, UnknownNameError
 from dfine_bench.utils.registry import BUILTIN, Registry, qualified_name
@@ -94,7 +95,6 @@ def _ensure_specs() -> None:
     then the plug-ins (after the built-ins, so that none takes a built-in's name)."""
     if not _state["specs"]:
         _state["specs"] = True
-        from dfine_bench.adapters.model_index import builtin_specs
 
         specs = None if _state["builtins"] else builtin_specs(_BUILTIN_MODULES)
         if specs is None:

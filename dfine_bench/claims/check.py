@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 
 import pandas as pd
 
+from dfine_bench.adapters.registry import list_models
 from dfine_bench.claims.evidence import evidence_text
 from dfine_bench.claims.model import Claim, ClaimConditions, ClaimSet, load_claims
 from dfine_bench.claims.relative import relative_results
@@ -291,8 +292,6 @@ def check_claims(
     claim_set = load_claims(claims) if isinstance(claims, str) else claims
     records = list(records)
     if registered is None:
-        from dfine_bench.adapters.registry import list_models
-
         registered = list_models()
     known = set(registered)
     by_run: dict[str, list[ResultRecord]] = defaultdict(list)

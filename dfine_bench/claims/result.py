@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from dfine_bench.adapters.registry import get_spec
 from dfine_bench.claims.model import Claim, ClaimConditions
 from dfine_bench.errors import DfineBenchError
 from dfine_bench.profiling.protocols import accuracy_deviations
@@ -57,7 +58,6 @@ def weights_release(record: ResultRecord) -> str | None:
     # the loader never gives a local folder a release: it may hold any weights
     if record.model.weights_source == "local" or not record.model.weights_id:
         return None
-    from dfine_bench.adapters.registry import get_spec
 
     try:
         spec = get_spec(record.model.name)

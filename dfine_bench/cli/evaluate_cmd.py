@@ -11,10 +11,14 @@ import logging
 import sys
 from pathlib import Path
 
+from dfine_bench.config.settings import check_folder_name
 from dfine_bench.errors import ConfigError, DatasetError
 from dfine_bench.evaluation.engines import ENGINES
+from dfine_bench.records.build import make_record
+from dfine_bench.records.environment import capture_environment
 from dfine_bench.records.metrics import COCO_STATS
 from dfine_bench.records.schema import ModelInfo, ResultRecord, Setup
+from dfine_bench.records.store import RunStore, new_run_id
 from dfine_bench.utils.files import sha256_file
 
 log = logging.getLogger(__name__)
@@ -59,11 +63,7 @@ def format_table(record: ResultRecord) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from dfine_bench.config.settings import check_folder_name
     from dfine_bench.evaluation.outcome import evaluate_predictions
-    from dfine_bench.records.build import make_record
-    from dfine_bench.records.environment import capture_environment
-    from dfine_bench.records.store import RunStore, new_run_id
 
     if args.run_id is not None:  # the same rule as `run`'s output.run_id, checked before any work
         check_folder_name("--run-id", args.run_id)

@@ -8,6 +8,9 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from dfine_bench.config.loading import compose_config
+from dfine_bench.config.train_schema import TrainConfig
+
 if TYPE_CHECKING:  # the schema loads hydra: imported when the command runs
     from dfine_bench.config.train_schema import TrainConfig
 
@@ -45,9 +48,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def compose_train_config(overrides: Sequence[str], extra_dirs: Sequence[str] = ()) -> TrainConfig:
     """The composed, schema-checked ``TrainConfig`` (one-line ``ConfigError`` on a bad value)."""
     from omegaconf import OmegaConf
-
-    from dfine_bench.config.loading import compose_config
-    from dfine_bench.config.train_schema import TrainConfig
 
     obj = OmegaConf.to_object(compose_config(overrides, extra_dirs, config_name="train"))
     assert isinstance(obj, TrainConfig)

@@ -45,6 +45,7 @@ from dfine_bench.config.groups import (
 )
 from dfine_bench.config.schema import RunConfig
 from dfine_bench.errors import ConfigError
+from dfine_bench.profiling.backends import resolve_backend
 from dfine_bench.records.protocols import PAPER_PROTOCOL, PAPER_T4
 
 if TYPE_CHECKING:  # the backend registry's resolved spec
@@ -192,8 +193,6 @@ def _check_backends(specs: tuple[BackendSpec, ...], profile: ProfileSettings) ->
 
 def resolve_backend_node(node: Any, key: str = "backend") -> BackendSpec:
     """A ``backend`` group node checked against the backend registry (names, dtype, options)."""
-    from dfine_bench.profiling.backends import resolve_backend  # the registry, without torch
-
     return resolve_backend(node, key=key)
 
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from dfine_bench.errors import DfineBenchError
+from dfine_bench.profiling.backends import get_backend
 from dfine_bench.records import deviations as dev
 from dfine_bench.records.deviations import Deviation
 from dfine_bench.records.protocols import PAPER_PROTOCOL, PAPER_T4, PROTOCOLS, Protocol
@@ -87,8 +89,6 @@ def _backend_text(backend: str, dtype: str) -> str:
 
 def _backend_words(backend: str) -> str:
     """The backend's ``display_name`` (its name when it has none or is not installed here)."""
-    from dfine_bench.errors import DfineBenchError
-    from dfine_bench.profiling.backends import get_backend
 
     try:
         return get_backend(backend).display_name or backend

@@ -29,6 +29,7 @@ from typing import Any
 
 import pandas as pd
 
+from dfine_bench.errors import DfineBenchError
 from dfine_bench.records.schema import ResultRecord, SchemaVersionError
 from dfine_bench.utils.files import atomic_write_json
 
@@ -136,8 +137,6 @@ def newest_run(results_dir: str | os.PathLike[str] = "results") -> Path:
     "Started" is ``run.json``'s ``started_at`` (then the folder's mtime), so a resumed old run does
     not count as new. Every command that defaults to "the newest run" uses this one rule.
     """
-    from dfine_bench.errors import DfineBenchError
-
     root = Path(results_dir)
     runs = (
         [p for p in root.iterdir() if p.is_dir() and any((p / "records").glob("*.json"))]

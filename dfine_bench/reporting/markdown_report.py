@@ -8,6 +8,7 @@ import pandas as pd
 from dfine_bench.reporting.claims_table import NO_CLAIMS, SHOWN_VERDICTS
 from dfine_bench.reporting.content import ReportContent
 from dfine_bench.reporting.error_analysis_section import error_analysis_blocks, error_analysis_markdown
+from dfine_bench.reporting.fdr_table import table2_markdown
 from dfine_bench.reporting.formatting import LEGEND, format_claims, formatted_frame, markdown_table
 from dfine_bench.reporting.provenance import NOTHING_OFF_PROTOCOL
 
@@ -73,8 +74,6 @@ def render_markdown(content: ReportContent) -> str:
             # GitHub renders <details>; the table inside needs blank lines around it
             out += ["<details>", f"<summary>{len(rest)} claim(s) that no record here covers</summary>", ""]
             out += [markdown_table(format_claims(rest)), "", "</details>", ""]
-
-    from dfine_bench.reporting.fdr_table import table2_markdown
 
     out += table2_markdown(cmp.records)  # only when a baseline and its FDR variant were measured
     out += ["## Tables per measurement setup", ""]

@@ -43,6 +43,7 @@ from dfine_bench.reporting.figures import (
     stand_in_mark,
 )
 from dfine_bench.reporting.pareto import pareto_front
+from dfine_bench.reporting.stage_plot import stage_bars
 from dfine_bench.reporting.tables import ACCURACY, COMPLEXITY, SPEED, Comparison, ComparisonTable
 
 _VERDICT_COLORS = {"pass": "#2e7d32", "fail": "#c62828"}
@@ -470,7 +471,6 @@ def _make_plots(cmp: Comparison, claims: ClaimsTable | None, out: Path) -> PlotS
         plots.extend(drawn)
         if not drawn:
             skipped.append(SkippedPlot(kind, f"not drawn — {_NEEDS[kind]}; these records have none"))
-    from dfine_bench.reporting.stage_plot import stage_bars  # time per stage (profiling.stages)
 
     for name, title, caption, png, svg in stage_bars(cmp.records, out):
         plots.append(Plot(name, "stages", title, caption, png, svg))
