@@ -16,6 +16,7 @@ examples:
   dfine-bench compare results/<run-id> results/<other-run-id>
   dfine-bench compare --family d-fine --backend eager
   dfine-bench compare --device cuda --task latency --task throughput
+  dfine-bench compare --reference dfine_s/onnxruntime      # paired ΔAP of every evaluation against it
   dfine-bench compare results/ --no-claims --markdown compare.md --csv compare.csv
 
 Numbers from different devices, backends or precisions are never merged into one column: each
@@ -24,6 +25,10 @@ throughput and trace records (accuracy and params/GFLOPs do not depend on them);
 checked against every record given, whatever the filters. Rows marked "stand-in" come from
 random-init weights or generated data and are no model's accuracy. In tables, "—" means not
 measured under that column's conditions; failed / skipped means the task ran and gave no number.
+AP carries a 95% bootstrap interval over images; ΔAP against the reference row (--reference) is a
+paired bootstrap (both evaluations resampled alike), "*" marking a difference beyond the noise of
+the image sample; evaluations of other images, datasets or annotations are not paired (the reason
+is named).
 """
 
 
@@ -55,6 +60,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="TASK",
         help=f"only these tasks; repeatable ({', '.join(TASKS)})",
     )
+    p.add_argument(
+        "--reference",
+        metavar="MODEL[/BACKEND[-DTYPE]][@RUN]",
+        help="the evaluation every other is compared with (paired ΔAP, its CI and p-value); default: "
+        "the first eager fp32 evaluation of each set of images (e.g. dfine_s, dfine_s/onnxruntime, "
+        "dfine_s/tensorrt-fp16, dfine_s@<run-id>)",
+    )
     p.add_argument("--markdown", metavar="FILE", help="also write the tables as markdown to FILE")
     p.add_argument("--csv", metavar="FILE", help="also write every table's values as one wide CSV to FILE")
     p.set_defaults(func=main)
@@ -74,6 +86,7 @@ def main(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     from dfine_bench.reporting.provenance import stand_in_statement
     from dfine_bench.reporting.runs import load_run_records, resolve_paths
     from dfine_bench.reporting.selection import unique_records
+    from dfine_bench.reporting.significance import mark_accuracy_tables, significance_table
     from dfine_bench.reporting.tables import build_comparison
     from dfine_bench.utils.files import atomic_write_text
 
@@ -83,6 +96,9 @@ def main(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     cmp = build_comparison(
         records, device=args.device, backend=args.backend, family=args.family, tasks=args.task
     )
+    # before any output: a --reference that names no record is refused with one line
+    paired = significance_table(cmp.records, getattr(args, "reference", None))
+    mark_accuracy_tables(cmp, paired)
     # the filters choose what the tables show; a claim is checked against every record, so a
     # filtered-out record never turns a measured claim into "not measured"
     every = unique_records(records)
@@ -111,6 +127,19 @@ def main(args: argparse.Namespace, stream: TextIO | None = None) -> int:
             print(f"   {n}", file=out)
         print(text_table(formatted_frame(t)), file=out)
         md += [f"## {t.title}", "", *(f"- {n}" for n in t.notes), "", markdown_table(formatted_frame(t)), ""]
+    if paired is not None:
+        print(f"\n== {paired.title} ==", file=out)
+        for n in paired.notes:
+            print(f"   {n}", file=out)
+        print(text_table(paired.frame), file=out)
+        md += [
+            f"## {paired.title}",
+            "",
+            *(f"- {n}" for n in paired.notes),
+            "",
+            markdown_table(paired.frame),
+            "",
+        ]
     if not cmp.tables:
         print("\n(no evaluation, complexity, latency or throughput records among these)", file=out)
     print(f"\n{LEGEND}", file=out)

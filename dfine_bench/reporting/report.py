@@ -17,6 +17,7 @@ from dfine_bench.reporting.html_report import render_html
 from dfine_bench.reporting.markdown_report import render_markdown
 from dfine_bench.reporting.plots import make_plots
 from dfine_bench.reporting.provenance import provenance
+from dfine_bench.reporting.significance import mark_accuracy_tables, significance_table
 from dfine_bench.reporting.tables import build_comparison
 from dfine_bench.utils.files import atomic_write_text
 
@@ -50,6 +51,8 @@ def build_report(
     previous = written_files(out)
     plots_dir = out / "plots"
     comparison = build_comparison(records)
+    # accuracy tables get AP intervals and paired ΔAP columns, "*" where the difference is significant
+    mark_accuracy_tables(comparison, significance_table(comparison.records))
     claims_table = check_claims_table(records, claims)
     plot_set = make_plots(comparison, claims_table, plots_dir)
     content = ReportContent(
