@@ -45,6 +45,9 @@ METRICS = ("AP", "AP75", "AP90")  # AP at IoU 0.9: where a better localization s
 RESULT = "result.json"
 SUMMARY = "ablation.json"
 MARKER = ".dfine-bench-ablation"
+#: The packages whose CPU kernels and defaults the exact AP of a run depends on (the document's
+#: ``depends_on`` gives their versions): a rerun with other versions may differ in the decimals.
+DEPENDS_ON = ("torch", "transformers", "numpy", "pillow", "faster-coco-eval", "scipy")
 
 #: A reduced RT-DETR-R18 (ResNet basic blocks 1-1-1-1 at quarter width, 64-d encoder/decoder,
 #: 40 queries): same layout as the full model, small enough to train from scratch on a CPU.
@@ -288,10 +291,13 @@ def run_one(
     started = time.perf_counter()
     result = train(adapter, samples, _train_settings(settings, seed), run_dir, progress="off")
     stats = evaluate_adapter(adapter, held_out, settings.device)
+    from dfine_bench.records.environment import git_state
+
     row = {
         "arm": arm,
         "seed": seed,
         "settings_key": settings.key(),
+        **git_state(),  # the code that trained this run (a resumed ablation may mix revisions)
         "num_parameters": adapter.num_parameters(),
         "shared_initial_tensors": getattr(adapter, "shared_initial_tensors", None),
         "final_loss": result.final_loss,
@@ -306,18 +312,15 @@ def run_one(
 
 def summarise_runs(settings: AblationSettings, runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Per-arm summaries and the paired tests of every metric, over the seeds every arm finished."""
-    from dfine_bench.training.ablation_stats import decision, paired_tests, summarise
+    from dfine_bench.training.ablation_stats import decision, headline, paired_tests, summarise
 
     complete = [s for s in settings.seeds if all(_row(runs, a, s) for a in settings.arms)]
     arms: list[dict[str, Any]] = []
-    tests: list[dict[str, Any]] = []
-    decisions: list[str] = []
+    tests: list[Any] = []
     for metric in METRICS:
         values = {a: [float(_row(runs, a, s)[metric]) for s in complete] for a in settings.arms}
         arms += [dataclasses.asdict(summarise(v, a, metric)) for a, v in values.items()]
-        for t in paired_tests(values, metric, settings.alpha, _pairs(settings.arms)):
-            tests.append(dataclasses.asdict(t))
-            decisions.append(decision(t, settings.alpha))
+        tests += paired_tests(values, metric, settings.alpha, _pairs(settings.arms))
     return {
         "label": LABEL,
         "metric": "COCO-style AP (percent) on the generated held-out split",
@@ -325,8 +328,9 @@ def summarise_runs(settings: AblationSettings, runs: list[dict[str, Any]]) -> di
         "alpha": settings.alpha,
         "test": "exact two-sided sign-flip permutation test on per-seed differences, Holm over the pairs",
         "arms": arms,
-        "tests": tests,
-        "decisions": decisions,
+        "tests": [dataclasses.asdict(t) for t in tests],
+        "decisions": [decision(t, settings.alpha) for t in tests],
+        "decision": {"text": headline(tests, settings.alpha, len(complete))},
         "parameters": {
             arm: next(r["num_parameters"] for r in runs if r["arm"] == arm) for arm in settings.arms
         },
@@ -337,6 +341,31 @@ def summarise_runs(settings: AblationSettings, runs: list[dict[str, Any]]) -> di
 
 def _row(runs: list[dict[str, Any]], arm: str, seed: int) -> dict[str, Any]:
     return next((r for r in runs if r["arm"] == arm and r["seed"] == seed), {})
+
+
+def package_versions(names: tuple[str, ...]) -> dict[str, str | None]:
+    from importlib import metadata
+
+    versions: dict[str, str | None] = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _fill_revisions(runs: list[dict[str, Any]], previous: Path) -> None:
+    """Runs trained before rows recorded their revision take it from the summary their run wrote."""
+    if all("git_revision" in r for r in runs) or not previous.is_file():
+        return
+    try:
+        env = json.loads(previous.read_text()).get("environment", {})
+    except (OSError, ValueError, AttributeError):
+        return
+    for r in runs:
+        r.setdefault("git_revision", env.get("git_revision"))
+        r.setdefault("git_dirty", env.get("git_dirty"))
 
 
 def claim_folder(out_dir: Path) -> None:
@@ -374,14 +403,19 @@ def run_ablation(
                 on_run(row)
     from dfine_bench.records.environment import capture_environment
 
+    _fill_revisions(runs, out_dir / SUMMARY)
     summary = summarise_runs(settings, runs)
+    environment = capture_environment()
     document = {
         "settings": asdict(settings),
         "reduced_overrides": REDUCED_RTDETR if settings.reduced else {},
         "datasets": {"train": asdict(train_set.info()), "held_out": asdict(held_out.info())},
         "runs": runs,
+        "runs_revisions": sorted({str(r.get("git_revision")) for r in runs}),
         "summary": summary,
-        "environment": capture_environment(),
+        "environment": environment,
+        # CPU kernels (convolutions, attention, the optimizer) make the exact AP depend on these
+        "depends_on": package_versions(DEPENDS_ON),
     }
     (out_dir / SUMMARY).write_text(json.dumps(document, indent=1, default=str))
     return AblationResult(settings=settings, runs=runs, summary=summary, out_dir=out_dir)
