@@ -323,7 +323,13 @@ def _register() -> None:
                 weights_formats=("random-init", "hub", "local", "official"),
                 description=f"D-FINE-{size.upper()} (HGNetv2 {DFINE_SIZES[size]['backbone']}), "
                 "transformers DFine",
-                extra={"official_params": OFFICIAL_PARAMS[size], "paper_params_m": PAPER_PARAMS_M[size]},
+                extra={
+                    "official_params": OFFICIAL_PARAMS[size],
+                    "paper_params_m": PAPER_PARAMS_M[size],
+                    "feat_strides": list(
+                        DFINE_SIZES[size].get("feat_strides", [8, 16, 32])
+                    ),  # DFineConfig default
+                },
                 **common,
             ),
             _factory(size),
@@ -336,7 +342,10 @@ def _register() -> None:
                 weights_formats=("random-init", "local", "official"),
                 description=f"DEIM-D-FINE-{size.upper()}: DEIM-trained weights on the D-FINE-{size.upper()} "
                 "architecture (official DEIM .pth load through the D-FINE converter)",
-                extra={"official_params": OFFICIAL_PARAMS[size]},
+                extra={
+                    "official_params": OFFICIAL_PARAMS[size],
+                    "feat_strides": list(DFINE_SIZES[size].get("feat_strides", [8, 16, 32])),
+                },
                 **common,
             ),
             _factory(size),

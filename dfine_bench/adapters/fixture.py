@@ -47,7 +47,7 @@ SPEC = ModelSpec(
     hub_ids=(HUB_ID,),
     weights_formats=(FIXTURE_SOURCE, "random-init", "hub", "local", "official"),
     description="D-FINE-N architecture trained here on generated data (320x320): the project's fixture",
-    extra={"official_params": OFFICIAL_PARAMS["n"], "weights_label": FIXTURE_LABEL},
+    extra={"official_params": OFFICIAL_PARAMS["n"], "weights_label": FIXTURE_LABEL, "feat_strides": [16, 32]},
 )
 
 

@@ -107,7 +107,7 @@ def _register() -> None:
                     hub_ids=hub_ids,
                     releases=releases,
                     description=f"RT-DETR{'v2' if v2 else ''}-{depth.upper()} (ResNet-vd), transformers",
-                    extra={"paper_params_m": PAPER_PARAMS_M[depth]},
+                    extra={"paper_params_m": PAPER_PARAMS_M[depth], "feat_strides": [8, 16, 32]},
                 ),
                 factory,
             )

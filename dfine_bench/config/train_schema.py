@@ -7,9 +7,13 @@ the default suite evaluates (seed 0).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
+from dfine_bench.config.checks import check_choice, check_device, check_float, check_int, check_size
 from dfine_bench.config.schema import DatasetConfig, DatasetKind, ModelConfig, WeightsConfig, WeightsSource
+from dfine_bench.config.settings import LOG_LEVELS, PROGRESS, DatasetSettings
+from dfine_bench.errors import ConfigError
 
 
 @dataclass
@@ -53,3 +57,40 @@ class TrainConfig:
     device: str = "cpu"
     progress: str = "auto"
     log_level: str = "INFO"
+
+
+def _finite(
+    key: str, value: object, *, minimum: float, strict: bool = False, maximum: float | None = None
+) -> None:
+    number = check_float(key, value, minimum=minimum, strict=strict, maximum=maximum)
+    if not math.isfinite(number):
+        raise ConfigError(f"{key}={value}: must be a finite number")
+
+
+def check_train_config(cfg: TrainConfig) -> None:
+    """The typed checks ``run`` has, for ``dfine-bench train``: one ``ConfigError`` line naming the key,
+    before any model, data or folder is touched."""
+    t, k = cfg.train, "train."
+    for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
+        check_int(k + name, getattr(t, name), minimum=1)
+    for name in ("warmup_steps", "ema_warmup", "seed", "eval_train_images"):
+        check_int(k + name, getattr(t, name), minimum=0)
+    _finite(k + "lr", t.lr, minimum=0, strict=True)
+    _finite(k + "weight_decay", t.weight_decay, minimum=0)
+    _finite(k + "grad_clip", t.grad_clip, minimum=0, strict=True)
+    _finite(k + "min_lr_ratio", t.min_lr_ratio, minimum=0, maximum=1)
+    _finite(k + "ema_decay", t.ema_decay, minimum=0, maximum=1)
+    if t.ema_decay >= 1:
+        raise ConfigError(f"{k}ema_decay={t.ema_decay}: must be below 1 (1 would never update the EMA)")
+    for name in ("out_dir", "results_dir"):
+        value = getattr(t, name)
+        if value is not None and not str(value).strip():
+            raise ConfigError(f"{k}{name}={value!r}: must name a folder")
+    check_device(cfg.device)
+    check_choice("progress", cfg.progress, PROGRESS)
+    check_choice("log_level", cfg.log_level, LOG_LEVELS)
+    if cfg.input_size is not None:
+        check_size("input_size", cfg.input_size)
+    DatasetSettings.from_config(cfg.dataset)  # num_images bound, image size, exif, size_mismatch ...
+    if cfg.val_dataset is not None:
+        DatasetSettings.from_config(cfg.val_dataset)

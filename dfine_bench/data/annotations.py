@@ -110,5 +110,7 @@ def validate_annotations(data: Any, path: Path) -> None:
         bbox = ann["bbox"]
         if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
             raise DatasetError(f"{path}: annotations[{i}] (id {ann['id']}) has a malformed bbox {bbox!r}")
+        if not all(math.isfinite(v) for v in bbox):
+            raise DatasetError(f"{path}: annotations[{i}] (id {ann['id']}) has a non-finite bbox {bbox!r}")
         if bbox[2] < 0 or bbox[3] < 0:
             raise DatasetError(f"{path}: annotations[{i}] (id {ann['id']}) has a negative-size bbox {bbox!r}")

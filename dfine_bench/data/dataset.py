@@ -14,23 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from dfine_bench.data.annotations import load_annotations
+from dfine_bench.data.images import ImageReader, ImageScan, read_image, scan_images
 from dfine_bench.errors import DatasetError
 from dfine_bench.records.schema import DatasetInfo
 from dfine_bench.utils.files import sha256_file
-
-
-def read_image(path: Path) -> np.ndarray:
-    """Decode one image file as HWC uint8 RGB; a missing or corrupt file is a ``DatasetError``."""
-    try:
-        with Image.open(path) as im:
-            return np.array(im.convert("RGB"))  # writable: consumers may hand it to torch.from_numpy
-    except FileNotFoundError:
-        raise DatasetError(f"image {path} does not exist") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise DatasetError(f"image {path} cannot be decoded: {exc}") from None
 
 
 @dataclass
@@ -43,6 +32,9 @@ class ResolvedDataset:
     generated: bool = False
     subset: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    exif: str = "ignore"  # dataset.exif: ignore | apply (data/images.py)
+    size_mismatch: str = "error"  # dataset.size_mismatch: error | warn
+    _scan: ImageScan | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Absolute: records name exactly which files were used, whatever the working directory.
@@ -84,8 +76,24 @@ class ResolvedDataset:
         return self.images_dir / self.image_entry(image_id)["file_name"]
 
     def load_image(self, image_id: int) -> np.ndarray:
-        """HWC uint8 RGB pixels of one image."""
-        return read_image(self.image_path(image_id))
+        """HWC uint8 RGB pixels of one image (read as ``dataset.exif`` says)."""
+        return read_image(self.image_path(image_id), exif=self.exif)
+
+    def reader(self) -> ImageReader:
+        """``read_image`` with this dataset's reading options, picklable for DataLoader workers."""
+        return ImageReader(exif=self.exif)
+
+    def scan(self, *, decode: bool = False) -> ImageScan:
+        """Every used image's header against its annotation entry (``data/images.py``): a size
+        mismatch is an error (or counted); EXIF-oriented and 16-bit images are counted and logged.
+        ``decode`` also decodes each image, so a corrupt file fails now."""
+        if decode or self._scan is None:
+            entries = [self.image_entry(i) for i in self.image_ids()]
+            self._scan = scan_images(
+                entries, self.images_dir, self.annotations, exif=self.exif,
+                size_mismatch=self.size_mismatch, decode=decode,
+            )  # fmt: skip
+        return self._scan
 
     def sample_images(self, n: int) -> list[np.ndarray]:
         """``n`` images spread evenly over the (sorted, subset) ids: the same ones on every call."""
@@ -121,5 +129,5 @@ class ResolvedDataset:
             images_root=str(self.images_dir),
             num_images=len(self.image_ids()),
             subset=self.subset,
-            extra=dict(self.extra),
+            extra={**self.extra, **({"notes": notes} if (notes := self.scan().notes()) else {})},
         )

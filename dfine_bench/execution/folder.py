@@ -12,14 +12,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dfine_bench.config.settings import OutputSettings
 from dfine_bench.errors import ConfigError
 from dfine_bench.records.store import RunStore, new_run_id
+
+if TYPE_CHECKING:
+    from dfine_bench.execution.plan import Unit
 
 log = logging.getLogger("dfine_bench")
 
@@ -147,6 +150,29 @@ def open_run(output: OutputSettings, suite: str, identity: Mapping[str, Any]) ->
             return store
 
 
+def units_done(store: RunStore, units: Iterable[Unit], completed: Iterable[str]) -> set[str]:
+    """The units ``run.json`` lists as completed whose records are all still on disk and readable.
+
+    A record file deleted or truncated since (by hand, a full disk, a copy that stopped) makes its
+    unit run again on resume, rather than the run reporting "all tasks already done" with the
+    record missing."""
+    listed = set(completed)
+    done: set[str] = set()
+    for unit in units:
+        if unit.id not in listed:
+            continue
+        missing = [r for r in unit.record_ids() if not store.has_record(r)]
+        if missing:
+            log.warning(
+                "%s: marked done, but its record %s is missing or unreadable: running it again",
+                unit.id,
+                missing[0],
+            )
+        else:
+            done.add(unit.id)
+    return done
+
+
 @contextmanager
 def run_log(run_dir: Path, level: str) -> Iterator[None]:
     """Log to the console and to ``<run>/run.log`` for the duration of the run."""
@@ -162,4 +188,12 @@ def run_log(run_dir: Path, level: str) -> Iterator[None]:
         handler.close()
 
 
-__all__ = ["check_same_settings", "identity_diff", "identity_hash", "open_run", "run_identity", "run_log"]
+__all__ = [
+    "check_same_settings",
+    "identity_diff",
+    "identity_hash",
+    "open_run",
+    "run_identity",
+    "run_log",
+    "units_done",
+]

@@ -9,6 +9,7 @@ run reads exactly the batches an uninterrupted one would.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -41,6 +42,50 @@ def targets_for_image(
     }
 
 
+#: How far (pixels) a box may reach past the image border: COCO's own boxes overshoot by a fraction.
+BORDER_SLACK = 1.0
+
+
+def check_training_box(ann: Mapping[str, Any], entry: Mapping[str, Any], where: str) -> None:
+    """A box the loss can learn from: finite, positive size, inside its image (``where`` names the file)."""
+    x, y, w, h = (float(v) for v in ann["bbox"])
+    what = f"{where}: annotation id {ann['id']} (image {entry['file_name']})"
+    if not all(math.isfinite(v) for v in (x, y, w, h)):
+        raise DatasetError(f"{what} has a non-finite bbox {ann['bbox']!r}; fix or remove it")
+    if w <= 0 or h <= 0:
+        raise DatasetError(f"{what} has a zero-size bbox {ann['bbox']!r}; fix or remove it")
+    width, height = float(entry["width"]), float(entry["height"])
+    s = BORDER_SLACK
+    if x < -s or y < -s or x + w > width + s or y + h > height + s:
+        raise DatasetError(
+            f"{what} has a bbox {ann['bbox']!r} outside its {width:g}x{height:g} image; fix or remove it"
+        )
+
+
+def check_training_data(
+    dataset: ResolvedDataset, by_image: Mapping[int, Sequence[Mapping[str, Any]]]
+) -> None:
+    """Training data is checked like evaluation data, and for what the loss needs, before the first
+    step: every box, at least one non-crowd box, and every image decodes (``scan(decode=True)``:
+    a corrupt file fails now, not when a batch happens to draw it; sizes match the annotation)."""
+    dataset.scan(decode=True)  # first: the boxes below are checked in the images' verified frame
+    where = str(dataset.annotations)
+    ids = dataset.image_ids()
+    trainable = 0
+    for image_id in ids:
+        entry = dataset.image_entry(image_id)
+        for ann in by_image.get(image_id, []):
+            if not ann.get("iscrowd", 0):
+                check_training_box(ann, entry, where)
+                trainable += 1
+    if not trainable:
+        crowd = sum(len(by_image.get(i, [])) for i in ids)
+        raise DatasetError(
+            f"{where}: no box to train on ({crowd} annotation(s), all crowd regions, which training "
+            "leaves out as COCO does); give it non-crowd annotations"
+        )
+
+
 class TrainingSamples:
     """The images and targets of one dataset, served as seeded, step-addressed batches."""
 
@@ -62,6 +107,7 @@ class TrainingSamples:
         self.image_ids = dataset.image_ids()
         if not any(by_image.get(i) for i in self.image_ids):
             raise DatasetError(f"{dataset.annotations}: no annotations to train on")
+        check_training_data(dataset, by_image)
         self.targets: dict[int, Target] = {}
         for image_id in self.image_ids:
             entry = dataset.image_entry(image_id)
