@@ -345,11 +345,39 @@ def build_baseline(run: RunData) -> dict[str, Any]:
     }
 
 
+def check_baseline_target(out: str | os.PathLike[str], option: str = "--out") -> Path:
+    """``out`` if a baseline may be written there: a new file, or a baseline (it is updated).
+
+    A folder, a symbolic link to nothing, or a file that is not a baseline is a ``BaselineError``
+    naming it: nothing the user wrote is overwritten."""
+    path = Path(out)
+    if path.is_dir():
+        raise BaselineError(
+            f"{option} {path} is a folder: give a file name, e.g. {option} {path / 'baseline.json'}"
+        )
+    if path.is_symlink() and not path.exists():
+        raise BaselineError(
+            f"{option} {path} is a symbolic link to nothing: remove it or choose another file"
+        )
+    if path.exists():
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            doc = None
+        if not isinstance(doc, dict) or doc.get("format") != BASELINE_FORMAT:
+            raise BaselineError(
+                f"{option} {path} exists and is not a dfine-bench baseline: it is not overwritten; "
+                "choose another file name (or move that file away yourself)"
+            )
+    return path
+
+
 def save_baseline(run: RunData, out: str | os.PathLike[str]) -> Path:
-    """Write the baseline of ``run`` to ``out`` atomically (one small, diff-friendly JSON file)."""
-    out = Path(out)
-    atomic_write_text(out, dump_baseline(build_baseline(run)))
-    return out
+    """Write the baseline of ``run`` to ``out`` atomically (one small, diff-friendly JSON file);
+    only a new file or an existing baseline is written (``check_baseline_target``)."""
+    path = check_baseline_target(out)
+    atomic_write_text(path, dump_baseline(build_baseline(run)))
+    return path
 
 
 def dump_baseline(doc: dict[str, Any]) -> str:

@@ -46,18 +46,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from dfine_bench.checks.baseline import (
-    DATASET_KEYS,
-    WEIGHTS_KEYS,
     Baseline,
     BaselineError,
     Entry,
     RunData,
     check_finite,
 )
-from dfine_bench.checks.fingerprint import fingerprint_differences
+from dfine_bench.checks.comparability import Differences, differences, group, weights_note
 from dfine_bench.checks.rules import (  # the verdicts and Row are part of the gate's API too
     BETTER,
     CANNOT,
@@ -117,23 +114,6 @@ def default_tolerances() -> dict[str, float]:
 
 #: The defaults of the built-in catalogue (``default_tolerances()`` includes plug-in metrics).
 DEFAULT_TOLERANCES: dict[str, float] = default_tolerances()
-
-_TIMING_TASKS = ("latency", "throughput")
-# graph: the model graph or the deploy graph (postprocessor inside) of a timing; absent in older baselines
-_SETUP_FIELDS = (
-    "device",
-    "backend",
-    "dtype",
-    "batch_size",
-    "input_size",
-    "timed",
-    "graph",
-    "protocol",
-    "engine",
-)
-_MACHINE_FIELDS = ("device_name", "threads")
-#: Checkpoint identity, missing from baselines saved before it was kept (see ``_weights_note``).
-_CHECKPOINT_KEYS = ("weights_id", "weights_sha256")
 
 
 @dataclass
@@ -207,82 +187,6 @@ def resolve_tolerances(
     return values, sources
 
 
-# -- comparability ----------------------------------------------------------------------
-def _differences(base: Entry, new: Entry) -> tuple[list[tuple[str, Any, Any]], list[tuple[str, Any, Any]]]:
-    """(setup differences that make a record incomparable, machine differences that only affect timing)."""
-    hard: list[tuple[str, Any, Any]] = []
-    if base.task != new.task:
-        hard.append(("task", base.task, new.task))
-    hard += _setup_differences(base, new)
-    hard += _weights_differences(base, new)
-    hard += _dataset_differences(base, new)
-    machine: list[tuple[str, Any, Any]] = []
-    if new.task in _TIMING_TASKS:
-        machine += [
-            (f"setup.{key}", base.setup.get(key), new.setup.get(key))
-            for key in _MACHINE_FIELDS
-            if key in base.setup and base.setup.get(key) != new.setup.get(key)
-        ]
-        machine += fingerprint_differences(base.fingerprint, new.fingerprint)
-    return hard, machine
-
-
-def _setup_differences(base: Entry, new: Entry) -> list[tuple[str, Any, Any]]:
-    out = []
-    for key in _SETUP_FIELDS:
-        if key == "batch_size" and new.task == "throughput":
-            key = "batch_sizes"  # the best batch size may move with noise; the swept sizes may not
-        if key in base.setup and base.setup.get(key) != new.setup.get(key):
-            out.append((f"setup.{key}", base.setup.get(key), new.setup.get(key)))
-    return out
-
-
-def _weights_differences(base: Entry, new: Entry) -> list[tuple[str, Any, Any]]:
-    out = []
-    for key in WEIGHTS_KEYS:
-        if key not in base.model:  # an older baseline: unknown, not a difference (``_weights_note``)
-            continue
-        if key == "weights_seed" and not base.model.get("random_init"):
-            continue  # a seed only shapes random-init weights
-        b, n = base.model.get(key), new.model.get(key)
-        if key == "weights_sha256" and (b is None or n is None):
-            continue  # not hashed on one side (a checkpoint not downloaded yet): weights_id decides
-        if b != n:
-            out.append((f"model.{key}", b, n))
-    return out
-
-
-def _dataset_differences(base: Entry, new: Entry) -> list[tuple[str, Any, Any]]:
-    if base.dataset is None:
-        return []
-    nd = new.dataset or {}
-    return [
-        (f"dataset.{key}", base.dataset.get(key), nd.get(key))
-        for key in DATASET_KEYS
-        if key in base.dataset and base.dataset.get(key) != nd.get(key)
-    ]
-
-
-def _group(diffs: dict[tuple[str, str, str], list[str]]) -> list[str]:
-    out = []
-    for (key, b, n), rids in diffs.items():
-        shown = ", ".join(rids[:3]) + (f" and {len(rids) - 3} more" if len(rids) > 3 else "")
-        out.append(f"{key} is {b} in the baseline but {n} in the run ({shown})")
-    return out
-
-
-def _weights_note(baseline: Baseline) -> list[str]:
-    """A note when the baseline predates checkpoint identity: another checkpoint would go unnoticed."""
-    old = sorted(r for r, e in baseline.entries.items() if any(k not in e.model for k in _CHECKPOINT_KEYS))
-    if not old:
-        return []
-    shown = ", ".join(old[:3]) + (f" and {len(old) - 3} more" if len(old) > 3 else "")
-    return [
-        f"the baseline has no {' / '.join(_CHECKPOINT_KEYS)} ({shown}): saved before checkpoints were "
-        "told apart, so a change of checkpoint is not detected; re-save it with `dfine-bench baseline save`"
-    ]
-
-
 def _version_notes(baseline: Baseline, run: RunData) -> list[str]:
     base_versions = baseline.provenance.get("versions") or {}
     env = run.records[0].environment if run.records else {}
@@ -320,16 +224,16 @@ def compare(
         run_label=str(run.run_dir),
     )
     result.problems.extend(_run_problems(baseline, run))
-    diffs = _Differences()
+    diffs = Differences()
     for rid in sorted(set(baseline.entries) & set(run.entries)):
         result.rows.extend(_compare_record(baseline, rid, run.entries[rid], tol, diffs, allow_other_device))
     result.problems.extend(diffs.setup_problems())
     if allow_other_device:
-        result.notes.extend(f"timings not compared: {d}" for d in _group(diffs.machine))
+        result.notes.extend(f"timings not compared: {d}" for d in group(diffs.machine))
     else:
         result.problems.extend(diffs.machine_problems())
     result.notes.extend(_unclean_note(result.rows))
-    result.notes.extend(_weights_note(baseline))
+    result.notes.extend(weights_note(baseline))
     result.notes.extend(_version_notes(baseline, run))
     result.notes.extend(_ignored_run_tolerances(run, tol))
     return result
@@ -374,47 +278,12 @@ def _record_set_problems(baseline: Baseline, run: RunData, models: set[str]) -> 
     return out
 
 
-@dataclass
-class _Differences:
-    """What made records incomparable, grouped by (field, baseline value, run value) -> record ids."""
-
-    hard: dict[tuple[str, str, str], list[str]] = field(default_factory=dict)
-    machine: dict[tuple[str, str, str], list[str]] = field(default_factory=dict)
-
-    @staticmethod
-    def add(
-        table: dict[tuple[str, str, str], list[str]], diffs: list[tuple[str, Any, Any]], rid: str
-    ) -> None:
-        for key, b, n in diffs:
-            table.setdefault((key, repr(b), repr(n)), []).append(rid)
-
-    def setup_problems(self) -> list[str]:
-        out = []
-        for (key, _, _), text in zip(self.hard, _group(self.hard)):
-            if key.startswith("model."):
-                out.append(
-                    f"other weights: {text}; numbers of two checkpoints do not compare: save a new baseline "
-                    "for the new weights"
-                )
-            else:
-                out.append(f"another setup: {text}")
-        return out
-
-    def machine_problems(self) -> list[str]:
-        return [
-            f"{'not comparable' if d.startswith('fingerprint.') else 'another machine'}: {d}; timings "
-            "of two machines do not compare: save a baseline on this "
-            "machine, or pass --allow-other-device to gate only accuracy, params and GFLOPs"
-            for d in _group(self.machine)
-        ]
-
-
 def _compare_record(
     baseline: Baseline,
     rid: str,
     new: Entry,
     tol: dict[str, float],
-    diffs: _Differences,
+    diffs: Differences,
     allow_other_device: bool,
 ) -> list[Row]:
     """The rows of one record present on both sides (none where its setup or machine differs)."""
@@ -422,7 +291,7 @@ def _compare_record(
     status_row = check_status(base, new)
     if status_row is not None:  # before the setup: a record that did not run measured nothing
         return [status_row]
-    hard, machine = _differences(base, new)
+    hard, machine = differences(base, new)
     diffs.add(diffs.hard, hard, rid)
     if hard:
         return []
@@ -461,10 +330,12 @@ def _check_catalogue(baseline: Baseline) -> None:
     """Every metric the baseline holds must be in the catalogue (so that it has a gate rule)."""
     unknown = sorted({m for e in baseline.entries.values() for m in e.metrics if find_metric(m) is None})
     if unknown:
+        broken = catalogue.load_errors()
+        not_loaded = f" (plug-ins that failed to load: {', '.join(broken)})" if broken else ""
         raise BaselineError(
             f"{baseline.label}: metric(s) {', '.join(unknown)} are not in the metric catalogue, so no gate "
             "rule says how to compare them: register each with dfine_bench.records.metrics.register_metric "
-            "(installing the plug-in that defines them), or re-save the baseline"
+            f"(installing the plug-in that defines them), or re-save the baseline{not_loaded}"
         )
 
 

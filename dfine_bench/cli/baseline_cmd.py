@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dfine_bench.checks.baseline import BaselineError, load_baseline, load_run, noisy_latencies, save_baseline
+from dfine_bench.checks.baseline import (
+    BaselineError,
+    check_baseline_target,
+    load_baseline,
+    load_run,
+    noisy_latencies,
+    save_baseline,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -46,6 +53,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def save_main(args: argparse.Namespace) -> int:
+    if args.out:  # refused before any record is read
+        check_baseline_target(args.out)
     run = load_run(args.run, args.results_dir)
     status = run.meta.get("status")
     if run.meta and status != "complete":

@@ -173,4 +173,11 @@ def main(args: argparse.Namespace) -> int:
 
         for where, why in backend_load_errors().items():
             print(f"backend {where} failed to load: {why}")
+    if args.what == "all":  # the plug-ins of the other registries (contained: listed here, not fatal)
+        from dfine_bench.evaluation.registry import load_errors as evaluator_load_errors
+        from dfine_bench.records.metrics import load_errors as metric_load_errors
+
+        for kind, found in (("evaluator", evaluator_load_errors()), ("metric", metric_load_errors())):
+            for where, why in found.items():
+                print(f"{kind} {where} failed to load: {why}")
     return 0
