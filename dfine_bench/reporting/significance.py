@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from dfine_bench.errors import ConfigError
+from dfine_bench.errors import ConfigError, DatasetError
 from dfine_bench.evaluation.paired import (
     PAIRED_STATS,
     PairedDifference,
@@ -138,6 +138,10 @@ def paired_rows(records: Sequence[ResultRecord], reference: str | None = None) -
             if row.problem is None:
                 row.diffs = paired_differences(r, ref)
         rows.append(row)
+    others = [row for row in rows if not row.is_reference]
+    if fixed is not None and others and all(row.problem for row in others):
+        # an explicit pairing that cannot be made at all is refused, naming what differs
+        raise DatasetError(f"--reference {reference}: no evaluation pairs with it; {others[0].problem}")
     # each reference first, then the rows compared with it
     order = {id(r): i for i, r in enumerate(evals)}
     return sorted(rows, key=lambda row: (order[id(row.reference)], not row.is_reference))

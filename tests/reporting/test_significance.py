@@ -9,7 +9,7 @@ import pytest
 from reporting_helpers import record
 
 from dfine_bench.cli import main
-from dfine_bench.errors import ConfigError
+from dfine_bench.errors import ConfigError, DatasetError
 from dfine_bench.records import ResultRecord, store
 from dfine_bench.reporting.significance import mark_accuracy_tables, significance_table
 from dfine_bench.reporting.tables import build_comparison
@@ -66,6 +66,10 @@ def test_an_explicit_reference_names_what_cannot_pair() -> None:
     assert verdicts["dfine_n/eager"].startswith("not paired: different image sets: 5000 images")
     with pytest.raises(ConfigError, match=r"--reference yolo: no evaluation record matches .* dfine_s/eager"):
         significance_table(_records(), reference="yolo")
+    with pytest.raises(
+        DatasetError, match=r"--reference dfine_n: no evaluation pairs with it; different image s"
+    ):
+        significance_table(_records()[2:], reference="dfine_n")  # rtdetr_r18 is on other images
 
 
 def test_accuracy_tables_mark_significant_differences() -> None:
