@@ -4,7 +4,8 @@
   speed setup (device name, backend, dtype) — latencies of different setups are never in one plot;
 * AP vs parameters and AP vs GFLOPs (with the same fronts);
 * latency and throughput vs batch size, from throughput records, per speed setup;
-* measured vs claimed deltas, from the claims table (claims checked under their conditions only);
+* measured vs claimed deltas, from the claims table (claims checked under their conditions only;
+  claims_plot.py);
 * precision-recall curves per model (IoU .50:.95, all areas, 100 detections), per dataset.
 
 Every plot names its units on the axes and, in its title, the device / backend / precision it
@@ -23,13 +24,13 @@ from typing import Any
 
 import matplotlib
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch
 
 from dfine_bench.records.schema import ResultRecord
 from dfine_bench.reporting import labels
 from dfine_bench.reporting.ap_pairing import accuracy_by_dataset, dataset_text, pair_ap
 from dfine_bench.reporting.ap_pairing import column_by_source as _column_by_source
 from dfine_bench.reporting.ap_pairing import numeric_column as _numeric_column
+from dfine_bench.reporting.claims_plot import claims_deltas, is_number
 from dfine_bench.reporting.claims_table import ClaimsTable
 from dfine_bench.reporting.figures import (
     PLOT_STYLE,
@@ -45,8 +46,6 @@ from dfine_bench.reporting.figures import (
 from dfine_bench.reporting.pareto import pareto_front
 from dfine_bench.reporting.stage_plot import stage_bars
 from dfine_bench.reporting.tables import ACCURACY, COMPLEXITY, SPEED, Comparison, ComparisonTable
-
-_VERDICT_COLORS = {"pass": "#2e7d32", "fail": "#c62828"}
 
 
 @dataclass
@@ -310,82 +309,6 @@ def latency_vs_batch(cmp: Comparison, out_dir: Path) -> list[Plot]:
     return plots
 
 
-def claims_deltas(claims: ClaimsTable | None, records: Sequence[ResultRecord], out_dir: Path) -> Plot | str:
-    """Measured minus claimed, in % of the claim, for claims checked under their conditions."""
-    if claims is None:
-        return "no claims were asked for"
-    f = claims.frame
-    rows = []
-    for _, r in f.iterrows():
-        c, m = r["claimed"], r["measured"]
-        if r["verdict"] not in _VERDICT_COLORS or not _is_number(c) or not _is_number(m) or float(c) == 0:
-            continue
-        rows.append(r)
-    if not rows:
-        counts = ", ".join(f"{n} {v}" for v, n in claims.counts().items()) or "none"
-        return f"no claim with a numeric measured value was checked under its conditions ({counts})"
-    setups = _claims_setups(rows, records)
-    title = plot_title(
-        f"Measured vs claimed ({claims.name}) — measured on {setups}",
-        "bar: (measured - claimed) / claimed; only claims checked under their conditions",
-    )
-    fig = new_figure(8, max(2.5, 0.35 * len(rows) + 1.6))
-    ax = fig.add_subplot()
-    names = [_claim_label(r) for r in rows]
-    rel = [100.0 * (float(r["measured"]) - float(r["claimed"])) / abs(float(r["claimed"])) for r in rows]
-    ax.barh(range(len(rows)), rel, color=[_VERDICT_COLORS[r["verdict"]] for r in rows])
-    ax.set_yticks(range(len(rows)), names, fontsize=8)
-    ax.invert_yaxis()
-    ax.axvline(0, color="0.3", lw=0.8)
-    ax.set_xlabel("measured - claimed (% of the claimed value)")
-    ax.grid(True, axis="x", alpha=0.3)
-    handles = [Patch(color=c, label=v) for v, c in _VERDICT_COLORS.items()]
-    ax.legend(handles=handles, fontsize=8, title="verdict", title_fontsize=8)
-    fig.suptitle(title, fontsize=9)  # over the whole figure: the claim names take the left side
-    name = slug("claims_deltas", claims.name)
-    png, svg = save_figure(fig, out_dir, name)
-    skipped = len(f) - len(rows)
-    caption = (
-        f"{len(rows)} claim(s) checked under their conditions; "
-        f"{skipped} not plotted (not comparable, not measured or not numeric)."
-    )
-    return Plot(name, "claims", title.replace("\n", " — "), caption, png, svg)
-
-
-def _claim_label(row: Any) -> str:
-    """``"dfine_s: gflops = 25 GFLOPs [Table 7]"`` (the claim's own words where the checker gives them)."""
-    text = row.get("text")
-    head = text if isinstance(text, str) and text else f"{row['model']} {row['metric']} ({row['claim_id']})"
-    source = row.get("source")
-    return f"{head} [{source}]" if isinstance(source, str) and source else head
-
-
-def _claims_setups(rows: Sequence[Any], records: Sequence[ResultRecord]) -> str:
-    """``device · backend · dtype`` of the claims' measurements (dtype from the records if not given)."""
-    out = set()
-    for r in rows:
-        device, backend = r["device_name"], r["backend"]
-        if not isinstance(device, str) or not device:
-            continue
-        dtype = r.get("dtype")
-        if isinstance(dtype, str) and dtype:
-            dtypes = {dtype}
-        else:
-            dtypes = {
-                x.setup.dtype
-                for x in records
-                if x.model.name == r["model"]
-                and labels.device_label(x.setup) == device
-                and x.setup.backend == backend
-            }
-        out.add(f"{device} · {backend or '?'} · {'/'.join(sorted(dtypes)) or '?'}")
-    return "; ".join(sorted(out)) or "devices not recorded in the claims table"
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
-
-
 def pr_curves(cmp: Comparison, out_dir: Path) -> list[Plot]:
     """Precision against recall per model (IoU .50:.95, area all, 100 detections), one plot per dataset."""
     plots = []
@@ -405,7 +328,7 @@ def pr_curves(cmp: Comparison, out_dir: Path) -> list[Plot]:
                 ):
                     continue
                 # COCO marks "no data" as -1: not a precision of 0
-                values = [p if _is_number(p) and p >= 0 else math.nan for p in prec]
+                values = [p if is_number(p) and p >= 0 else math.nan for p in prec]
                 if any(not math.isnan(v) for v in values):
                     curves.append((key, r, rec, values))
         if not curves:
