@@ -7,14 +7,21 @@ B replicates, the full-sample pass, intervals) as the coco evaluator runs it. Th
 structure is generated, not computed by COCOeval (that alone would take minutes); the exactness
 of the re-accumulation is what ``tests/evaluation/test_bootstrap.py`` checks.
 
-    nice -n 19 env OMP_NUM_THREADS=1 python benchmarks/bench_bootstrap.py [--replicates 1000]
+    nice -n 19 env OMP_NUM_THREADS=1 python benchmarks/bench_bootstrap.py [--replicates 1000] [--cocoeval N]
+
+``--cocoeval N`` also times the evaluation itself on N synthetic COCO images (faster-coco-eval with
+and without the pycocotools matching pass the bootstrap reads).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import tempfile
 import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -67,11 +74,65 @@ def synthetic_matching(
     )
 
 
+def synthetic_coco(num_images: int, seed: int = 0) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """COCO dicts for ``--cocoeval``: ~7 boxes per image over 80 categories, 100 detections each
+    (jittered ground truth, the rest random boxes)."""
+    rng = np.random.default_rng(seed)
+    images, anns, dets = [], [], []
+    for i in range(1, num_images + 1):
+        images.append({"id": i, "width": 640, "height": 480})
+        boxes = []
+        for _ in range(rng.poisson(7.3)):
+            w, h = rng.uniform(10, 300), rng.uniform(10, 250)
+            box = [rng.uniform(0, 640 - w), rng.uniform(0, 480 - h), w, h]
+            cat = int(rng.integers(1, 81))
+            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": cat, "bbox": box, "area": w * h})
+            anns[-1]["iscrowd"] = 0
+            boxes.append((box, cat))
+        for box, cat in boxes[:100]:
+            x, y, w, h = (v + rng.normal(0, 0.05 * s) for v, s in zip(box, (box[2], box[3]) * 2))
+            dets.append({"image_id": i, "category_id": cat, "bbox": [x, y, max(w, 1), max(h, 1)]})
+        for _ in range(100 - min(100, len(boxes))):
+            w, h = rng.uniform(10, 300), rng.uniform(10, 250)
+            box = [rng.uniform(0, 640 - w), rng.uniform(0, 480 - h), w, h]
+            dets.append({"image_id": i, "category_id": int(rng.integers(1, 81)), "bbox": box})
+    for d in dets:
+        d["score"] = float(rng.random())
+    cats = [{"id": c, "name": f"c{c}"} for c in range(1, 81)]
+    return {"images": images, "annotations": anns, "categories": cats}, dets
+
+
+def time_cocoeval(num_images: int) -> None:
+    """The evaluation's own cost with and without the matching the bootstrap needs (faster-coco-eval
+    runs the AP; one extra pycocotools evaluate() restricted to area all gives the matching)."""
+    from dfine_bench.evaluation.engines import run_engine
+
+    gt, dets = synthetic_coco(num_images)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "gt.json"
+        path.write_text(json.dumps(gt))
+        for matching in (False, True):
+            start = time.perf_counter()
+            result = run_engine(path, dets, matching=matching)
+            print(
+                f"faster_coco_eval on {num_images} images x 100 detections, matching={matching}: "
+                f"{time.perf_counter() - start:.1f} s (AP {100 * result.stats['AP']:.2f})"
+            )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--replicates", type=int, default=1000)
     ap.add_argument("--images", type=int, default=5000)
+    ap.add_argument(
+        "--cocoeval",
+        type=int,
+        metavar="N",
+        help="also time the evaluation itself on N synthetic images, with and without the matching pass",
+    )
     args = ap.parse_args()
+    if args.cocoeval:
+        time_cocoeval(args.cocoeval)
     start = time.perf_counter()
     m = synthetic_matching(num_images=args.images)
     built = time.perf_counter() - start
