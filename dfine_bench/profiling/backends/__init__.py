@@ -24,6 +24,7 @@ from dfine_bench.profiling.backends.base import (
     BackendSpec,
     BaseBackend,
     BuildContext,
+    Calibration,
     Option,
 )
 from dfine_bench.profiling.backends.registry import (
@@ -51,6 +52,7 @@ __all__ = [
     "BackendSpec",
     "BaseBackend",
     "BuildContext",
+    "Calibration",
     "Option",
     "backend_table",
     "build_backend",
@@ -106,13 +108,15 @@ def build_backend(
     max_batch_size: int = 1,
     threads: int | None = None,
     graph: str = "model",
+    calibration: Calibration | None = None,
 ) -> BackendRunner:
     """A ``BackendRunner`` for ``backend`` (a ``BackendConfig``, DictConfig or ``BackendSpec``) on ``device``.
 
     Moves the adapter's model to ``device`` in fp32 first: it is the reference the backend's
     outputs are checked against (fp16/bf16 backends run on copies). The runner's ``info`` holds
     the backend's ``describe()`` facts (runtime versions) for the record. ``graph`` is one of
-    ``GRAPHS`` the backend lists in ``graphs`` (``supports_graph``).
+    ``GRAPHS`` the backend lists in ``graphs`` (``supports_graph``). ``calibration``: the data a
+    quantizing precision needs (``profiling.precision.calibration_for``).
     """
     from dfine_bench.profiling.backends._torch import prepare_adapter
 
@@ -130,6 +134,7 @@ def build_backend(
         max_batch_size=max(1, int(max_batch_size)),
         threads=threads,
         graph=graph,
+        calibration=calibration,
     )
     runner = impl.build(adapter, spec, ctx)
     runner.info = {**impl.describe(), **runner.info}

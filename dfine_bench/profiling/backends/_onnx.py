@@ -30,6 +30,20 @@ ONNX_OPTIONS: dict[str, Option] = {
 }
 
 
+#: the options of a backend that quantizes with calibration images (``profiling/precision.py`` makes
+#: them: a generated split of ``calibration_images`` images from ``calibration_seed``, refused at
+#: start-up when it is the evaluation's split)
+CALIBRATION_OPTIONS: dict[str, Option] = {
+    "calibration_images": Option(16, "int8: how many calibration images", int),
+    "calibration_seed": Option(
+        1000, "int8: seed of the generated calibration split (must differ from the evaluation's)", int
+    ),
+}
+KEEP_FP32_OPTION = Option(
+    [], "module paths (fnmatch patterns) whose nodes stay fp32 in an fp16/int8 graph", list
+)
+
+
 def onnx_file(
     adapter: DetectorAdapter,
     *,

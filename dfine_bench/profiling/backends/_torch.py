@@ -121,3 +121,72 @@ def torch_runner(
         info=dict(info or {}),
         graph=graph,
     )
+
+
+def _cast(obj: Any, dtype: torch.dtype) -> Any:
+    """``obj`` with every floating tensor in it (tuples, lists, dicts, HF model outputs) cast to ``dtype``."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(dtype) if obj.is_floating_point() and obj.dtype != dtype else obj
+    if isinstance(obj, tuple) and not hasattr(obj, "_fields"):
+        return tuple(_cast(o, dtype) for o in obj)
+    if isinstance(obj, list):
+        return [_cast(o, dtype) for o in obj]
+    if isinstance(obj, dict):  # a HF ModelOutput is a dict too: cast in place, keep its class
+        for k in list(obj.keys()):
+            obj[k] = _cast(obj[k], dtype)
+        return obj
+    return obj
+
+
+def match_modules(module: torch.nn.Module, patterns: list[str]) -> dict[str, list[str]]:
+    """Pattern -> the module paths it matches (``fnmatch`` on ``named_modules`` names, e.g.
+    ``inner.model.decoder.layers.0.encoder_attn`` or ``*.norm*``)."""
+    import fnmatch
+
+    names = [n for n, _ in module.named_modules() if n]
+    return {p: [n for n in names if fnmatch.fnmatchcase(n, p)] for p in patterns}
+
+
+def outermost(names: list[str]) -> list[str]:
+    """The names not inside another listed one (a kept module's children are kept with it)."""
+    chosen = sorted(set(names))
+    return [n for n in chosen if not any(n.startswith(o + ".") for o in chosen if o != n)]
+
+
+def keep_fp32(module: torch.nn.Module, patterns: list[str], dtype: str) -> list[str]:
+    """Mixed precision: the modules ``patterns`` match go back to fp32 inside the ``dtype`` module;
+    their floating inputs are cast to fp32 on entry and their outputs back to ``dtype`` on exit.
+    Returns the outermost modules kept (empty when nothing matched or ``dtype`` is fp32)."""
+    if dtype == "fp32" or not patterns:
+        return []
+    low = TORCH_DTYPES[dtype]
+    matched = [n for names in match_modules(module, patterns).values() for n in names]
+    kept = outermost(matched)
+    by_name = dict(module.named_modules())
+    for name in kept:
+        sub = by_name[name].float()
+
+        def to_fp32(_m: torch.nn.Module, args: Any, kwargs: Any) -> Any:
+            return _cast(args, torch.float32), _cast(kwargs, torch.float32)
+
+        def to_low(_m: torch.nn.Module, _args: Any, out: Any) -> Any:
+            return _cast(out, low)
+
+        sub.register_forward_pre_hook(to_fp32, with_kwargs=True)
+        sub.register_forward_hook(to_low)
+    return kept
+
+
+def module_megabytes(module: torch.nn.Module) -> float:
+    """What its parameters and buffers take, in MB (10^6 bytes), in the dtypes they are held in."""
+    total = sum(t.numel() * t.element_size() for t in (*module.parameters(), *module.buffers()))
+    return round(total / 1e6, 3)
+
+
+def parameter_dtypes(module: torch.nn.Module) -> dict[str, int]:
+    """dtype -> how many parameters are held in it (what ``keep_fp32`` left in fp32 shows here)."""
+    out: dict[str, int] = {}
+    for p in module.parameters():
+        key = str(p.dtype).removeprefix("torch.")
+        out[key] = out.get(key, 0) + p.numel()
+    return out

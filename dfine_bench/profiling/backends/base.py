@@ -28,8 +28,9 @@ if TYPE_CHECKING:  # torch stays unimported until a backend is built
 
     from dfine_bench.adapters.base import DetectorAdapter
 
-#: Every precision name a backend may support (which ones it does is per backend and device).
-DTYPES = ("fp32", "fp16", "bf16")
+#: Every precision name a backend may support (which ones it does is per backend and device:
+#: ``Backend.devices``; ``int8`` means weights and activations quantized with calibration data).
+DTYPES = ("fp32", "fp16", "bf16", "int8")
 #: The graphs a backend can run: ``model`` (pixel values -> the adapter's raw output tuple) and
 #: ``deploy`` (images, original sizes -> labels, boxes, scores: the model with its top-k
 #: postprocessor inside, as the paper's deployment export; ``profiling/deploy_export.py``).
@@ -71,6 +72,15 @@ class Option:
 
 
 @dataclass(frozen=True)
+class Calibration:
+    """Calibration data for a quantizing backend: preprocessed pixel batches from a split disjoint
+    from the evaluation images (``profiling/precision.py`` makes it), and what the record says about it."""
+
+    batches: tuple[torch.Tensor, ...]
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class BuildContext:
     """Where and for what a runner is built (the same for every backend of one profile task)."""
 
@@ -80,6 +90,7 @@ class BuildContext:
     max_batch_size: int = 1
     threads: int | None = None  # CPU threads the run uses; None: the runtime's default
     graph: str = "model"  # one of GRAPHS
+    calibration: Calibration | None = None  # for the precisions in the backend's ``calibrated``
 
 
 @dataclass
@@ -203,6 +214,13 @@ class BaseBackend:
     fingerprint_fields: ClassVar[tuple[str, ...]] = ()
     #: options that do not change its speed (a cache folder ...): left out of ``fingerprint``
     fingerprint_ignores: ClassVar[tuple[str, ...]] = ()
+    #: precisions whose build needs calibration data (``BuildContext.calibration``)
+    calibrated: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def precisions(self) -> tuple[str, ...]:
+        """Every precision it runs on some device (``devices``), in ``DTYPES`` order."""
+        return tuple(d for d in DTYPES if any(d in ds for ds in self.devices.values()))
 
     def missing(self) -> str | None:
         absent = [p for p in self.packages if importlib.util.find_spec(p) is None]

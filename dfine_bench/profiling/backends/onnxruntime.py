@@ -1,5 +1,9 @@
 """ONNX Runtime on the ONNX export: CPU; the CUDA and TensorRT execution providers where installed.
 
+On the CPU, ``fp16`` runs the export converted by onnxconverter-common (fp32 inputs and outputs)
+and ``int8`` the export statically quantized (QDQ) on calibration images from a split disjoint
+from the evaluation's (``_onnx_precision.py``); ``keep_fp32`` keeps named modules' nodes in fp32.
+
 ``backend.options.providers`` pins the execution providers (empty: the best this device has).
 On the GPU the input and outputs are bound to device memory, so the timing holds no copies.
 """
@@ -11,7 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from dfine_bench.errors import BackendUnavailable
-from dfine_bench.profiling.backends._onnx import ONNX_FINGERPRINT, ONNX_OPTIONS, OnnxBackend
+from dfine_bench.profiling.backends._onnx import (
+    CALIBRATION_OPTIONS,
+    KEEP_FP32_OPTION,
+    ONNX_FINGERPRINT,
+    ONNX_OPTIONS,
+    OnnxBackend,
+)
+from dfine_bench.profiling.backends._onnx_precision import PrecisionError
 from dfine_bench.profiling.backends.base import BackendRunner, BackendSpec, BuildContext, Option
 from dfine_bench.profiling.backends.registry import register_backend
 
@@ -67,13 +78,37 @@ class OnnxRuntimeBackend(OnnxBackend):
     description = "ONNX Runtime on the ONNX export (CPU; CUDA/TensorRT execution providers when present)"
     packages = ("onnxruntime",)
     install = "pip install onnxruntime (onnxruntime-gpu for CUDA)"
-    # fp16 only through the TensorRT execution provider (checked when the session is made)
-    devices: ClassVar[Mapping[str, tuple[str, ...]]] = {"cpu": ("fp32",), "cuda": ("fp32", "fp16")}
+    # CPU: fp16 is the export converted by onnxconverter-common, int8 statically quantized (QDQ);
+    # CUDA: fp16 only through the TensorRT execution provider (checked when the session is made)
+    devices: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "cpu": ("fp32", "fp16", "int8"),
+        "cuda": ("fp32", "fp16"),
+    }
+    calibrated: ClassVar[tuple[str, ...]] = ("int8",)
     fingerprint_fields: ClassVar[tuple[str, ...]] = ("onnxruntime", "providers", *ONNX_FINGERPRINT)
     options: ClassVar[Mapping[str, Option]] = {
         **ONNX_OPTIONS,
         "providers": Option([], "execution providers in order; empty: the best this device has", list),
+        **CALIBRATION_OPTIONS,
+        "calibration_method": Option(
+            "MinMax", "int8: how activation ranges are calibrated", str, ("MinMax", "Entropy", "Percentile")
+        ),
+        "keep_fp32": KEEP_FP32_OPTION,
     }
+
+    def precision_file(
+        self, onnx_path: Path, spec: BackendSpec, ctx: BuildContext
+    ) -> tuple[Path, dict[str, Any]]:
+        """The file a CPU session of ``spec.dtype`` runs: the export itself, or its fp16/int8 copy."""
+        from dfine_bench.profiling.backends._onnx_precision import fp16_file, int8_file
+
+        keep = list(spec.options.get("keep_fp32") or [])
+        if spec.dtype == "fp16":
+            return fp16_file(onnx_path, keep)
+        if spec.dtype == "int8":
+            method = str(spec.options["calibration_method"])
+            return int8_file(onnx_path, ctx.calibration, method=method, keep_fp32=keep)
+        return onnx_path, {"artifact_mb": round(onnx_path.stat().st_size / 1e6, 3)}
 
     def build(self, adapter: DetectorAdapter, spec: BackendSpec, ctx: BuildContext) -> BackendRunner:
         import numpy as np
@@ -85,7 +120,11 @@ class OnnxRuntimeBackend(OnnxBackend):
         onnx_path, exporter = self.export_with_exporter(adapter, spec, ctx)
         cuda = torch.device(ctx.device).type == "cuda"
         providers = _providers(list(spec.options["providers"]), cuda)
-        if spec.dtype != "fp32" and "TensorrtExecutionProvider" not in providers:
+        precision_info: dict[str, Any] = {"export_file": str(onnx_path)}
+        if not cuda:
+            onnx_path, more = self.precision_file(onnx_path, spec, ctx)
+            precision_info.update(more)
+        elif spec.dtype != "fp32" and "TensorrtExecutionProvider" not in providers:
             raise BackendUnavailable(
                 f"onnxruntime {spec.dtype}: the ONNX export is fp32; {spec.dtype} needs "
                 "backend.options.providers=[TensorrtExecutionProvider] (fp16) or backend=tensorrt"
@@ -97,17 +136,29 @@ class OnnxRuntimeBackend(OnnxBackend):
             so.intra_op_num_threads = int(ctx.threads)
             so.inter_op_num_threads = 1
         so.log_severity_level = 3
-        session = ort.InferenceSession(
-            str(onnx_path),
-            sess_options=so,
-            providers=providers,
-            provider_options=_provider_options(
-                providers, spec.dtype, cuda_index, onnx_path.parent / "ort_trt_cache"
-            ),
-        )
+        try:
+            session = ort.InferenceSession(
+                str(onnx_path),
+                sess_options=so,
+                providers=providers,
+                provider_options=_provider_options(
+                    providers, spec.dtype, cuda_index, onnx_path.parent / "ort_trt_cache"
+                ),
+            )
+        except Exception as exc:  # e.g. an op without a kernel in this precision: a failed cell
+            raise PrecisionError(
+                f"onnxruntime {spec.dtype}: the session could not be made: {type(exc).__name__}: "
+                + str(exc).splitlines()[0][:300]
+            ) from exc
         input_names = [i.name for i in session.get_inputs()]
         output_names = [o.name for o in session.get_outputs()]
-        info = {"onnx_file": str(onnx_path), "onnx_exporter": exporter, "providers": session.get_providers()}
+        info = {
+            "onnx_file": str(onnx_path),
+            "onnx_exporter": exporter,
+            "onnx_opset": int(spec.options["opset"]),
+            "providers": session.get_providers(),
+            **precision_info,
+        }
         if not cuda:
 
             def prepare_cpu(*inputs: torch.Tensor) -> dict[str, np.ndarray]:
