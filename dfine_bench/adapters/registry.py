@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from dfine_bench.adapters.model_index import builtin_specs
 from dfine_bench.adapters.spec import ModelSpec, WeightsRequest, split_tag
 from dfine_bench.errors import ConfigError, UnknownNameError
-from dfine_bench.utils.registry import BUILTIN, Registry, qualified_name
+from dfine_bench.utils.registry import BUILTIN, Registry
 
 if TYPE_CHECKING:
     from dfine_bench.adapters.base import AdapterFactory, DetectorAdapter
@@ -54,17 +54,9 @@ class RegisteredModel:
     origin: str  # "builtin" or the entry point's name
 
 
-def _same(old: RegisteredModel, new: RegisteredModel) -> bool:
-    # a spec from the index (no factory yet) is completed by its family module's registration
-    return old.factory is None or qualified_name(old.factory) == qualified_name(new.factory)
-
-
-def _describe(entry: RegisteredModel) -> str:
-    return qualified_name(entry.factory) if entry.factory is not None else "the model index"
-
-
 #: the family modules are imported by ``_load_builtins`` only (torch): ``REGISTRY.load`` loads plug-ins
-REGISTRY: Registry[RegisteredModel] = Registry("model", (ENTRY_POINT_GROUP,), same=_same, describe=_describe)
+#: an entry known from the index has no factory yet: its family module's registration completes it
+REGISTRY: Registry[RegisteredModel] = Registry("model", (ENTRY_POINT_GROUP,), identity=lambda e: e.factory)
 _INDEXED: set[str] = set()  # names whose spec (and parameter count) came from the model index
 _state = {"specs": False, "builtins": False}  # index read / family modules imported
 

@@ -22,7 +22,7 @@ from dfine_bench.config.settings import EvaluationSettings
 from dfine_bench.errors import ConfigError, UnknownNameError
 from dfine_bench.evaluation.evaluator import Evaluator, EvaluatorContext
 from dfine_bench.records.metrics import EVALUATOR_GROUP
-from dfine_bench.utils.registry import Registry, qualified_name
+from dfine_bench.utils.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +51,13 @@ class RegisteredEvaluator:
         return f"evaluator {self.name!r} needs the {', '.join(absent)} package{hint}"
 
 
-def _same(old: RegisteredEvaluator, new: RegisteredEvaluator) -> bool:
-    return qualified_name(old.factory) == qualified_name(new.factory)
-
-
 REGISTRY: Registry[RegisteredEvaluator] = Registry(
-    "evaluator",
-    (ENTRY_POINT_GROUP,),
-    builtins=_BUILTIN_MODULES,
-    same=_same,
-    describe=lambda e: qualified_name(e.factory),
+    "evaluator", (ENTRY_POINT_GROUP,), builtins=_BUILTIN_MODULES, identity=lambda e: e.factory
 )
+#: the registry's own operations under the names callers use (tests register temporary entries)
+unregister_evaluator = REGISTRY.unregister
+reload = REGISTRY.reload  # discover again, after a plug-in was put on the path
+load_errors = REGISTRY.load_errors  # modules or plug-ins that failed to load, and why (``list``)
 
 
 def register_evaluator(
@@ -91,20 +87,6 @@ def register_evaluator(
         install=install,
     )
     REGISTRY.register(name, entry, origin=where)
-
-
-def unregister_evaluator(name: str) -> None:
-    """Remove an evaluator (tests register temporary ones)."""
-    REGISTRY.unregister(name)
-
-
-def reload() -> None:
-    """Discover evaluators again (after a plug-in was put on the path)."""
-    REGISTRY.reload()
-
-
-def load_errors() -> dict[str, str]:
-    return REGISTRY.load_errors()
 
 
 def list_evaluators(pattern: str = "*") -> list[str]:

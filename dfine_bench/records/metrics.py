@@ -176,27 +176,17 @@ REGISTRY: Registry[MetricDef] = Registry(
 #: ``get_metric`` / ``list_metrics`` to include plug-in metrics.
 METRICS = REGISTRY.entries
 
+#: the registry's own operations under the names callers use (tests register temporary entries)
+unregister_metric = REGISTRY.unregister
+reload = REGISTRY.reload  # discover again, after a plug-in was put on the path
+load_errors = REGISTRY.load_errors  # modules or plug-ins that failed to load, and why (``list``)
+
 
 def register_metric(definition: MetricDef, *, origin: str | None = None) -> MetricDef:
     """Add a metric to the catalogue; the same name twice with another definition is an error."""
     if not isinstance(definition, MetricDef):
         raise ConfigError(f"register_metric takes a MetricDef, not {type(definition).__name__}")
     return REGISTRY.register(definition.name, definition, origin=REGISTRY.origin_for(None, origin))
-
-
-def unregister_metric(name: str) -> None:
-    """Remove a metric (tests register temporary ones)."""
-    REGISTRY.unregister(name)
-
-
-def reload() -> None:
-    """Discover metric plug-ins again (after one was put on the path)."""
-    REGISTRY.reload()
-
-
-def load_errors() -> dict[str, str]:
-    """Metric plug-ins that failed to load, with the reason."""
-    return REGISTRY.load_errors()
 
 
 def get_metric(name: str) -> MetricDef:

@@ -40,6 +40,10 @@ def qualified_name(obj: Any) -> str:
     return f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
 
 
+def _named(obj: Any) -> str:
+    return "not loaded yet" if obj is None else qualified_name(obj)
+
+
 def _equal(old: Any, new: Any) -> bool:
     return bool(old is new or old == new)
 
@@ -50,8 +54,12 @@ class Registry(Generic[T]):
     ``builtins``: the built-in modules, or a function returning them (called at load time);
     ``groups``: entry-point groups whose targets are called; ``import_groups``: groups whose
     targets' modules are only imported (e.g. metrics defined in an evaluator plug-in's module);
-    ``same(old, new)``: whether ``new`` is ``old`` registered again; ``describe(entry)``: how a
-    clash names an entry; ``handle(name, target)``: a plug-in target the registry takes itself.
+    ``identity(entry)``: the class or function an entry stands for (a backend object, a factory):
+    the same one registering again (its module imported twice) is no clash, and a clash names it
+    (an identity of None is a placeholder, e.g. a model known from the index before its module is
+    imported, that its origin's registration completes); without it, equal entries are the same
+    and ``describe(entry)`` names one;
+    ``handle(name, target)``: a plug-in target the registry takes itself.
     """
 
     def __init__(
@@ -61,7 +69,7 @@ class Registry(Generic[T]):
         *,
         builtins: Sequence[str] | Callable[[], Iterable[str]] = (),
         import_groups: Sequence[str] = (),
-        same: Callable[[T, T], bool] = _equal,
+        identity: Callable[[T], Any] | None = None,
         describe: Callable[[T], str] = qualified_name,
         handle: Callable[[str, Any], bool] | None = None,
     ) -> None:
@@ -69,8 +77,8 @@ class Registry(Generic[T]):
         self.groups = tuple(groups)
         self.import_groups = tuple(import_groups)
         self._builtins = builtins
-        self._same = same
-        self._describe = describe
+        self._identity = identity
+        self._describe = describe if identity is None else (lambda e: _named(identity(e)))
         self._handle = handle
         self._entries: dict[str, T] = {}
         self._origins: dict[str, str] = {}
@@ -93,7 +101,7 @@ class Registry(Generic[T]):
         old = self._entries.get(name)
         if old is not None:
             old_origin = self._origins[name]
-            if old_origin == origin and self._same(old, entry):
+            if old_origin == origin and self.same(old, entry):
                 self._entries[name] = entry  # the same thing again (a module imported twice)
                 return entry
             if old_origin == BUILTIN or origin != BUILTIN:
@@ -110,6 +118,13 @@ class Registry(Generic[T]):
         self._entries[name] = entry
         self._origins[name] = origin
         return entry
+
+    def same(self, old: T, new: T) -> bool:
+        """Whether ``new`` is ``old`` registered again (``identity``, else equality)."""
+        if self._identity is None:
+            return _equal(old, new)
+        was = self._identity(old)
+        return was is None or qualified_name(was) == qualified_name(self._identity(new))
 
     def unregister(self, name: str) -> None:
         """Remove ``name`` (tests register temporary entries)."""

@@ -24,7 +24,7 @@ from typing import Any
 
 from dfine_bench.errors import ConfigError
 from dfine_bench.profiling.backends.base import DTYPES, Backend, BackendSpec
-from dfine_bench.utils.registry import Registry, qualified_name
+from dfine_bench.utils.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -49,18 +49,14 @@ def builtin_modules() -> list[str]:
     )
 
 
-def _same(old: RegisteredBackend, new: RegisteredBackend) -> bool:
-    # the same class registering again (its module imported twice): equal by module and name
-    return qualified_name(old.backend) == qualified_name(new.backend)
-
-
+#: a backend's identity is its class (module and name): its module imported twice is no clash
 REGISTRY: Registry[RegisteredBackend] = Registry(
-    "backend",
-    (ENTRY_POINT_GROUP,),
-    builtins=builtin_modules,
-    same=_same,
-    describe=lambda e: qualified_name(e.backend),
+    "backend", (ENTRY_POINT_GROUP,), builtins=builtin_modules, identity=lambda e: e.backend
 )
+#: the registry's own operations under the names callers use (tests register temporary entries)
+unregister_backend = REGISTRY.unregister
+reload = REGISTRY.reload  # discover again, after a plug-in was put on the path
+load_errors = REGISTRY.load_errors  # modules or plug-ins that failed to load, and why (``list``)
 
 
 def register_backend(backend: Backend, *, origin: str | None = None) -> Backend:
@@ -70,21 +66,6 @@ def register_backend(backend: Backend, *, origin: str | None = None) -> Backend:
     where = REGISTRY.origin_for(type(backend).__module__, origin)
     REGISTRY.register(backend.name, RegisteredBackend(backend=backend, origin=where), origin=where)
     return backend
-
-
-def unregister_backend(name: str) -> None:
-    """Remove a backend (tests register temporary ones)."""
-    REGISTRY.unregister(name)
-
-
-def reload() -> None:
-    """Discover backends again (after a plug-in was put on the path)."""
-    REGISTRY.reload()
-
-
-def load_errors() -> dict[str, str]:
-    """Backend modules or plug-ins that failed to load, with the reason (shown by ``list backends``)."""
-    return REGISTRY.load_errors()
 
 
 def list_backends(pattern: str = "*", *, available: bool = False) -> list[str]:
