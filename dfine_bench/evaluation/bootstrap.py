@@ -19,14 +19,18 @@ over images, without re-running inference and without running COCOeval once per 
   so a replicate's AP equals pycocotools' AP of the resample with the copies given new ids
   (``tests/evaluation/test_bootstrap.py`` checks this to 1e-9).
 * Precision only needs evaluating where a true positive lands: the envelope's maxima sit at true
-  positives, and every recall threshold is first reached at one. That, and doing many replicates
-  per array operation, is what makes B = 1000 on COCO val size take seconds
+  positives, and every recall threshold is first reached at one. A replicate's running detection
+  count at those positions is a sparse (positions x images) count matrix times the weights, and
+  the mean over recall thresholds is a weighted sum over those positions. That, and many
+  replicates per array operation, is what makes B = 1000 on COCO val size take seconds
   (``benchmarks/bench_bootstrap.py``).
 
 The replicates' weights depend only on the sorted image ids, B and the seed (``bootstrap_weights``):
 two evaluations of the same images with the same settings are resampled identically, which is
 what a paired comparison (``evaluation.paired``) needs. ``summarize`` puts the CIs, the settings
-and the replicate values into the record (``details["bootstrap"]``).
+and the replicate values into the record (``details["bootstrap"]``). The replicates' AP is not
+symmetric around the evaluation's (the precision envelope is a running maximum), so a
+percentile interval may sit off-centre around it.
 """
 
 from __future__ import annotations
@@ -174,50 +178,80 @@ def image_set_fingerprint(image_ids: Sequence[int] | np.ndarray) -> str:
     return hashlib.sha256(np.sort(np.asarray(image_ids, dtype=np.int64)).tobytes()).hexdigest()
 
 
-def _first_reaching(counts: np.ndarray, levels: int) -> np.ndarray:
-    """Per row of nondecreasing integer ``counts`` (b x P, values 0..levels): for r in 0..levels-1
-    the first column with ``counts >= r + 1`` (P where none), by one search over offset rows."""
-    b, n = counts.shape
-    offset = (levels + 1) * np.arange(b, dtype=np.int64)[:, None]
-    keys = (counts.astype(np.int64) + offset).ravel()
-    targets = (np.arange(1, levels + 1, dtype=np.int64)[None, :] + offset).ravel()
-    found = np.searchsorted(keys, targets, side="left").reshape(b, levels)
-    return found - n * np.arange(b, dtype=np.int64)[:, None]
+@dataclass(frozen=True)
+class _Threshold:
+    """One category at one IoU threshold: its true positives and ignored detections."""
+
+    tp_pos: np.ndarray  # positions in the category's sorted detections
+    tp_image: np.ndarray  # their images
+    tp_in_union: np.ndarray  # their index among the category's true positives at any threshold
+    ig_pos: np.ndarray
+    ig_image: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Category:
+    """What a replicate needs of one category, prepared once.
+
+    ``segments``: (U x N) sparse counts, row j the detections of each image after the (j-1)-th and
+    up to the j-th of the ``U`` positions holding a true positive at any threshold; a replicate's
+    running detection count at those positions is the cumulative sum of ``segments @ w``, so the
+    replicate never touches every detection one by one.
+    """
+
+    segments: Any
+    thresholds: list[_Threshold]
+
+
+def _prepare(m: ImageMatching, k: int) -> _Category | None:
+    from scipy.sparse import csr_matrix
+
+    lo, hi = int(m.offsets[k]), int(m.offsets[k + 1])
+    union = np.flatnonzero(m.det_tp[lo:hi])
+    if union.size == 0:
+        return None  # no true positive at any threshold: AP 0 wherever it has ground truth
+    image = m.det_image[lo:hi]
+    seg = np.searchsorted(union, np.arange(hi - lo), side="left")
+    keep = seg < union.size  # detections after the last true positive never matter
+    counts = np.ones(int(keep.sum()))
+    segments = csr_matrix((counts, (seg[keep], image[keep])), shape=(union.size, m.num_images))
+    thresholds = []
+    for t in range(m.iou_thresholds.size):
+        tp_pos, ig_pos = m.positions(k, t)
+        thresholds.append(
+            _Threshold(tp_pos, image[tp_pos], np.searchsorted(union, tp_pos), ig_pos, image[ig_pos])
+        )
+    return _Category(segments, thresholds)
 
 
 def _category_ap(
-    wd: np.ndarray,
-    seen_all: np.ndarray,
-    tp_pos: np.ndarray,
-    ig_pos: np.ndarray,
-    npig: np.ndarray,
-    rec_thrs: np.ndarray,
+    w: np.ndarray, seen_union: np.ndarray, th: _Threshold, npig: np.ndarray, rec_thrs: np.ndarray
 ) -> np.ndarray:
     """Mean interpolated precision (b,) of one category at one IoU threshold.
 
-    ``wd``: b x D weights of the category's sorted detections, ``seen_all`` their running sum;
-    ``npig``: b ground-truth counts (> 0). Precision is evaluated at the true positives only (see
-    the module docstring).
+    ``w``: b x N image weights; ``seen_union``: b x U weighted detection counts up to each true
+    positive of any threshold; ``npig``: b ground-truth counts (> 0). Precision is evaluated at
+    the true positives only (see the module docstring).
     """
-    b = wd.shape[0]
-    if tp_pos.size == 0:
+    b = w.shape[0]
+    if th.tp_pos.size == 0:
         return np.zeros(b)
-    seen = seen_all[:, tp_pos]  # every detection up to each true positive
-    tp = np.cumsum(wd[:, tp_pos], axis=1)
-    if ig_pos.size:  # ignored detections count neither way
-        ig = np.cumsum(wd[:, ig_pos], axis=1)
-        before = np.searchsorted(ig_pos, tp_pos)  # ignored detections before each true positive
-        ig = np.concatenate([np.zeros((b, 1)), ig], axis=1)[:, before]
-        seen = seen - ig
+    seen = seen_union[:, th.tp_in_union]  # every detection up to each true positive
+    tp = np.cumsum(w[:, th.tp_image], axis=1)
+    if th.ig_pos.size:  # ignored detections count neither way
+        ig = np.cumsum(w[:, th.ig_image], axis=1)
+        before = np.searchsorted(th.ig_pos, th.tp_pos)  # ignored detections before each true positive
+        seen = seen - np.concatenate([np.zeros((b, 1)), ig], axis=1)[:, before]
     fp = seen - tp
     pr = tp / (fp + tp + np.spacing(1))  # accumulate's formula, on the same integer counts
     rc = tp / npig[:, None]
     envelope = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
+    # accumulate gives recall threshold r the envelope at the first position with rc >= thr[r]: the
+    # thresholds a position reaches first are those between its predecessor's count and its own
+    # (count: thresholds <= rc), so the mean over thresholds is a weighted sum over positions
     reached = np.searchsorted(rec_thrs, rc.ravel(), side="right").reshape(rc.shape)
-    first = _first_reaching(reached, rec_thrs.size)
-    hit = first < tp_pos.size
-    q = np.where(hit, np.take_along_axis(envelope, np.minimum(first, tp_pos.size - 1), axis=1), 0.0)
-    return q.mean(axis=1)
+    first_reached = np.diff(reached, axis=1, prepend=0)
+    return (envelope * first_reached).sum(axis=1) / rec_thrs.size
 
 
 def replicate_ap(matching: ImageMatching, weights: np.ndarray) -> np.ndarray:
@@ -231,25 +265,23 @@ def replicate_ap(matching: ImageMatching, weights: np.ndarray) -> np.ndarray:
         raise ValueError(f"weights must be b x {m.num_images}, got {weights.shape}")
     n_t, n_k = m.iou_thresholds.size, m.category_ids.size
     t50, t75 = (int(np.argmin(np.abs(m.iou_thresholds - x))) for x in (0.5, 0.75))
-    positions = [[m.positions(k, t) for t in range(n_t)] for k in range(n_k)]
-    largest = int(np.diff(m.offsets).max(initial=1))
+    categories = [_prepare(m, k) for k in range(n_k)]
+    largest = max((c.segments.shape[0] for c in categories if c is not None), default=1)
     block = max(1, min(weights.shape[0], _CELLS_PER_BLOCK // max(largest, m.num_images, 1)))
     out = np.full((weights.shape[0], 3), np.nan)
     for start in range(0, weights.shape[0], block):
         w = weights[start : start + block]
+        w_t = np.ascontiguousarray(w.T)
         npig = w @ m.gt_counts.astype(np.float64)  # b x K: exact (integer counts)
         ap = np.zeros((w.shape[0], n_k, n_t))
-        for k in range(n_k):
-            lo, hi = int(m.offsets[k]), int(m.offsets[k + 1])
+        for k, cat in enumerate(categories):
             has_gt = npig[:, k] > 0
-            if hi == lo or not has_gt.any():
+            if cat is None or not has_gt.any():
                 continue
-            wd = w[:, m.det_image[lo:hi]]
-            seen_all = np.cumsum(wd, axis=1)
+            seen_union = np.cumsum(cat.segments @ w_t, axis=0).T  # exact: integer sums
             safe = np.where(has_gt, npig[:, k], 1.0)
-            for t in range(n_t):
-                tp_pos, ig_pos = positions[k][t]
-                ap[:, k, t] = _category_ap(wd, seen_all, tp_pos, ig_pos, safe, m.recall_thresholds)
+            for t, th in enumerate(cat.thresholds):
+                ap[:, k, t] = _category_ap(w, seen_union, th, safe, m.recall_thresholds)
         valid = npig > 0  # accumulate leaves categories without ground truth at -1: not averaged
         n_valid = valid.sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
