@@ -17,14 +17,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from dfine_bench.reporting.tables import (
-    ACCURACY,
-    REFERENCE_BACKEND,
-    REFERENCE_DTYPE,
-    Comparison,
-    ComparisonTable,
-    is_reference_setup,
-)
+from dfine_bench.reporting.table_groups import REFERENCE_BACKEND, REFERENCE_DTYPE, is_reference_setup
+from dfine_bench.reporting.tables import ACCURACY, Comparison, ComparisonTable
 
 
 @dataclass(frozen=True)

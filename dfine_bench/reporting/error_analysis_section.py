@@ -20,7 +20,7 @@ import pandas as pd
 from dfine_bench.records.schema import ResultRecord
 from dfine_bench.reporting import labels
 from dfine_bench.reporting.formatting import format_number, markdown_table
-from dfine_bench.reporting.tables import is_reference_setup
+from dfine_bench.reporting.table_groups import is_reference_setup
 
 TASK = "error_analysis"
 #: TIDE's six main error types, in the paper's order, with what each means (the table's text).

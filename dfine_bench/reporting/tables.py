@@ -33,7 +33,6 @@ from typing import Any
 import pandas as pd
 
 from dfine_bench.errors import DfineBenchError
-from dfine_bench.records.deviations import read_deviations
 from dfine_bench.records.metrics import (
     ACCURACY_TABLE,
     COMPLEXITY_TABLE,
@@ -44,6 +43,13 @@ from dfine_bench.records.metrics import (
 from dfine_bench.records.schema import ResultRecord
 from dfine_bench.reporting import labels
 from dfine_bench.reporting.selection import filter_records, unique_records
+from dfine_bench.reporting.table_groups import (
+    Group,
+    group_of,
+    kind_of_task,
+    label_groups,
+)
+from dfine_bench.reporting.table_notes import table_notes
 
 #: The built-in tables (``MetricDef.table``); a component's own task gets a table of its own.
 ACCURACY, COMPLEXITY, SPEED = ACCURACY_TABLE, COMPLEXITY_TABLE, SPEED_TABLE
@@ -80,18 +86,6 @@ DETAIL_COLUMNS: dict[str, tuple[Column, ...]] = {
 }
 
 
-def kind_of_task() -> dict[str, str]:
-    """The table each task's records go in, as its metrics declare (``MetricDef.table``): the
-    built-in tasks' accuracy, complexity and speed tables, and a table of its own for a task a
-    component added (an evaluator's); a task whose metrics declare no table has none."""
-    out: dict[str, str] = {}
-    for name in list_metrics():
-        d = get_metric(name)
-        if d.table:
-            out.setdefault(d.task, d.table)
-    return out
-
-
 def task_columns(task: str, batch_size: int = 1) -> tuple[Column, ...]:
     """The columns of a task's records: each catalogue metric of that task with a ``label`` (in
     catalogue order; ``{bs}`` in a label names a batch size other than 1), then ``DETAIL_COLUMNS``."""
@@ -120,18 +114,6 @@ def overview_sources(kind: str) -> tuple[str, ...]:
 ACCURACY_COLUMNS = task_columns("evaluation")
 COMPLEXITY_COLUMNS = task_columns("complexity")
 THROUGHPUT_COLUMNS = task_columns("throughput")
-
-
-@dataclass(frozen=True)
-class Group:
-    """The conditions shared by one block of columns (one per-conditions table)."""
-
-    kind: str  # accuracy | complexity | speed
-    label: str  # unique, shown as the column block's header and the table's title
-    key: tuple[Any, ...]
-    device_name: str | None = None
-    backend: str | None = None
-    dtype: str | None = None
 
 
 @dataclass
@@ -181,100 +163,6 @@ class Comparison:
             block.columns = [f"{t.title} | {c}" for c in values]
             out = pd.concat([out, block], axis=1)
         return out
-
-
-# -- grouping ------------------------------------------------------------------------------------
-#: The setup every AP is referred to: the model run by PyTorch in fp32 (``evaluation.backends``'
-#: ``eager-fp32``, whose records keep their plain ids).
-REFERENCE_BACKEND, REFERENCE_DTYPE = "eager", "fp32"
-
-
-def is_reference_setup(backend: str | None, dtype: str | None) -> bool:
-    """Whether (backend, dtype) is the reference eager fp32 an AP is measured with by default."""
-    return (backend or REFERENCE_BACKEND, dtype or REFERENCE_DTYPE) == (REFERENCE_BACKEND, REFERENCE_DTYPE)
-
-
-def _group_of(record: ResultRecord) -> tuple[str, tuple[Any, ...]] | None:
-    s = record.setup
-    if record.task == "evaluation":
-        d = record.dataset
-        key = (
-            d.name if d else None,
-            d.annotations_sha256 if d else None,
-            d.subset or d.num_images if d else None,
-            bool(d and d.generated),
-            s.engine,
-            # AP through another backend or precision (``evaluation.backends``) is its own block:
-            # eager fp32 and onnxruntime AP of one model must never fill one column
-            s.backend,
-            s.dtype,
-        )
-        return ACCURACY, key
-    if record.task == "complexity":
-        shape = record.details.get("input_shape")
-        size = list(shape[-2:]) if isinstance(shape, list) and len(shape) >= 2 else s.input_size
-        return COMPLEXITY, (labels.input_label(size),)
-    if record.task in ("latency", "throughput"):
-        return SPEED, (labels.device_label(s), s.backend, s.dtype, labels.input_label(s.input_size), s.timed)
-    kind = kind_of_task().get(record.task)
-    if kind is None:
-        return None
-    data = labels.dataset_label(record.dataset) if record.dataset else ""
-    return kind, (record.task, data, s.backend, s.dtype)
-
-
-def _label_parts(kind: str, key: tuple[Any, ...], sample: ResultRecord) -> list[str]:
-    """The words naming a group, most important first; later ones are used only to tell groups apart."""
-    if kind == ACCURACY:
-        _name, sha, _n, _generated, engine, backend, dtype = key
-        head = f"accuracy on {labels.dataset_label(sample.dataset)}"
-        if not is_reference_setup(backend, dtype):  # eager fp32 keeps the label it always had
-            head += f" · {backend} {dtype}"
-        return [head, f"{engine} engine" if engine else "", f"annotations {str(sha)[:8]}"]
-    if kind == COMPLEXITY:
-        return [f"complexity at {key[0] or 'model input size'}"]
-    if kind != SPEED:  # a component's own table
-        _task, data, backend, dtype = key
-        head = kind.replace("_", " ") + (f" on {data}" if data else "")
-        return [head, "" if is_reference_setup(backend, dtype) else f"{backend} {dtype}"]
-    device, backend, dtype, size, timed = key
-    return [f"{device} · {backend} · {dtype}", size or "", f"timed {timed}" if timed else ""]
-
-
-def _label_groups(
-    keys: list[tuple[str, tuple[Any, ...]]], samples: dict[tuple[str, tuple[Any, ...]], ResultRecord]
-) -> dict[tuple[str, tuple[Any, ...]], Group]:
-    """A unique, readable label per group: extra conditions are named only where labels would clash."""
-    parts = {k: _label_parts(k[0], k[1], samples[k]) for k in keys}
-    used = dict.fromkeys(keys, 1)
-
-    def label(k: tuple[str, tuple[Any, ...]]) -> str:
-        return " · ".join(p for p in parts[k][: used[k]] if p)
-
-    while True:
-        seen: dict[str, list[tuple[str, tuple[Any, ...]]]] = {}
-        for k in keys:
-            seen.setdefault(label(k), []).append(k)
-        clashing = [k for ks in seen.values() if len(ks) > 1 for k in ks if used[k] < len(parts[k])]
-        if not clashing:
-            break
-        for k in clashing:
-            used[k] += 1
-    out: dict[tuple[str, tuple[Any, ...]], Group] = {}
-    counts: dict[str, int] = {}
-    for k in keys:
-        text = label(k)
-        counts[text] = counts.get(text, 0) + 1
-        if counts[text] > 1:  # identical conditions in every word: still never merged
-            text += f" #{counts[text]}"
-        kind, key = k
-        if kind == SPEED:
-            out[k] = Group(kind, text, key, device_name=key[0], backend=key[1], dtype=key[2])
-        elif kind == ACCURACY:
-            out[k] = Group(kind, text, key, backend=key[-2], dtype=key[-1])
-        else:
-            out[k] = Group(kind, text, key)
-    return out
 
 
 def _columns_for(record: ResultRecord) -> tuple[Column, ...]:
@@ -341,12 +229,12 @@ def build_comparison(
     usable = [r for r in selected if r.task in tables_of]
     filters = {"device": device, "backend": backend, "family": family, "tasks": list(tasks or [])}
 
-    grouped = [(r, g) for r in usable if (g := _group_of(r)) is not None]
+    grouped = [(r, g) for r in usable if (g := group_of(r)) is not None]
     keys = list(dict.fromkeys(g for _, g in grouped))
     samples: dict[tuple[str, tuple[Any, ...]], ResultRecord] = {}
     for r, g in grouped:
         samples.setdefault(g, r)
-    groups = _label_groups(keys, samples)
+    groups = label_groups(keys, samples)
     level = _row_level(grouped, groups)
     cells = _Cells.fill(grouped, groups, level)
     ordered_groups = sorted(
@@ -438,7 +326,7 @@ class _Cells:
             kind=group.kind,
             frame=frame,
             columns={c: self.columns[here][c] for c in cols},
-            notes=_table_notes(
+            notes=table_notes(
                 group, [r for (_row, gl), rs in self.sources.items() if gl == here for r in rs]
             ),
             group=group,
@@ -461,70 +349,6 @@ def _ordered_columns(cols: dict[str, Column]) -> list[str]:
         return (order.index(src) if src in order else len(order), label)
 
     return sorted(cols, key=rank)
-
-
-def _table_notes(group: Group, records: list[ResultRecord]) -> list[str]:
-    notes: list[str] = []
-    if group.kind == ACCURACY:
-        rec = records[0]
-        notes.append("COCO AP/AR in percent (IoU .50:.95 unless named), maxDets 100")
-        if rec.setup.engine:
-            notes.append(f"COCO engine: {rec.setup.engine}")
-        devices = sorted({labels.setup_label(r.setup) for r in records})
-        notes.append(f"evaluated on {'; '.join(devices)}")
-    elif group.kind == COMPLEXITY:
-        notes.append(
-            "params in millions, counted as the official get_info.py does (the deploy-mode model); "
-            "params total: every parameter of the model as built; GFLOPs of one forward at batch 1 "
-            "(calflops, as the paper)"
-        )
-    elif group.kind != SPEED:  # a component's own table: what its metrics are
-        notes.extend(_metric_notes(records))
-    else:
-        timed = sorted({r.setup.timed for r in records if r.setup.timed})
-        sizes = sorted({labels.input_label(r.setup.input_size) or "?" for r in records})
-        notes.append(
-            f"measured on {group.device_name} with {group.backend} {group.dtype}; input {', '.join(sizes)}; "
-            f"timed: {', '.join(timed) or 'unknown'}; latency per batch in ms"
-        )
-    unstable = sorted(
-        {
-            r.model.name
-            for r in records
-            if r.task == "latency" and (r.details.get("validity") or {}).get("status") == "unstable"
-        }
-    )
-    if unstable:  # profiling.validity: a high CV, an oversubscribed CPU or a throttling GPU
-        notes.append(
-            f"UNSTABLE latency (noisy or oversubscribed machine, or a throttling GPU; not judged by claims): "
-            f"{', '.join(unstable)}"
-        )
-    # a throughput record's setup is its best batch size: its "batch size N, not 1" belongs to the
-    # throughput columns, never to the batch-1 latency columns beside them
-    own = [r for r in records if r.task != "throughput"]
-    deviations = _deviations(own)
-    if deviations:
-        notes.append("deviations from the paper's protocol: " + "; ".join(deviations))
-    throughput = [
-        d for d in _deviations([r for r in records if r.task == "throughput"]) if d not in deviations
-    ]
-    if throughput:
-        head = "throughput, at each model's best batch size (column 'best batch'), "
-        head += "also deviates: " if own else "deviates from the paper's protocol: "
-        notes.append(head + "; ".join(throughput))
-    return notes
-
-
-def _metric_notes(records: list[ResultRecord]) -> list[str]:
-    """What each metric of a component's table means (its catalogue description)."""
-    tasks = dict.fromkeys(r.task for r in records)
-    defs = [get_metric(n) for t in tasks for n in list_metrics(task=t)]
-    return [f"{d.column_label()}: {d.description}" for d in defs if d.label is not None and d.description]
-
-
-def _deviations(records: Iterable[ResultRecord]) -> list[str]:
-    """Every deviation the records list (its text), each once, in first-seen order."""
-    return list(dict.fromkeys(d.text for r in records for d in read_deviations(r.setup.deviations)))
 
 
 def _aligned(table: ComparisonTable, cols: list[str], position: dict[tuple[str, ...], int]) -> pd.DataFrame:
