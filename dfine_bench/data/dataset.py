@@ -119,6 +119,10 @@ class ResolvedDataset:
                 h.update(f"{image_id}\0{path.name}\0missing\n".encode())
         return h.hexdigest()[:16]
 
+    def _notes(self) -> list[str]:
+        """How the data was read (the image scan) and mapped (``extra["notes"]``, e.g. by name)."""
+        return [*self.extra.get("notes", []), *self.scan().notes()]
+
     def info(self) -> DatasetInfo:
         return DatasetInfo(
             name=self.name,
@@ -129,5 +133,5 @@ class ResolvedDataset:
             images_root=str(self.images_dir),
             num_images=len(self.image_ids()),
             subset=self.subset,
-            extra={**self.extra, **({"notes": notes} if (notes := self.scan().notes()) else {})},
+            extra={**self.extra, **({"notes": notes} if (notes := self._notes()) else {})},
         )

@@ -21,6 +21,19 @@ def _split_row(name: str, dataset: Mapping[str, Any], stats: Mapping[str, Any] |
     return f"| {name} | {gen.get('seed', '-')} | {images} | {size} | " + " | ".join(cells) + " |"
 
 
+def _software(record: Mapping[str, Any]) -> str:
+    """Exact package versions and the git revision with its dirty flag."""
+    env, repro = record["environment"], record.get("reproducibility", {})
+    packages = repro.get("packages") or {"torch": env.get("torch"), "transformers": env.get("transformers")}
+    shown = ", ".join(f"{pkg} {ver}" for pkg, ver in packages.items() if ver)
+    rev, dirty = (
+        repro.get("git_revision", env.get("git_revision")),
+        repro.get("git_dirty", env.get("git_dirty")),
+    )
+    tree = " (uncommitted changes: dirty)" if dirty else (" (clean)" if dirty is False else "")
+    return f"{shown}; dfine-bench git {str(rev)[:12]}{tree}"
+
+
 def render_model_card(record: Mapping[str, Any], *, title: str, extra_notes: str = "") -> str:
     s = record["settings"]
     model = record["model"]
@@ -70,7 +83,8 @@ Then copy `model-fp16/config.json` and `model-fp16/model.safetensors` of the run
 | device | {s["device"]}: {env.get("cpu") or env.get("cpu_model") or ""} ({env.get("torch_threads")} threads) |
 | wall time | {minutes:.1f} min |
 | final loss | {record["final_loss"]:.3f} (mean of the last 50 steps) |
-| software | torch {env.get("torch")}, transformers {env.get("transformers")}, dfine-bench git {str(env.get("git_revision"))[:12]} |
+| software | {_software(record)} |
+| reproducible with | {record.get("reproducibility", {}).get("note", "the versions above")} |
 
 ![loss curve](loss.png)
 

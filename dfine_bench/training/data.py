@@ -92,6 +92,10 @@ class TrainingSamples:
     def __init__(self, dataset: ResolvedDataset, adapter: DetectorAdapter) -> None:
         self.dataset = dataset
         self.preprocessor = adapter.preprocessor()
+        if adapter.spec.label_set in ("coco80", "coco91"):
+            from dfine_bench.evaluation.labelmap import check_label_map
+
+            check_label_map(adapter, dataset)  # COCO's names under other ids: mapped by name, and said
         category_to_label = {int(c): i for i, c in enumerate(adapter.label_to_category) if int(c) >= 0}
         by_image: dict[int, list[dict[str, Any]]] = {}
         for ann in dataset.coco["annotations"]:
