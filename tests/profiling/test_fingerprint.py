@@ -219,3 +219,12 @@ def test_compare_names_timings_whose_fingerprints_differ() -> None:
     assert same == []
     (line,) = incomparable_timings([rec("a", _fp()), rec("b", _fp(onnx_exporter="dynamo"))])
     assert "not comparable" in line and "fingerprint.onnx_exporter" in line and "(run b)" in line
+
+
+def test_tensorrt_builder_flags_are_in_its_fingerprint() -> None:
+    own = _own("tensorrt", {"builder_flags": ["FP16"], "tensorrt_version": "10.0", "engine_file": "/x"})
+    assert own["builder_flags"] == ["FP16"] and own["tensorrt_version"] == "10.0" and "engine_file" not in own
+    fp = fingerprint("cuda", backend="tensorrt", dtype="fp16", backend_fingerprint=own)
+    assert fingerprint_differences(fp, {**fp, "builder_flags": ["FP16", "SPARSE_WEIGHTS"]}) == [
+        ("fingerprint.builder_flags", ["FP16"], ["FP16", "SPARSE_WEIGHTS"])
+    ]

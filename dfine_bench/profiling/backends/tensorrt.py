@@ -26,7 +26,13 @@ class TensorRTBackend(OnnxBackend):
     install = "needs an NVIDIA GPU and pip install 'dfine-bench[tensorrt]'"
     devices: ClassVar[Mapping[str, tuple[str, ...]]] = {"cuda": ("fp32", "fp16")}
     display_name = "TensorRT"
-    fingerprint_fields: ClassVar[tuple[str, ...]] = ("tensorrt", "trt_builder_flags", *ONNX_FINGERPRINT)
+    # builder_flags: what its runner reports; tensorrt, trt_builder_flags: how older records named them
+    fingerprint_fields: ClassVar[tuple[str, ...]] = (
+        "builder_flags",
+        "tensorrt",
+        "trt_builder_flags",
+        *ONNX_FINGERPRINT,
+    )
     options: ClassVar[Mapping[str, Option]] = {
         **ONNX_OPTIONS,
         "workspace_gb": Option(4.0, "builder workspace limit in GiB", float),
