@@ -61,6 +61,11 @@ def print_summary(outcome: RunOutcome, stream: TextIO | None = None) -> None:
     table = summary_frame(outcome)
     if not table.empty:
         print(table.fillna("").to_string(index=False), file=out)
+    from dfine_bench.reporting.precision_section import precision_console
+
+    fidelity = precision_console(outcome.records)  # only with reduced-precision cells
+    if fidelity:
+        print(fidelity, file=out)
     stand_ins = [r for r in outcome.records if r.is_stand_in]
     if stand_ins:
         models = sorted({r.model.name for r in stand_ins if r.model.random_init})

@@ -40,6 +40,7 @@ from dfine_bench.profiling.precision_diagnosis import (
     DEFAULT_REL_ERROR,
     Diagnosis,
     diagnose_onnx,
+    diagnose_openvino,
     diagnose_torch,
 )
 from dfine_bench.records.schema import TaskOutcome
@@ -97,6 +98,10 @@ def _diagnose(
             kept = [first.culprit.module]
         return first, kept, None
     info = runner.info
+    if spec.name == "openvino" and "model_file" in info:
+        hint = str(info.get("inference_precision", "f32"))
+        d = diagnose_openvino(Path(info["onnx_file"]), Path(info["model_file"]), hint, images, cell=spec.key)
+        return d, [d.culprit.module] if d.culprit is not None and d.culprit.module else [], None
     if "export_file" in info and "onnx_file" in info:
         d = diagnose_onnx(Path(info["export_file"]), Path(info["onnx_file"]), images, cell=spec.key)
         return d, [d.culprit.module] if d.culprit is not None and d.culprit.module else [], None

@@ -21,6 +21,9 @@ from dfine_bench.reporting.error_analysis_section import INTRO as ERROR_ANALYSIS
 from dfine_bench.reporting.error_analysis_section import class_headings, error_analysis_blocks
 from dfine_bench.reporting.fdr_table import table2_section
 from dfine_bench.reporting.formatting import LEGEND, format_claims, formatted_frame
+from dfine_bench.reporting.precision_section import INTRO as PRECISION_INTRO
+from dfine_bench.reporting.precision_section import TITLE as PRECISION_TITLE
+from dfine_bench.reporting.precision_section import diagnosis_lines, precision_cells, precision_frame
 from dfine_bench.reporting.provenance import NOTHING_OFF_PROTOCOL
 
 _ENV = jinja2.Environment(
@@ -95,6 +98,15 @@ def _table2_html(content: ReportContent) -> dict[str, Any] | None:
     return {"title": section.title, "intro": section.intro, "html": html, "note": section.note}
 
 
+def _precision_html(content: ReportContent) -> dict[str, Any] | None:
+    """The deployment-fidelity section (None: no reduced-precision cell in these records)."""
+    cells = precision_cells(content.comparison.records)
+    if not cells:
+        return None
+    html = _html_table(precision_frame(cells), "records")
+    return {"title": PRECISION_TITLE, "intro": PRECISION_INTRO, "html": html, "lines": diagnosis_lines(cells)}
+
+
 def render_html(content: ReportContent) -> str:
     """The report page for ``content`` as one HTML string."""
     cmp = content.comparison
@@ -141,6 +153,7 @@ def render_html(content: ReportContent) -> str:
         table2=_table2_html(content),
         error_analysis=_error_analysis_html(content),
         error_analysis_intro=ERROR_ANALYSIS_INTRO,
+        precision=_precision_html(content),
         plots=plots,
         skipped=[s.reason for s in content.plots.skipped],
         problems=_html_table(prov.problems, "text"),

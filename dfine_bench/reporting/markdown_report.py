@@ -10,6 +10,7 @@ from dfine_bench.reporting.content import ReportContent
 from dfine_bench.reporting.error_analysis_section import error_analysis_blocks, error_analysis_markdown
 from dfine_bench.reporting.fdr_table import table2_markdown
 from dfine_bench.reporting.formatting import LEGEND, format_claims, formatted_frame, markdown_table
+from dfine_bench.reporting.precision_section import precision_markdown
 from dfine_bench.reporting.provenance import NOTHING_OFF_PROTOCOL
 
 
@@ -83,6 +84,7 @@ def render_markdown(content: ReportContent) -> str:
         out += ["", markdown_table(formatted_frame(t)), ""]
 
     out += error_analysis_markdown(error_analysis_blocks(cmp.records))  # only with such records
+    out += precision_markdown(cmp.records)  # only with reduced-precision cells
     out += ["## Plots", ""]
     for p in content.plots.plots:
         rel_png = p.png.relative_to(content.out_dir).as_posix()

@@ -16,6 +16,7 @@ from dfine_bench.reporting.folder import check_report_folder, mark_report_folder
 from dfine_bench.reporting.html_report import render_html
 from dfine_bench.reporting.markdown_report import render_markdown
 from dfine_bench.reporting.plots import make_plots
+from dfine_bench.reporting.precision_section import precision_plots
 from dfine_bench.reporting.provenance import provenance
 from dfine_bench.reporting.significance import mark_accuracy_tables, significance_table
 from dfine_bench.reporting.tables import build_comparison
@@ -55,6 +56,7 @@ def build_report(
     mark_accuracy_tables(comparison, significance_table(comparison.records))
     claims_table = check_claims_table(records, claims)
     plot_set = make_plots(comparison, claims_table, plots_dir)
+    plot_set.plots += precision_plots(records, plots_dir)  # only with reduced-precision cells
     content = ReportContent(
         title=title,
         generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
