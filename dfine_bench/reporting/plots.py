@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 
 from dfine_bench.records.schema import ResultRecord
 from dfine_bench.reporting import labels
-from dfine_bench.reporting.ap_pairing import accuracy_by_dataset, dataset_text, pair_ap
+from dfine_bench.reporting.ap_pairing import PairedAP, accuracy_by_dataset, dataset_text, pair_ap
 from dfine_bench.reporting.ap_pairing import column_by_source as _column_by_source
 from dfine_bench.reporting.ap_pairing import numeric_column as _numeric_column
 from dfine_bench.reporting.claims_plot import claims_deltas, is_number
@@ -97,21 +97,8 @@ def draw_tradeoff(
     that AP in the legend."""
     fig = new_figure()
     ax = fig.add_subplot()
-    colors = _family_colors([p.family for p in points])
-    for family, color in colors.items():
-        pts = [p for p in points if p.family == family]
-        own, lent = [p for p in pts if not p.borrowed], [p for p in pts if p.borrowed]
-        name = family or "(no family)"
-        if own:
-            ax.scatter([p.x for p in own], [p.y for p in own], color=color, label=name, zorder=3)
-        if lent:  # hollow: the family is named by its filled points when it has any
-            ax.scatter([p.x for p in lent], [p.y for p in lent], facecolors="none", edgecolors=color,
-                       label=None if own else name, zorder=3)  # fmt: skip
-        front = pareto_front([p.x for p in pts], [p.y for p in pts])
-        if len(front) > 1:
-            ax.plot([pts[i].x for i in front], [pts[i].y for i in front], color=color, lw=1.5, zorder=2)
-        for p in pts:
-            ax.annotate(p.label, (p.x, p.y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    for family, color in _family_colors([p.family for p in points]).items():
+        _draw_family(ax, family, color, [p for p in points if p.family == family])
     ax.margins(x=0.12, y=0.12)  # room for the model names
     ax.set_xlabel(x_label)
     ax.set_ylabel(y_label)
@@ -124,6 +111,25 @@ def draw_tradeoff(
     ax.set_title(title, fontsize=9)
     stand_in_mark(fig, stand_in)
     return fig
+
+
+def _xy(pts: Sequence[_Point]) -> tuple[list[float], list[float]]:
+    return [p.x for p in pts], [p.y for p in pts]
+
+
+def _draw_family(ax: Any, family: str, color: Any, pts: list[_Point]) -> None:
+    """One family's points (hollow where the AP is borrowed), names and Pareto front."""
+    own, lent = [p for p in pts if not p.borrowed], [p for p in pts if p.borrowed]
+    name = family or "(no family)"
+    if own:
+        ax.scatter(*_xy(own), color=color, label=name, zorder=3)
+    if lent:  # hollow: the family is named by its filled points when it has any
+        ax.scatter(*_xy(lent), facecolors="none", edgecolors=color, label=None if own else name, zorder=3)
+    front = [pts[i] for i in pareto_front(*_xy(pts))]
+    if len(front) > 1:
+        ax.plot(*_xy(front), color=color, lw=1.5, zorder=2)
+    for p in pts:
+        ax.annotate(p.label, (p.x, p.y), textcoords="offset points", xytext=(4, 4), fontsize=8)
 
 
 def _tradeoff_plot(
@@ -169,46 +175,56 @@ def ap_vs_latency(cmp: Comparison, out_dir: Path) -> list[Plot]:
         recs = [r for r in _records(cmp, speed) if r.task == "latency"]
         sizes = sorted({labels.input_label(r.setup.input_size) or "?" for r in recs})
         timed = sorted({r.setup.timed or "?" for r in recs})
+        extra = f"latency: batch 1, input {', '.join(sizes)}, timed {', '.join(timed)}"
         xs = _numeric_column(speed, lat)
         for tables in datasets:
-            paired = pair_ap(speed, tables)
-            keys = [k for k in speed.row_keys if k in paired and k in xs]
-            if not keys:
-                continue
-            points = [
-                _Point(
-                    cmp.row_meta[k]["model"],
-                    cmp.row_meta[k]["family"],
-                    xs[k],
-                    paired[k].value,
-                    borrowed=not paired[k].same_setup,
-                )
-                for k in keys
-            ]
-            used = [t for t in tables if t.title in {paired[k].table for k in keys}]
-            stand_in = _stand_in_of(cmp, (*used, speed), keys)
-            own = f"{speed.group.backend} {speed.group.dtype}"
-            borrowed = f"AP of eager fp32 (none measured with {own})"
-            through, data = ("" if own == "eager fp32" else f" through {own}"), dataset_text(tables[0])
-            # the title's line stays short (the legend and caption say it in full)
-            if all(p.borrowed for p in points):
-                ap_line, short = f"AP {data}, {borrowed}", f"AP {data}: eager fp32's (none with {own})"
-            elif any(p.borrowed for p in points):
-                ap_line, short = (
-                    f"AP{through} {data}; hollow points: {borrowed}",
-                    f"AP{through} {data}; hollow: eager fp32",
-                )
-            else:
-                ap_line = short = f"AP{through} {data}"
-            extra = f"latency: batch 1, input {', '.join(sizes)}, timed {', '.join(timed)}"
-            title = plot_title(f"AP vs latency — {speed.title}", short, extra, stand_in)
-            fig = draw_tradeoff(points, x_label="latency, median of batch 1 (ms)", y_label="AP (%)",
-                                title=title, stand_in=stand_in, borrowed=borrowed)  # fmt: skip
             name = slug("ap_vs_latency", speed.title, tables[0].title if len(datasets) > 1 else "")
-            png, svg = save_figure(fig, out_dir, name)
-            caption = f"AP vs latency: {len(points)} model(s); {speed.title}; {ap_line}."
-            plots.append(Plot(name, "ap_vs_latency", title.replace("\n", " — "), caption, png, svg))
+            plot = _ap_latency_plot(cmp, speed, tables, xs, extra, out_dir / name)
+            plots += [plot] if plot is not None else []
     return plots
+
+
+def _ap_latency_plot(
+    cmp: Comparison,
+    speed: ComparisonTable,
+    tables: list[ComparisonTable],
+    xs: dict[tuple[str, ...], float],
+    extra: str,
+    path: Path,
+) -> Plot | None:
+    """One AP-vs-latency plot (None when no model has both numbers); ``path``: its files, no suffix."""
+    paired = pair_ap(speed, tables)
+    keys = [k for k in speed.row_keys if k in paired and k in xs]
+    if not keys or speed.group is None:
+        return None
+    points = [_paired_point(cmp, k, xs[k], paired[k]) for k in keys]
+    used = [t for t in tables if t.title in {paired[k].table for k in keys}]
+    stand_in = _stand_in_of(cmp, (*used, speed), keys)
+    own = f"{speed.group.backend} {speed.group.dtype}"
+    borrowed = f"AP of eager fp32 (none measured with {own})"
+    ap_line, short = _ap_words(points, own, borrowed, dataset_text(tables[0]))
+    title = plot_title(f"AP vs latency — {speed.title}", short, extra, stand_in)
+    fig = draw_tradeoff(points, x_label="latency, median of batch 1 (ms)", y_label="AP (%)",
+                        title=title, stand_in=stand_in, borrowed=borrowed)  # fmt: skip
+    png, svg = save_figure(fig, path.parent, path.name)
+    caption = f"AP vs latency: {len(points)} model(s); {speed.title}; {ap_line}."
+    return Plot(path.name, "ap_vs_latency", title.replace("\n", " — "), caption, png, svg)
+
+
+def _paired_point(cmp: Comparison, key: tuple[str, ...], latency: float, ap: PairedAP) -> _Point:
+    meta = cmp.row_meta[key]
+    return _Point(meta["model"], meta["family"], latency, ap.value, borrowed=not ap.same_setup)
+
+
+def _ap_words(points: list[_Point], own: str, borrowed: str, data: str) -> tuple[str, str]:
+    """How the AP of an AP-vs-latency plot is named: in the caption, and shortly in the title (the
+    legend and caption say it in full)."""
+    through = "" if own == "eager fp32" else f" through {own}"
+    if all(p.borrowed for p in points):
+        return f"AP {data}, {borrowed}", f"AP {data}: eager fp32's (none with {own})"
+    if any(p.borrowed for p in points):
+        return f"AP{through} {data}; hollow points: {borrowed}", f"AP{through} {data}; hollow: eager fp32"
+    return f"AP{through} {data}", f"AP{through} {data}"
 
 
 def _column_by_source_bs1(table: ComparisonTable) -> str | None:
@@ -309,28 +325,27 @@ def latency_vs_batch(cmp: Comparison, out_dir: Path) -> list[Plot]:
     return plots
 
 
+def _pr_curve(record: ResultRecord) -> tuple[list[float], list[float]] | None:
+    """(recall, precision) of an ok evaluation record's ``details["pr_curve"]``; None if it has none."""
+    pr = record.details.get("pr_curve") if record.status == "ok" else None
+    if not isinstance(pr, dict):
+        return None
+    rec, prec = pr.get("recall"), pr.get("precision")
+    if not isinstance(rec, list) or not isinstance(prec, list) or len(rec) != len(prec) or not rec:
+        return None
+    # COCO marks "no data" as -1: not a precision of 0
+    values = [p if is_number(p) and p >= 0 else math.nan for p in prec]
+    return (rec, values) if any(not math.isnan(v) for v in values) else None
+
+
 def pr_curves(cmp: Comparison, out_dir: Path) -> list[Plot]:
     """Precision against recall per model (IoU .50:.95, area all, 100 detections), one plot per dataset."""
     plots = []
     for acc in cmp.table(ACCURACY):
-        curves = []
-        for key in acc.row_keys:
-            for r in cmp.sources.get((key, acc.title), []):
-                pr = r.details.get("pr_curve") if r.status == "ok" else None
-                if not isinstance(pr, dict):
-                    continue
-                rec, prec = pr.get("recall"), pr.get("precision")
-                if (
-                    not isinstance(rec, list)
-                    or not isinstance(prec, list)
-                    or len(rec) != len(prec)
-                    or not rec
-                ):
-                    continue
-                # COCO marks "no data" as -1: not a precision of 0
-                values = [p if is_number(p) and p >= 0 else math.nan for p in prec]
-                if any(not math.isnan(v) for v in values):
-                    curves.append((key, r, rec, values))
+        found = (
+            (key, r, _pr_curve(r)) for key in acc.row_keys for r in cmp.sources.get((key, acc.title), [])
+        )
+        curves = [(key, r, *curve) for key, r, curve in found if curve is not None]
         if not curves:
             continue
         keys = [c[0] for c in curves]

@@ -15,29 +15,39 @@ from dfine_bench.reporting.table_groups import Group
 
 
 def table_notes(group: Group, records: list[ResultRecord]) -> list[str]:
-    notes: list[str] = []
+    """The notes of one table: what its numbers are, unstable latencies, deviations from the paper."""
+    return [*_kind_notes(group, records), *_unstable_notes(records), *_deviation_notes(records)]
+
+
+def _kind_notes(group: Group, records: list[ResultRecord]) -> list[str]:
+    """Units and conditions, per kind of table."""
     if group.kind == ACCURACY:
-        rec = records[0]
-        notes.append("COCO AP/AR in percent (IoU .50:.95 unless named), maxDets 100")
-        if rec.setup.engine:
-            notes.append(f"COCO engine: {rec.setup.engine}")
+        engine = records[0].setup.engine
         devices = sorted({labels.setup_label(r.setup) for r in records})
-        notes.append(f"evaluated on {'; '.join(devices)}")
-    elif group.kind == COMPLEXITY:
-        notes.append(
+        return [
+            "COCO AP/AR in percent (IoU .50:.95 unless named), maxDets 100",
+            *([f"COCO engine: {engine}"] if engine else []),
+            f"evaluated on {'; '.join(devices)}",
+        ]
+    if group.kind == COMPLEXITY:
+        return [
             "params in millions, counted as the official get_info.py does (the deploy-mode model); "
             "params total: every parameter of the model as built; GFLOPs of one forward at batch 1 "
             "(calflops, as the paper)"
-        )
-    elif group.kind != SPEED:  # a component's own table: what its metrics are
-        notes.extend(_metric_notes(records))
-    else:
-        timed = sorted({r.setup.timed for r in records if r.setup.timed})
-        sizes = sorted({labels.input_label(r.setup.input_size) or "?" for r in records})
-        notes.append(
-            f"measured on {group.device_name} with {group.backend} {group.dtype}; input {', '.join(sizes)}; "
-            f"timed: {', '.join(timed) or 'unknown'}; latency per batch in ms"
-        )
+        ]
+    if group.kind != SPEED:  # a component's own table: what its metrics are
+        return _metric_notes(records)
+    timed = sorted({r.setup.timed for r in records if r.setup.timed})
+    sizes = sorted({labels.input_label(r.setup.input_size) or "?" for r in records})
+    return [
+        f"measured on {group.device_name} with {group.backend} {group.dtype}; input {', '.join(sizes)}; "
+        f"timed: {', '.join(timed) or 'unknown'}; latency per batch in ms"
+    ]
+
+
+def _unstable_notes(records: list[ResultRecord]) -> list[str]:
+    """Models whose latency ``profiling.validity`` marked unstable (a high CV, an oversubscribed
+    CPU or a throttling GPU)."""
     unstable = sorted(
         {
             r.model.name
@@ -45,13 +55,19 @@ def table_notes(group: Group, records: list[ResultRecord]) -> list[str]:
             if r.task == "latency" and (r.details.get("validity") or {}).get("status") == "unstable"
         }
     )
-    if unstable:  # profiling.validity: a high CV, an oversubscribed CPU or a throttling GPU
-        notes.append(
-            f"UNSTABLE latency (noisy or oversubscribed machine, or a throttling GPU; not judged by claims): "
-            f"{', '.join(unstable)}"
-        )
-    # a throughput record's setup is its best batch size: its "batch size N, not 1" belongs to the
-    # throughput columns, never to the batch-1 latency columns beside them
+    if not unstable:
+        return []
+    return [
+        f"UNSTABLE latency (noisy or oversubscribed machine, or a throttling GPU; not judged by claims): "
+        f"{', '.join(unstable)}"
+    ]
+
+
+def _deviation_notes(records: list[ResultRecord]) -> list[str]:
+    """How the records deviate from the paper's protocol. A throughput record's setup is its best
+    batch size: its "batch size N, not 1" belongs to the throughput columns, never to the batch-1
+    latency columns beside them."""
+    notes = []
     own = [r for r in records if r.task != "throughput"]
     deviations = _deviations(own)
     if deviations:
