@@ -121,3 +121,27 @@ def test_every_coco_record_carries_the_intervals(tmp_path: Path, engine: str) ->
         assert value is not None and boot["point"][name] == pytest.approx(value, abs=1e-6)
         assert boot["ci"][name][0] <= value <= boot["ci"][name][1]
     assert not any("bootstrap" in n for n in out.notes)
+
+
+def test_the_inference_driver_records_the_intervals(gen_dataset, adapter, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Through ``evaluate_model`` (the coco evaluator): the intervals, with B and the seed, in the record;
+    the pycocotools engine's own matching and faster-coco-eval's extra pass agree exactly."""
+    from dfine_bench.config.settings import EvaluationSettings
+    from dfine_bench.evaluation import evaluate_model
+
+    boots = []
+    for engine in ("faster_coco_eval", "pycocotools"):
+        cfg = EvaluationSettings(
+            batch_size=4, num_workers=0, engine=engine, bootstrap=BootstrapSettings(replicates=100, seed=7)
+        )
+        (o,) = evaluate_model(adapter, gen_dataset, cfg, tmp_path / engine)
+        boot = o.details["bootstrap"]
+        assert (boot["replicates"], boot["seed"], boot["images"]) == (100, 7, 24)
+        assert boot["point"]["AP"] == pytest.approx(o.metrics["AP"].value, abs=1e-6)
+        boots.append(boot)
+    assert (
+        boots[0]["values"] == boots[1]["values"] and boots[0]["weights_sha256"] == boots[1]["weights_sha256"]
+    )
+    off = EvaluationSettings(batch_size=4, num_workers=0, bootstrap=BootstrapSettings(enabled=False))
+    (o,) = evaluate_model(adapter, gen_dataset, off, tmp_path / "off")
+    assert "bootstrap" not in o.details
