@@ -159,7 +159,7 @@ def train(
     *,
     progress: str = "auto",
     meta: Mapping[str, Any] | None = None,
-    on_step: Callable[[int], None] | None = None,
+    on_step: Callable[[int, Mapping[str, float]], None] | None = None,
 ) -> TrainResult:
     """Train ``adapter.model`` in place of its weights; write checkpoints and the result to ``out_dir``."""
     settings.validate()
@@ -238,7 +238,7 @@ def train(
                     },
                 )
             if on_step is not None:
-                on_step(done)
+                on_step(done, row)  # the step's losses: a caller may stop or check the run
     wall = elapsed_before + time.perf_counter() - started
     final = ema.module.eval()
     model_dir = out_dir / MODEL_DIR

@@ -61,7 +61,7 @@ def test_killed_run_resumes_to_the_same_weights(tiny_data, tmp_path: Path) -> No
     class Killed(Exception):
         pass
 
-    def kill_after_step_2(done: int) -> None:
+    def kill_after_step_2(done: int, row: object) -> None:
         if done == 2:
             raise Killed
 
