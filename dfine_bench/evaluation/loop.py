@@ -174,19 +174,7 @@ def _run_backend(
     meta = _meta(adapter, dataset, backend)
 
     # Rank 0 decides what is left to do and tells the others, so every rank shards the same list.
-    plan: dict[str, Any] | None = None
-    if rank == 0:
-        if not cfg.resume or not stream.matches(meta):
-            if cfg.resume and any(Path(work_dir).glob("part-*.jsonl")):
-                log.warning(
-                    "%s: predictions there belong to another model or dataset; starting afresh", work_dir
-                )
-            stream.reset(meta)
-        done, _ = stream.read()
-        wanted = set(all_ids)
-        resumed = sorted(set(done) & wanted)
-        plan = {"pending": [i for i in all_ids if i not in done], "resumed": len(resumed)}
-    plan = D.broadcast_object(plan)
+    plan = D.broadcast_object(_pending(cfg, stream, meta, work_dir, all_ids) if rank == 0 else None)
     assert plan is not None
     pending: list[int] = plan["pending"]
     mine = D.shard(pending, rank, world)
@@ -207,14 +195,7 @@ def _run_backend(
         forward_s, max_dets, _ = infer_shard(
             adapter, items, stream, cfg, device, bar, forward, read=dataset.reader()
         )
-    # Every rank's timing and detection count reach rank 0 with the predictions.
-    stats = [forward_s, max_dets]
-    if world > 1:
-        gathered: list[Any] = [None] * world if rank == 0 else []
-        torch.distributed.gather_object(stats, gathered if rank == 0 else None, dst=0)
-        D.barrier()
-    else:
-        gathered = [stats]
+    gathered = _gather([forward_s, max_dets], rank, world)
     if rank != 0:
         return []
     forward_total = sum(g[0] for g in gathered)
@@ -224,6 +205,34 @@ def _run_backend(
     )  # fmt: skip
 
 
+def _pending(
+    cfg: EvaluationSettings,
+    stream: PredictionStream,
+    meta: dict[str, Any],
+    work_dir: Path,
+    all_ids: list[int],
+) -> dict[str, Any]:
+    """Rank 0's plan: the images left to infer and how many were resumed (predictions of another
+    model or dataset, or ``evaluation.resume=false``: start afresh)."""
+    if not cfg.resume or not stream.matches(meta):
+        if cfg.resume and any(Path(work_dir).glob("part-*.jsonl")):
+            log.warning("%s: predictions there belong to another model or dataset; starting afresh", work_dir)
+        stream.reset(meta)
+    done, _ = stream.read()
+    resumed = sorted(set(done) & set(all_ids))
+    return {"pending": [i for i in all_ids if i not in done], "resumed": len(resumed)}
+
+
+def _gather(stats: list[Any], rank: int, world: int) -> list[Any]:
+    """Every rank's timing and detection count, on rank 0 (with the predictions); [] elsewhere."""
+    if world <= 1:
+        return [stats]
+    gathered: list[Any] = [None] * world if rank == 0 else []
+    torch.distributed.gather_object(stats, gathered if rank == 0 else None, dst=0)
+    D.barrier()
+    return gathered
+
+
 def _replay(
     done: dict[int, list[list[float]]], ok_ids: list[int]
 ) -> Iterator[tuple[list[ImageInput], list[list[list[float]]]]]:
@@ -231,6 +240,49 @@ def _replay(
     for start in range(0, len(ok_ids), _REPLAY_CHUNK):
         chunk = ok_ids[start : start + _REPLAY_CHUNK]
         yield [ImageInput(i) for i in chunk], [done.pop(i) for i in chunk]
+
+
+def _setup(
+    adapter: DetectorAdapter, cfg: EvaluationSettings, backend: EvalBackend, info: Any, dets_per_image: int
+) -> dict[str, Any]:
+    """The evaluation record's setup; the reference (eager fp32) keeps the runner's default
+    setup.backend/dtype, as before."""
+    setup: dict[str, Any] = (
+        {} if backend.is_reference else {"backend": backend.spec.name, "dtype": backend.spec.dtype}
+    )
+    return setup | {
+        "batch_size": int(cfg.batch_size),
+        "input_size": list(adapter.spec.input_size),
+        "deviations": accuracy_deviations(
+            info.name, info.num_images, info.generated, adapter.spec.input_size, int(cfg.batch_size)
+        ),
+        "detections_per_image": dets_per_image,
+        "score_threshold": None,
+        "timed": None,
+    }
+
+
+def _too_many_failed(cfg: EvaluationSettings, failed: int, total: int) -> str | None:
+    """The reason the evaluation fails when more images were unreadable than allowed, else None."""
+    fraction = failed / max(1, total)
+    if fraction <= cfg.max_failed_fraction:
+        return None
+    return (
+        f"{failed} of {total} images unreadable ({fraction:.1%} > "
+        f"evaluation.max_failed_fraction={cfg.max_failed_fraction}); see details.failed_images"
+    )
+
+
+def _check_evaluable(
+    adapter: DetectorAdapter, dataset: ResolvedDataset, images: int, detections: int
+) -> None:
+    if not images:
+        raise DfineBenchError(f"no image of dataset {dataset.name!r} could be evaluated")
+    if not detections:
+        raise DfineBenchError(
+            f"model {adapter.spec.name!r} produced no detections on any of {images} images; "
+            "nothing to evaluate"
+        )
 
 
 def _evaluate_streamed(
@@ -257,20 +309,7 @@ def _evaluate_streamed(
     merged = stream.write_merged([d for i in ok_ids for d in rows_to_coco(i, done[i])])
     dets_per_image = adapter.spec.detections_per_image or observed
     info = dataset.info()
-    # the reference (eager fp32) keeps the runner's default setup.backend/dtype, as before
-    setup: dict[str, Any] = (
-        {} if backend.is_reference else {"backend": backend.spec.name, "dtype": backend.spec.dtype}
-    )
-    setup |= {
-        "batch_size": int(cfg.batch_size),
-        "input_size": list(adapter.spec.input_size),
-        "deviations": accuracy_deviations(
-            info.name, info.num_images, info.generated, adapter.spec.input_size, int(cfg.batch_size)
-        ),
-        "detections_per_image": dets_per_image,
-        "score_threshold": None,
-        "timed": None,
-    }
+    setup = _setup(adapter, cfg, backend, info, dets_per_image)
     counts = {
         "images_seen": metric("images_seen", len(ok_ids) + len(failed_ids)),
         "images_failed": metric("images_failed", len(failed_ids)),
@@ -310,20 +349,10 @@ def _evaluate_streamed(
             notes=notes + result.notes,
         )
 
-    fraction = len(failed_ids) / max(1, len(all_ids))
-    if fraction > cfg.max_failed_fraction:
-        reason = (
-            f"{len(failed_ids)} of {len(all_ids)} images unreadable ({fraction:.1%} > "
-            f"evaluation.max_failed_fraction={cfg.max_failed_fraction}); see details.failed_images"
-        )
-        return [outcome(e, EvaluatorResult(status="failed", reason=reason)) for e in entries]
-    if not ok_ids:
-        raise DfineBenchError(f"no image of dataset {dataset.name!r} could be evaluated")
-    if not num_detections:
-        raise DfineBenchError(
-            f"model {adapter.spec.name!r} produced no detections on any of {len(ok_ids)} images; "
-            "nothing to evaluate"
-        )
+    too_many = _too_many_failed(cfg, len(failed_ids), len(all_ids))
+    if too_many:
+        return [outcome(e, EvaluatorResult(status="failed", reason=too_many)) for e in entries]
+    _check_evaluable(adapter, dataset, len(ok_ids), num_detections)
     context = EvaluatorContext(dataset=dataset, cfg=cfg)
     evaluators = CompositeEvaluator([create_evaluator(e.name, context) for e in entries])
     evaluators.reset()
