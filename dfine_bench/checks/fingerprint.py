@@ -6,7 +6,8 @@ ran: the CPU model, its usable cores, the torch version and the precision always
 its name, driver, CUDA, cuDNN and TF32 switches; and every field the timed backend contributed
 (``Backend.fingerprint``: its options, such as OpenVINO's ``hint`` or the ONNX opset, its runtime
 version, providers, exporter ...), which the fingerprint lists in ``backend_fields``: nothing here
-knows a backend.
+knows a backend. A reduced-precision timing (bf16, fp16, int8) also compares only between CPUs with
+the same precision instruction-set flags (``cpu_precision_flags``: AMX, AVX512-BF16/FP16, VNNI).
 Clocks are recorded but not compared: they move with load and temperature (the GPU discipline
 marks throttled runs instead).
 
@@ -47,6 +48,8 @@ def speed_fields(fp: Mapping[str, Any]) -> tuple[str, ...]:
         fields += CUDA
     own = fp.get("backend_fields")
     fields += own if isinstance(own, list) else legacy_backend_fields(str(fp.get("backend")))
+    if fp.get("precision") not in (None, "fp32"):  # bf16/fp16/int8 speed hangs on AMX, AVX512-FP16, VNNI
+        fields.append("cpu_precision_flags")
     return tuple(fields)
 
 

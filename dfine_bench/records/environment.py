@@ -147,6 +147,33 @@ def _int_or_none(v: Any) -> int | None:
         return None
 
 
+#: CPU instruction-set flags that change reduced-precision speed (bf16/fp16 arithmetic, AMX tiles,
+#: VNNI int8 dot products): two CPUs differing in one do not run bf16/fp16/int8 alike
+PRECISION_CPU_FLAGS = (
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_bf16",
+    "amx_fp16",
+    "amx_int8",
+    "avx512_vnni",
+    "avx_vnni",
+)
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_precision_flags() -> list[str] | None:
+    """Which of ``PRECISION_CPU_FLAGS`` this CPU has (``/proc/cpuinfo``); None where unreadable."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    flags: set[str] = set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[-1].split())
+    return [f for f in PRECISION_CPU_FLAGS if f in flags]
+
+
 def machine_fingerprint(device: str) -> dict[str, Any]:
     """The machine and software part of the fingerprint (no backend): what ran ``device``."""
     static = _static_environment()
@@ -164,6 +191,7 @@ def machine_fingerprint(device: str) -> dict[str, Any]:
         "max_sm_clock_mhz": _int_or_none(gpu.get("max_sm_clock_mhz")),
         "mem_clock_mhz": _int_or_none(gpu.get("mem_clock_mhz")),
         "torch": static["torch"],
+        "cpu_precision_flags": cpu_precision_flags(),
         "onnxruntime": static.get("onnxruntime"),
         "openvino": static.get("openvino"),
         "tensorrt": static.get("tensorrt"),
