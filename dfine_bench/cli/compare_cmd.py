@@ -5,10 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from dfine_bench.cli.report_cmd import add_records_arguments
 from dfine_bench.records.schema import TASKS
+
+if TYPE_CHECKING:  # pandas and the reporting layer load when the command runs, not at --help
+    import pandas as pd
+
+    from dfine_bench.reporting.claims_table import ClaimsTable
+    from dfine_bench.reporting.tables import Comparison
 
 EXAMPLES = """\
 examples:
@@ -74,21 +80,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     from dfine_bench.checks.fingerprint import incomparable_timings
-    from dfine_bench.errors import DfineBenchError
     from dfine_bench.reporting.claims_table import check_claims_table
-    from dfine_bench.reporting.formatting import (
-        LEGEND,
-        format_claims,
-        formatted_frame,
-        markdown_table,
-        text_table,
-    )
+    from dfine_bench.reporting.formatting import LEGEND, formatted_frame
     from dfine_bench.reporting.provenance import stand_in_statement
     from dfine_bench.reporting.runs import load_run_records, resolve_paths
     from dfine_bench.reporting.selection import unique_records
     from dfine_bench.reporting.significance import mark_accuracy_tables, significance_table
     from dfine_bench.reporting.tables import build_comparison
-    from dfine_bench.utils.files import atomic_write_text
 
     out = stream or sys.stdout
     paths = resolve_paths(args.paths, args.results_dir)
@@ -122,38 +120,59 @@ def main(args: argparse.Namespace, stream: TextIO | None = None) -> int:
             print(f"  - {line}", file=out)
         md += ["## Not comparable", "", *(f"- {line}" for line in incomparable), ""]
     for t in cmp.tables:
-        print(f"\n== {t.title} ==", file=out)
-        for n in t.notes:
-            print(f"   {n}", file=out)
-        print(text_table(formatted_frame(t)), file=out)
-        md += [f"## {t.title}", "", *(f"- {n}" for n in t.notes), "", markdown_table(formatted_frame(t)), ""]
+        md += _section(t.title, t.notes, formatted_frame(t), out)
     if paired is not None:
-        print(f"\n== {paired.title} ==", file=out)
-        for n in paired.notes:
-            print(f"   {n}", file=out)
-        print(text_table(paired.frame), file=out)
-        md += [
-            f"## {paired.title}",
-            "",
-            *(f"- {n}" for n in paired.notes),
-            "",
-            markdown_table(paired.frame),
-            "",
-        ]
+        md += _section(paired.title, paired.notes, paired.frame, out)
     if not cmp.tables:
         print("\n(no evaluation, complexity, latency or throughput records among these)", file=out)
     print(f"\n{LEGEND}", file=out)
     if claims is not None:
-        print(f"\n== {claims.summary()} ==", file=out)
-        md += ["## Paper claims", "", claims.summary(), ""]
-        if len(every) != len(cmp.records):
-            scope = f"checked against all {len(every)} record(s): the filters apply to the tables only"
-            print(f"   {scope}", file=out)
-            md += [scope[0].upper() + scope[1:] + ".", ""]
-        if not claims.frame.empty:
-            shown = format_claims(claims.display_frame())
-            print(text_table(shown), file=out)
-            md += [markdown_table(shown), ""]
+        md += _claims_section(claims, len(every), len(cmp.records), out)
+    _write_files(args, cmp, runs, statement, md, out)
+    return 0
+
+
+def _section(title: str, notes: list[str], frame: pd.DataFrame, out: TextIO) -> list[str]:
+    """Print one titled table (text cells) with its notes; returns its markdown lines."""
+    from dfine_bench.reporting.formatting import markdown_table, text_table
+
+    print(f"\n== {title} ==", file=out)
+    for n in notes:
+        print(f"   {n}", file=out)
+    print(text_table(frame), file=out)
+    return [f"## {title}", "", *(f"- {n}" for n in notes), "", markdown_table(frame), ""]
+
+
+def _claims_section(claims: ClaimsTable, checked: int, shown: int, out: TextIO) -> list[str]:
+    """Print the claims table (``checked`` records judged them, ``shown`` are in the tables)."""
+    from dfine_bench.reporting.formatting import format_claims, markdown_table, text_table
+
+    print(f"\n== {claims.summary()} ==", file=out)
+    md = ["## Paper claims", "", claims.summary(), ""]
+    if checked != shown:
+        scope = f"checked against all {checked} record(s): the filters apply to the tables only"
+        print(f"   {scope}", file=out)
+        md += [scope[0].upper() + scope[1:] + ".", ""]
+    if not claims.frame.empty:
+        frame = format_claims(claims.display_frame())
+        print(text_table(frame), file=out)
+        md += [markdown_table(frame), ""]
+    return md
+
+
+def _write_files(
+    args: argparse.Namespace,
+    cmp: Comparison,
+    runs: list[str],
+    statement: list[str],
+    md: list[str],
+    out: TextIO,
+) -> None:
+    """``--markdown`` and ``--csv``: the printed tables as markdown, every table value as CSV."""
+    from dfine_bench.errors import DfineBenchError
+    from dfine_bench.reporting.formatting import LEGEND
+    from dfine_bench.utils.files import atomic_write_text
+
     if args.markdown:
         head = [f"# dfine-bench compare: {', '.join(runs)}", ""]
         if statement:
@@ -171,4 +190,3 @@ def main(args: argparse.Namespace, stream: TextIO | None = None) -> int:
             raise DfineBenchError(f"--csv {args.csv}: these records hold no table values to write")
         atomic_write_text(Path(args.csv), cmp.flat_frame().to_csv(index=False))
         print(f"csv: {args.csv}", file=out)
-    return 0
