@@ -248,7 +248,13 @@ def precision_plots(records: Iterable[ResultRecord], out_dir: Path) -> list[Plot
         backends = list(dict.fromkeys(c.backend for c in mine))
         colors = {b: f"C{i}" for i, b in enumerate(backends)}
         for c in mine:
-            ax.scatter(c.latency_ms, c.ap, marker=MARKERS.get(c.dtype, "x"), color=colors[c.backend], s=60)
+            ax.scatter(
+                c.latency_ms or 0.0,
+                c.ap or 0.0,
+                marker=MARKERS.get(c.dtype, "x"),
+                color=colors[c.backend],
+                s=60,
+            )
             ax.annotate(
                 c.label, (c.latency_ms or 0, c.ap or 0), textcoords="offset points", xytext=(5, 4), fontsize=7
             )
