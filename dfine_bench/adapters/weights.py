@@ -316,6 +316,19 @@ def _summarise(items: Iterable[str], limit: int = 15) -> str:
     return shown + (f"; ... (+{len(items) - limit} more)" if len(items) > limit else "")
 
 
+def _with_tied(
+    expected: Mapping[str, torch.Tensor], state_dict: Mapping[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """``state_dict`` with each tied name the model expects filled from a partner it does hold."""
+    provided = dict(state_dict)
+    groups = _tied_groups(expected)
+    for key in (k for k in expected if k not in provided and k in groups):
+        partner = next((k for k in groups[key] if k in state_dict), None)
+        if partner is not None:
+            provided[key] = state_dict[partner]
+    return provided
+
+
 def load_state_dict_strict(
     model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], source: str
 ) -> None:
@@ -326,13 +339,7 @@ def load_state_dict_strict(
     weights and may be absent on either side.
     """
     expected = model.state_dict()
-    provided = dict(state_dict)
-    groups = _tied_groups(expected)
-    for key in expected:
-        if key not in provided and key in groups:
-            partner = next((k for k in groups[key] if k in state_dict), None)
-            if partner is not None:
-                provided[key] = state_dict[partner]
+    provided = _with_tied(expected, state_dict)
     missing = [k for k in expected if k not in provided and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in provided if k not in expected and not k.endswith("num_batches_tracked")]
     mismatched = [
