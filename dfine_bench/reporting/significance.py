@@ -207,7 +207,7 @@ def mark_accuracy_tables(cmp: Comparison, table: SignificanceTable | None) -> No
             deltas.append(_delta_cell(row))
             if row is not None:
                 refs.add(row_label(row.reference))
-        if not any(cis) and not any(deltas):
+        if not any(cis):  # records from before the intervals: the table stays as it was
             continue
         t.frame["AP 95% CI"] = cis
         t.frame["ΔAP vs ref"] = deltas
