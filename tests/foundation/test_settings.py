@@ -118,3 +118,27 @@ def test_suite_backends_resolve_through_hydra_with_user_folders(tmp_path: Path) 
     assert [b.atol for b in _settings("backend=loose", dirs=(tmp_path,)).backends] == [0.5]
     with pytest.raises(ConfigError, match=r"suite\.backends: unknown backend 'nope'"):
         _settings("suite.backends=[nope]", dirs=(tmp_path,))
+
+
+def test_a_run_composes_its_config_once(plugin_site, cli_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 19: `run` composed the config 3 times (validation, then settings twice): now the run
+    config once, plus one composition per other backend the suite lists (its group file)."""
+    import dfine_bench.config.loading as loading
+
+    calls: list[list[str]] = []
+    real = loading.compose
+
+    def counting(*args, **kwargs):
+        calls.append(list(kwargs.get("overrides", [])))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loading, "compose", counting)
+    overrides = [
+        *QUICK,
+        "suite.backends=[eager,onnxruntime]",
+        "profiling.enabled=false",
+        "suite.report=false",
+    ]
+    assert main(["run", *overrides, "output.run_id=once"]) == 0
+    assert len(calls) == 2, calls
+    assert sum("backend=onnxruntime" in c for c in calls) == 1
