@@ -103,3 +103,16 @@ def test_compare_shows_the_paired_table_and_refuses_an_unknown_reference(
     assert main(["compare", "--no-claims", "--reference", "dfine_x"]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and "--reference dfine_x" in err[0]
+
+
+def test_records_from_before_the_intervals_leave_the_tables_alone() -> None:
+    old = [record("evaluation", m, {"AP": ap}) for m, ap in (("dfine_s", 48.0), ("rtdetr_r18", 46.0))]
+    cmp = build_comparison(old)
+    table = significance_table(cmp.records)
+    mark_accuracy_tables(cmp, table)
+    assert (
+        table is not None
+        and table.rows[1].problem is not None
+        and "has no AP bootstrap" in table.rows[1].problem
+    )
+    assert all("AP 95% CI" not in t.frame.columns for t in cmp.tables)
