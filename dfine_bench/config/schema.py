@@ -39,6 +39,7 @@ class DType(str, Enum):
     fp32 = "fp32"
     fp16 = "fp16"
     bf16 = "bf16"
+    int8 = "int8"  # quantized with calibration images (the backends listing it: dfine-bench list backends)
 
 
 class Timed(str, Enum):
@@ -83,6 +84,18 @@ class DatasetConfig:
     image_size: list[int] = field(default_factory=lambda: [480, 640])  # [h, w]
     seed: int = 0
     cache_dir: str | None = None  # where generated data is written; None: <results>/_generated
+    # EXIF orientation: ``ignore`` reads the stored pixels (the official code and pycocotools do),
+    # ``apply`` rotates as a viewer displays them (annotation tools label what they display)
+    exif: str = "ignore"
+    # an image whose real size differs from its width/height in the annotation file: ``error``
+    # names it; ``warn`` evaluates anyway and counts them (console, record notes, report)
+    size_mismatch: str = "error"
+
+
+#: The most images ``dataset.kind=generated`` writes (a typo such as 1000000000 must not fill the disk).
+MAX_GENERATED_IMAGES = 100_000
+EXIF_MODES = ("ignore", "apply")
+SIZE_MISMATCH_MODES = ("error", "warn")
 
 
 @dataclass

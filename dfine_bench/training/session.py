@@ -27,9 +27,10 @@ from omegaconf import OmegaConf
 
 from dfine_bench.adapters import DetectorAdapter, create_model, get_spec
 from dfine_bench.adapters.weights import WeightsRequest, weights_request
-from dfine_bench.config.checks import enum_value
+from dfine_bench.config.checks import check_size, enum_value
+from dfine_bench.config.input_size import check_input_size
 from dfine_bench.config.settings import DatasetSettings, EvaluationSettings
-from dfine_bench.config.train_schema import TrainConfig
+from dfine_bench.config.train_schema import TrainConfig, check_train_config
 from dfine_bench.data.dataset import ResolvedDataset
 from dfine_bench.data.resolve import resolve_dataset
 from dfine_bench.errors import ConfigError
@@ -79,14 +80,15 @@ def settings_from(cfg: TrainConfig) -> TrainSettings:
 
 
 def input_size_of(cfg: TrainConfig) -> tuple[int, int]:
+    """The training input size, if the model runs at it (``config/input_size.py``)."""
+    key = "input_size" if cfg.input_size else "model.input_size"
     size = cfg.input_size or cfg.model.input_size or list(get_spec(cfg.model.name).input_size)
-    if len(size) != 2 or min(size) < 32 or any(s % 32 for s in size):
-        raise ConfigError(f"input_size must be [height, width], multiples of 32 (>= 32), got {list(size)}")
-    return int(size[0]), int(size[1])
+    return check_input_size(key, get_spec(cfg.model.name), check_size(key, size, minimum=32))
 
 
 def validate(cfg: TrainConfig) -> TrainSettings:
     """Every check that needs no model or data, so a bad value fails before any work."""
+    check_train_config(cfg)  # the typed checks `run` has: one line naming the key
     settings = settings_from(cfg)
     settings.validate()
     get_spec(cfg.model.name)  # unknown model: one line with suggestions
@@ -173,6 +175,46 @@ def plot_losses(losses: list[dict[str, float]], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+#: The distributions a training result's numbers depend on: torch's CPU kernels (GEMM, convolution,
+#: reduction order), transformers' model and loss code (D-FINE's matcher, FGL/DDF losses), scipy's
+#: assignment solver (the Hungarian matching), numpy and Pillow (image decoding and resizing), the
+#: COCO engine for the AP. Another version of any of them may give other weights, loss and AP.
+RESULT_PACKAGES = ("torch", "transformers", "numpy", "scipy", "pillow", "safetensors", "faster-coco-eval")
+
+
+def reproducibility(device: str) -> dict[str, Any]:
+    """What a rerun needs to reproduce the numbers exactly: package versions, git revision, threads."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def _v(pkg: str) -> str | None:
+        try:
+            return version(pkg)
+        except PackageNotFoundError:
+            return None
+
+    git = git_state()
+    if git.get("git_dirty"):
+        log.warning(
+            "training from a working tree with uncommitted changes (git %s, dirty): the record's revision "
+            "does not describe the code that ran; commit first for a result others can reproduce",
+            str(git.get("git_revision"))[:12],
+        )
+    return {
+        "packages": {pkg: _v(pkg) for pkg in RESULT_PACKAGES},
+        "depends_on": list(RESULT_PACKAGES),
+        "git_revision": git.get("git_revision"),
+        "git_dirty": git.get("git_dirty"),
+        "device": device,
+        "torch_threads": torch.get_num_threads(),
+        "note": (
+            f"deterministic on the {device.split(':')[0].upper()} from train.seed with exactly these package "
+            "versions and thread count; other versions of "
+            + ", ".join(RESULT_PACKAGES)
+            + " change the numbers (CPU kernels, loss and matching code, image decoding)"
+        ),
+    }
+
+
 def run_training(cfg: TrainConfig, command: list[str]) -> TrainReport:
     settings = validate(cfg)
     results = Path(cfg.train.results_dir)
@@ -232,6 +274,7 @@ def run_training(cfg: TrainConfig, command: list[str]) -> TrainReport:
             "fp16_sha256": sha256_file(fp16_dir / "model.safetensors"),
         },
         "environment": {**capture_environment(), **git_state()},
+        "reproducibility": reproducibility(cfg.device),
     }
     atomic_write_json(out_dir / RECORD, record)
     from dfine_bench.training.card import render_model_card
