@@ -124,7 +124,7 @@ def test_the_hand_ddf_depends_on_the_temperature() -> None:
     assert float(ours) == pytest.approx(at_five, rel=1e-5)
 
 
-@pytest.mark.parametrize("union", [True, False], ids=["union matching", "per-output matching"])
+@pytest.mark.parametrize("union", [True, False], ids=["union-matching", "per-output-matching"])
 def test_rtdetr_criterion_applies_t5_and_the_papers_weights(union: bool) -> None:
     d = _decoded()
     criterion = rtdetr_criterion(_rtdetr_config(go_lsd_union_matching=union), SETTINGS, True)

@@ -151,10 +151,10 @@ def _grads(module: nn.Module) -> dict[str, torch.Tensor]:
 
 
 LOSSES = {
-    "layer boxes": ("boxes",),
+    "layer-boxes": ("boxes",),
     "distributions": ("corners",),
-    "class logits": ("logits",),
-    "initial box head": ("pre_boxes", "pre_logits"),
+    "class-logits": ("logits",),
+    "initial-box-head": ("pre_boxes", "pre_logits"),
     "everything": ("boxes", "corners", "logits", "pre_boxes", "pre_logits"),
 }
 
