@@ -1,14 +1,15 @@
 """After an evaluation through several precisions: diagnose the cells that broke, and verify a fix.
 
 A reduced-precision cell (an ``evaluation.backends`` entry whose dtype is not fp32) *fails* when
-its AP is more than ``max_delta_ap`` (1.0) below eager fp32's, when its evaluation failed, or
-when its outputs are non-finite on the diagnosis images. For each failing cell:
+its AP is more than ``MAX_DELTA_AP`` (1.0) below eager fp32's, when its evaluation failed, or
+when its outputs were non-finite on an evaluated image (``details.backend_info.nonfinite_images``). For each failing cell:
 
 1. ``diagnose``: a layer-by-layer comparison with fp32 on a few images of the calibration split
    (disjoint from the evaluated ones; images whose outputs are non-finite first):
    torch modules for eager, ONNX nodes for ONNX Runtime (``profiling/precision_diagnosis.py``).
-   For eager, a non-finite culprit is kept in fp32 and the comparison repeated (up to
-   ``MAX_ROUNDS``), so every layer that breaks is found, not only the first.
+   For eager, a non-finite culprit (and its counterparts in the other repeated blocks,
+   ``counterparts``) is kept in fp32 and the comparison repeated (up to ``MAX_ROUNDS``), so every
+   layer that breaks is found, not only the first.
 2. ``fix``: when the backend takes ``backend.options.keep_fp32``, one extra evaluation of the cell
    with the diagnosed modules kept in fp32 (record key ``<key>+keep_fp32``), and whether that
    restores the AP to within ``max_delta_ap`` of fp32.
@@ -23,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +53,9 @@ TASK = "precision_diagnosis"
 #: a cell losing more AP than this against eager fp32 is diagnosed
 MAX_DELTA_AP = 1.0
 #: diagnosis images (of the calibration split)
-DIAGNOSIS_IMAGES = 4
+DIAGNOSIS_IMAGES = 6
 #: eager: how many non-finite layers are looked for, one after the other
-MAX_ROUNDS = 4
+MAX_ROUNDS = 5
 FIX_SUFFIX = "+keep_fp32"
 
 
@@ -69,6 +71,14 @@ def _cells(outcomes: list[TaskOutcome]) -> tuple[TaskOutcome | None, list[TaskOu
     ref = next((o for o in coco if "backend" not in o.setup), None)
     cells = [o for o in coco if o.setup.get("dtype", "fp32") != "fp32"]
     return ref, cells
+
+
+def counterparts(module: str) -> str:
+    """The diagnosed module and its counterparts in the other repeated blocks: the layer index
+    becomes a wildcard (``decoder.layers.0.encoder_attn`` -> ``decoder.layers.*.encoder_attn``).
+    The same module of another decoder layer runs the same ops on the same kind of input, and
+    CPU half-precision NaNs are not deterministic, so one layer is seen failing where all can."""
+    return re.sub(r"\.\d+(?=\.|$)", ".*", module)
 
 
 def _finite(runner: Any, images: list[torch.Tensor]) -> tuple[bool, list[int]]:
@@ -92,11 +102,11 @@ def _diagnose(
         for _ in range(MAX_ROUNDS - 1):
             if d.first_nonfinite is None:
                 break
-            kept.append(d.first_nonfinite.module)
+            kept.append(counterparts(d.first_nonfinite.module))
             d = diagnose_torch(adapter, spec.dtype, images, cell=spec.key, kept=kept)
         if not kept and first.culprit is not None:
-            kept = [first.culprit.module]
-        return first, kept, None
+            kept = [counterparts(first.culprit.module)]
+        return first, list(dict.fromkeys(kept)), None
     info = runner.info
     if spec.name == "openvino" and "model_file" in info:
         hint = str(info.get("inference_precision", "f32"))
@@ -206,6 +216,20 @@ def _one_cell(
 ) -> list[TaskOutcome]:
     ap = _ap(cell)
     delta = ap - ref_ap if ap is not None and ref_ap is not None else None
+    info = cell.details.get("backend_info") or {}
+    nonfinite = int(info.get("nonfinite_images") or 0) if isinstance(info, dict) else 0
+    triggers = []
+    if cell.status != "ok":
+        triggers.append(f"evaluation {cell.status}")
+    if delta is not None and (delta < -MAX_DELTA_AP or math.isnan(delta)):
+        triggers.append(f"ΔAP {delta:+.2f} < -{MAX_DELTA_AP:g}")
+    if nonfinite:
+        triggers.append(f"non-finite outputs on {nonfinite} evaluated image(s)")
+    details: dict[str, Any] = {"AP": ap, "delta_ap": delta, "max_delta_ap": MAX_DELTA_AP}
+    if not triggers:
+        return [
+            _outcome(spec, details={**details, "diagnosed": False}, notes=["within tolerance: not diagnosed"])
+        ]
     runner = build_backend(
         adapter,
         spec,
@@ -215,25 +239,9 @@ def _one_cell(
         calibration=calibration_for(adapter, spec, artifacts_dir),
     )
     finite, bad = _finite(runner, images)
-    triggers = []
-    if cell.status != "ok":
-        triggers.append(f"evaluation {cell.status}")
-    if delta is not None and delta < -MAX_DELTA_AP:
-        triggers.append(f"ΔAP {delta:+.2f} < -{MAX_DELTA_AP:g}")
-    if delta is not None and math.isnan(delta):
-        triggers.append("AP is NaN")
+    details["outputs_finite"] = finite
     if not finite:
         triggers.append(f"non-finite outputs on {len(bad)} of {len(images)} calibration images")
-    details: dict[str, Any] = {
-        "AP": ap,
-        "delta_ap": delta,
-        "max_delta_ap": MAX_DELTA_AP,
-        "outputs_finite": finite,
-    }
-    if not triggers:
-        return [
-            _outcome(spec, details={**details, "diagnosed": False}, notes=["within tolerance: not diagnosed"])
-        ]
     # the images that show the failure first (the diagnosis compares what breaks)
     order = bad + [i for i in range(len(images)) if i not in bad]
     picked = [images[i] for i in order[:DIAGNOSIS_IMAGES]]
