@@ -36,9 +36,13 @@ def main(argv: list[str]) -> int:
         if r["task"] == "evaluation" and r["status"] == "ok" and "AP" in (r.get("metrics") or {})
     ]
     dtypes = sorted({r["setup"]["dtype"] for r in evaluated})
-    print(f"\nsuite=precision: exit {done.returncode}, wall {wall / 60:.1f} min (goal < {GOAL_S / 60:.0f} min), "
-          f"CPU {(usage.ru_utime + usage.ru_stime) / 60:.1f} min, load average before/after "
-          f"{load_before[0]:.1f}/{os.getloadavg()[0]:.1f} on {os.cpu_count()} core(s)")  # fmt: skip
+    cpu = (usage.ru_utime + usage.ru_stime) / 60
+    print(
+        f"\nsuite=precision: exit {done.returncode}, wall {wall / 60:.1f} min "
+        f"(goal < {GOAL_S / 60:.0f} min), "
+        f"CPU {cpu:.1f} min, load average before/after {load_before[0]:.1f}/{os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} core(s)"
+    )
     print(f"cells with an AP: {len(evaluated)} (precisions {', '.join(dtypes)}); records in results/{run_id}")
     return 0 if wall < GOAL_S and len(evaluated) >= 6 else 1
 
