@@ -38,10 +38,13 @@ from dfine_bench.data import ResolvedDataset, resolve_dataset
 from dfine_bench.errors import ConfigError
 from dfine_bench.evaluation import check_label_map, evaluate_model
 from dfine_bench.evaluation.distributed import init_distributed, shutdown_distributed
+from dfine_bench.evaluation.inference_backend import resolve_eval_backends
+from dfine_bench.evaluation.precision_cells import diagnose_cells
 from dfine_bench.execution.executor import Executor, RunOutcome
 from dfine_bench.execution.folder import identity_hash, open_run, run_identity, run_log, units_done
 from dfine_bench.execution.plan import RunPlan
 from dfine_bench.profiling.backends import BackendSpec
+from dfine_bench.profiling.precision import check_precision_inputs
 from dfine_bench.records.build import model_info, unbuilt_model_info
 from dfine_bench.records.environment import capture_environment
 from dfine_bench.records.protocols import PAPER_PROTOCOL
@@ -103,6 +106,11 @@ class SuiteRunner:
                 option="output.report_name" if settings.output.report_name else "output.run_id",
                 fix="choose another output.report_name (or output.run_id), or suite.report=false",
             )
+        # reduced precision's bad input (a precision the backend lacks, a calibration split that is
+        # the evaluation's, keep_fp32 matching nothing): one line now, before any export
+        check_precision_inputs(
+            _precision_specs(settings), models=settings.suite.models, dataset=settings.dataset
+        )
         self.plan = RunPlan.from_settings(
             settings, build=self.build, describe=self.model_info, evaluate=self.evaluate, profile=self.profile
         )
@@ -160,7 +168,7 @@ class SuiteRunner:
         s = self.settings
         check_label_map(adapter, self.dataset)  # before any image is read
         run_dir = s.output.results_dir / self.run_id
-        return evaluate_model(
+        outcomes = evaluate_model(
             adapter,
             self.dataset,
             s.evaluation,
@@ -169,6 +177,18 @@ class SuiteRunner:
             progress=s.output.progress,
             backends=list(s.backends),
             artifacts_dir=run_dir,
+        )
+        # reduced-precision cells that lost AP or went non-finite: diagnosed, and a keep-fp32 fix verified
+        return outcomes + diagnose_cells(
+            adapter,
+            self.dataset,
+            s.evaluation,
+            outcomes,
+            backends=list(s.backends),
+            work_dir=run_dir / "predictions" / adapter.spec.name,
+            artifacts_dir=run_dir,
+            device=s.device,
+            progress=s.output.progress,
         )
 
     def profile(
@@ -317,6 +337,15 @@ def _short(data: Any) -> str:
     files = data.get("images_identity")
     shown = f"annotations {str(data.get('annotations_sha256'))[:12]}, {data.get('images')} images"
     return shown + (f" (files {str(files)[:8]})" if files else " (image files not recorded)")
+
+
+def _precision_specs(settings: RunSettings) -> list[tuple[str, BackendSpec]]:
+    """(config key, spec) of every backend a run builds: the profiled ones and the evaluated ones."""
+    out = [(f"suite.backends[{i}]", b) for i, b in enumerate(settings.backends)]
+    if settings.evaluation.enabled:
+        evaluated = resolve_eval_backends(settings.evaluation, list(settings.backends))
+        out += [(f"evaluation.backends[{i}]", b.spec) for i, b in enumerate(evaluated)]
+    return out
 
 
 def asdict_spec(spec: Any) -> dict[str, Any]:

@@ -113,6 +113,29 @@ def make_forward(
                     f"evaluation.backends={backend.key}: the exported model takes pixels only, but the "
                     f"{adapter.spec.name} preprocessor passes a non-trivial {name!r}; evaluate it with eager"
                 )
-        return adapter.outputs_from_tuple(runner(pixel_values))
+        return adapter.outputs_from_tuple(finite_outputs(runner(pixel_values), adapter.output_names, info))
 
-    return forward, dict(runner.info)
+    info = dict(runner.info)
+    return forward, info
+
+
+def finite_outputs(
+    outputs: tuple[torch.Tensor, ...], names: Sequence[str], info: dict[str, Any]
+) -> tuple[torch.Tensor, ...]:
+    """A reduced-precision cell's outputs with non-finite values made "no detection" (a NaN logit
+    becomes a score of ~0, a NaN box 0): a deployed NaN fails every score threshold, and COCO
+    evaluation refuses NaN scores. How many images had them is counted in ``info``
+    (``nonfinite_images``; the record's ``details.backend_info``)."""
+    bad = torch.zeros(outputs[0].shape[0], dtype=torch.bool) if outputs else None
+    for o in outputs:
+        if o.is_floating_point() and bad is not None and o.shape[:1] == bad.shape:
+            bad |= ~torch.isfinite(o.reshape(o.shape[0], -1)).all(dim=1)
+    if bad is None or not bool(bad.any()):
+        return outputs
+    info["nonfinite_images"] = int(info.get("nonfinite_images", 0)) + int(bad.sum())
+    return tuple(
+        torch.nan_to_num(o, nan=-1e4 if "logit" in n else 0.0, posinf=1e4, neginf=-1e4)
+        if o.is_floating_point()
+        else o
+        for o, n in zip(outputs, names, strict=False)
+    )
