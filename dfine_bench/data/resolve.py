@@ -13,7 +13,7 @@ from pathlib import Path
 from dfine_bench.config.settings import DatasetSettings
 from dfine_bench.data.dataset import ResolvedDataset
 from dfine_bench.data.generated import GeneratedParams, generate_dataset
-from dfine_bench.errors import ConfigError, DatasetError
+from dfine_bench.errors import DatasetError
 
 COCO_ENV = "DFINE_BENCH_COCO"
 
@@ -44,9 +44,7 @@ def _coco(cfg: DatasetSettings, images: Path, ann: Path) -> ResolvedDataset:
 
 def resolve_dataset(cfg: DatasetSettings, cache_root: Path) -> ResolvedDataset:
     """Pick and prepare the dataset ``cfg`` describes; generated data lands under ``cache_root``."""
-    kind = cfg.kind
-    if kind not in ("auto", "coco", "generated"):
-        raise ConfigError(f"dataset.kind must be auto, coco or generated, got {kind!r}")
+    kind = cfg.kind  # auto | coco | generated, and every range, checked by DatasetSettings
     if kind in ("auto", "coco"):
         _root, images, ann = _coco_paths(cfg)
         if ann is not None and ann.is_file() and images is not None:
@@ -57,14 +55,7 @@ def resolve_dataset(cfg: DatasetSettings, cache_root: Path) -> ResolvedDataset:
                 f"COCO annotation file {where} not found: set dataset.root=<COCO folder> or ${COCO_ENV}, "
                 "or dataset.annotations=<file> and dataset.images=<folder>"
             )
-    size = tuple(int(v) for v in cfg.image_size)
-    if len(size) != 2 or min(size) < 32:
-        raise ConfigError(
-            f"dataset.image_size must be [height, width] of at least 32 pixels, got {list(cfg.image_size)}"
-        )
-    params = GeneratedParams(num_images=int(cfg.num_images), image_size=size, seed=int(cfg.seed))
-    if params.num_images < 1:
-        raise ConfigError(f"dataset.num_images must be at least 1, got {cfg.num_images}")
+    params = GeneratedParams(num_images=cfg.num_images, image_size=cfg.image_size, seed=cfg.seed)
     base = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else Path(cache_root) / "_generated"
     out_dir = base / params.key()  # one folder per parameter set: never overwrites another
     images_dir, ann = generate_dataset(out_dir, params)
