@@ -76,10 +76,14 @@ def test_gpu_check_script_dry_run_composes_every_config() -> None:
     )
     assert out.returncode == 0, out.stderr
     lines = [line for line in out.stdout.splitlines() if line.startswith("+ dfine-bench")]
-    assert len(lines) == 5
-    assert "suite=paper_speed" in lines[0] and "rtdetr_r50" in lines[0]
-    assert "backend=compile" in lines[1] and "CUDAExecutionProvider" in lines[2]
-    assert "eager-fp16" in lines[3] and lines[4].startswith("+ dfine-bench report")
+    assert len(lines) == 6
+    # the precision matrix first: CUDA eager fp16/bf16, TensorRT fp16 and int8 (issue 20)
+    assert "suite=precision" in lines[0] and "eager-bf16" in lines[0] and "tensorrt-fp16" in lines[0]
+    assert "TensorrtExecutionProvider" in lines[1] and "onnxruntime-int8" in lines[1]
+    assert "suite=paper_speed" in lines[2] and "rtdetr_r18" in lines[2]
+    assert "backend=compile" in lines[3] and "CUDAExecutionProvider" in lines[4]
+    assert lines[5].startswith("+ dfine-bench report")
+    assert "pip install" not in script.read_text().replace("no pip install", "")
 
 
 @pytest.mark.slow

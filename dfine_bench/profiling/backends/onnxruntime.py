@@ -61,7 +61,8 @@ def _provider_options(providers: list[str], dtype: str, cuda_index: int, cache: 
             out.append(
                 {
                     "device_id": cuda_index,
-                    "trt_fp16_enable": dtype == "fp16",
+                    "trt_fp16_enable": dtype in ("fp16", "int8"),  # int8: the layers left unquantized
+                    "trt_int8_enable": dtype == "int8",  # the QDQ graph's explicit quantization
                     "trt_engine_cache_enable": True,
                     "trt_engine_cache_path": str(cache),
                 }
@@ -79,10 +80,10 @@ class OnnxRuntimeBackend(OnnxBackend):
     packages = ("onnxruntime",)
     install = "pip install onnxruntime (onnxruntime-gpu for CUDA)"
     # CPU: fp16 is the export converted by onnxconverter-common, int8 statically quantized (QDQ);
-    # CUDA: fp16 only through the TensorRT execution provider (checked when the session is made)
+    # CUDA: fp16 and int8 (the same QDQ graph) only through the TensorRT execution provider
     devices: ClassVar[Mapping[str, tuple[str, ...]]] = {
         "cpu": ("fp32", "fp16", "int8"),
-        "cuda": ("fp32", "fp16"),
+        "cuda": ("fp32", "fp16", "int8"),
     }
     calibrated: ClassVar[tuple[str, ...]] = ("int8",)
     fingerprint_fields: ClassVar[tuple[str, ...]] = ("onnxruntime", "providers", *ONNX_FINGERPRINT)
@@ -121,14 +122,14 @@ class OnnxRuntimeBackend(OnnxBackend):
         cuda = torch.device(ctx.device).type == "cuda"
         providers = _providers(list(spec.options["providers"]), cuda)
         precision_info: dict[str, Any] = {"export_file": str(onnx_path)}
-        if not cuda:
+        if cuda and spec.dtype != "fp32" and "TensorrtExecutionProvider" not in providers:
+            raise BackendUnavailable(
+                f"onnxruntime {spec.dtype} on CUDA runs through TensorRT: "
+                "backend.options.providers=[TensorrtExecutionProvider] (or backend=tensorrt for fp16)"
+            )
+        if not cuda or spec.dtype == "int8":  # CUDA fp16: TensorRT builds it from the fp32 export
             onnx_path, more = self.precision_file(onnx_path, spec, ctx)
             precision_info.update(more)
-        elif spec.dtype != "fp32" and "TensorrtExecutionProvider" not in providers:
-            raise BackendUnavailable(
-                f"onnxruntime {spec.dtype}: the ONNX export is fp32; {spec.dtype} needs "
-                "backend.options.providers=[TensorrtExecutionProvider] (fp16) or backend=tensorrt"
-            )
         cuda_index = torch.device(ctx.device).index or 0
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
