@@ -49,7 +49,7 @@ fi
 missing="$("$PY" - <<'PY'
 import importlib.util
 need = ["torch", "transformers", "safetensors", "hydra", "omegaconf", "faster_coco_eval", "pycocotools",
-        "pandas", "matplotlib", "jinja2", "yaml", "onnx", "onnxruntime", "scipy", "psutil", "tqdm"]
+        "pandas", "matplotlib", "jinja2", "yaml", "onnx", "scipy", "psutil", "tqdm"]
 print(" ".join(m for m in need if importlib.util.find_spec(m) is None))
 PY
 )"
