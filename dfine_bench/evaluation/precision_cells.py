@@ -2,7 +2,8 @@
 
 A reduced-precision cell (an ``evaluation.backends`` entry whose dtype is not fp32) *fails* when
 its AP is more than ``MAX_DELTA_AP`` (1.0) below eager fp32's, when its evaluation failed, or
-when its outputs were non-finite on an evaluated image (``details.backend_info.nonfinite_images``). For each failing cell:
+when its outputs were non-finite on an evaluated image (``details.backend_info.nonfinite_images``).
+For each failing cell:
 
 1. ``diagnose``: a layer-by-layer comparison with fp32 on a few images of the calibration split
    (disjoint from the evaluated ones; images whose outputs are non-finite first):
@@ -22,6 +23,7 @@ the first non-finite layer, the first past the relative error, layers whose fp32
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import math
 import re
@@ -144,7 +146,8 @@ def _fix(
         adapter,
         dataset,
         one,
-        work_dir / f"{spec.key}{FIX_SUFFIX}",
+        # the kept modules in the folder name: a resumed run never reuses another fix's detections
+        work_dir / f"{spec.key}{FIX_SUFFIX}-{hashlib.sha256(repr(sorted(kept)).encode()).hexdigest()[:8]}",
         device=device,
         progress=progress,
         backends=[fixed],
