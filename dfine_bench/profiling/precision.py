@@ -25,7 +25,7 @@ from dfine_bench.profiling.backends import BackendSpec, Calibration, get_backend
 
 if TYPE_CHECKING:
     from dfine_bench.adapters.base import DetectorAdapter
-    from dfine_bench.config.schema import DatasetConfig
+    from dfine_bench.config.settings import DatasetSettings
 
 #: the dataset kinds whose images may come from the same generator as the calibration split
 _GENERATED_KINDS = ("generated", "auto")
@@ -84,12 +84,11 @@ def _check_precision(spec: BackendSpec, key: str) -> None:
         )
 
 
-def _check_calibration(spec: BackendSpec, key: str, dataset: DatasetConfig | None) -> None:
+def _check_calibration(spec: BackendSpec, key: str, dataset: DatasetSettings | None) -> None:
     if dataset is None or not needs_calibration(spec):
         return
-    kind = str(getattr(dataset.kind, "value", dataset.kind))
     seed = int(spec.options.get("calibration_seed", 1000))
-    if kind in _GENERATED_KINDS and seed == int(dataset.seed):
+    if dataset.kind in _GENERATED_KINDS and seed == dataset.seed:
         raise ConfigError(
             f"{key}.options.calibration_seed={seed} is dataset.seed: the calibration images of "
             f"{spec.key} would be the evaluation images; choose another calibration_seed (default 1000)"
@@ -125,7 +124,7 @@ def _check_keep_fp32(spec: BackendSpec, key: str, models: Sequence[str], cache: 
 
 
 def check_precision_inputs(
-    specs: Iterable[tuple[str, BackendSpec]], *, models: Sequence[str], dataset: DatasetConfig | None
+    specs: Iterable[tuple[str, BackendSpec]], *, models: Sequence[str], dataset: DatasetSettings | None
 ) -> None:
     """Start-up: every ``(config key, spec)`` runs a precision its backend has, calibrates on images
     that are not the evaluation's and keeps only existing modules in fp32 (``ConfigError`` otherwise)."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dfine_bench.config.schema import DatasetConfig, DatasetKind
+from dfine_bench.config.settings import DatasetSettings
 from dfine_bench.data.generated import GeneratedParams, generate_dataset
 from dfine_bench.errors import ConfigError
 from dfine_bench.profiling.backends import backend_table, get_backend, resolve_backend
@@ -41,7 +41,7 @@ def _image_hashes(seed: int, tmp: Path) -> set[str]:
 def test_calibration_split_is_disjoint_from_the_evaluation_split_and_an_overlap_is_refused(
     tmp_path: Path,
 ) -> None:
-    evaluation = DatasetConfig(kind=DatasetKind.generated, seed=0)
+    evaluation = DatasetSettings(kind="generated", seed=0)
     ok = resolve_backend({"name": "onnxruntime", "dtype": "int8"})  # default calibration_seed 1000
     check_precision_inputs([("backend", ok)], models=[], dataset=evaluation)
     # what the check stands on: the generator is a function of its seed
@@ -54,7 +54,7 @@ def test_calibration_split_is_disjoint_from_the_evaluation_split_and_an_overlap_
     assert "\n" not in str(err.value)
     assert "suite.backends[3].options.calibration_seed=0" in str(err.value)
     # a COCO evaluation set shares no image with the generated calibration split
-    check_precision_inputs([("backend", same)], models=[], dataset=DatasetConfig(kind=DatasetKind.coco))
+    check_precision_inputs([("backend", same)], models=[], dataset=DatasetSettings(kind="coco"))
 
 
 def test_keep_fp32_patterns_that_match_no_module_are_refused() -> None:
