@@ -42,7 +42,7 @@ def _settings(*overrides: str, dirs: tuple[Path, ...] = (), hardware: bool = Tru
         ("evaluation.max_failed_fraction=2", "evaluation.max_failed_fraction"),
         ("suite.input_size=[0,0]", "suite.input_size"),
         ("dataset.subset=0", "dataset.subset"),
-        ("backend.dtype=int8", "backend.dtype"),
+        ("backend.dtype=int4", "backend.dtype"),
         ("output.progress=sometimes", "output.progress"),
         ("seed=-1", "seed"),
     ],
