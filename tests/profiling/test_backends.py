@@ -89,20 +89,28 @@ def test_options_are_checked_and_defaults_filled() -> None:
     assert spec == BackendSpec(
         name="onnxruntime",
         dtype="fp32",
-        options={"opset": 17, "exporters": ["torchscript", "dynamo"], "providers": ["CPUExecutionProvider"]},
+        options={
+            "opset": 17,
+            "exporters": ["torchscript", "dynamo"],
+            "providers": ["CPUExecutionProvider"],
+            "calibration_images": 16,  # int8 (issue 20)
+            "calibration_seed": 1000,
+            "calibration_method": "MinMax",
+            "keep_fp32": [],
+        },
     )
     assert resolve_backend({"name": "compile", "options": {"mode": None}}).options == {"mode": "default"}
     cases = [
         ({"name": "onnxruntime", "options": {"provider": []}}, "backend.options.provider is not an option"),
         ({"name": "onnxruntime", "options": {"provider": []}}, "Did you mean: providers?"),
-        ({"name": "eager", "options": {"mode": "x"}}, "eager backend.* Its options: \\(none\\)"),
+        ({"name": "eager", "options": {"mode": "x"}}, "eager backend.* Its options: keep_fp32"),
         (
             {"name": "compile", "options": {"mode": "fastest"}},
             "backend.options.mode: 'fastest' is not one of",
         ),
         ({"name": "openvino", "options": {"opset": "17"}}, "backend.options.opset='17': expected int"),
         ({"name": "tensorrt", "options": {"exporters": "dynamo"}}, "expected a list"),
-        ({"name": "eager", "dtype": "int8"}, "backend.dtype='int8' is not one of fp32, fp16, bf16"),
+        ({"name": "eager", "dtype": "fp8"}, "backend.dtype='fp8' is not one of fp32, fp16, bf16, int8"),
         ({"name": "eager", "atol": -1}, "backend.atol=-1 must be a number >= 0"),
     ]
     for cfg, expected in cases:
@@ -124,10 +132,13 @@ def test_a_config_dataclass_and_a_dictconfig_resolve_alike() -> None:
 def test_availability_is_checked_per_device_and_dtype() -> None:
     with pytest.raises(BackendUnavailable, match="NVIDIA GPU"):
         check_backend({"name": "tensorrt", "dtype": "fp16"}, "cpu")
+    # eager runs fp16/bf16 on the CPU too (issue 20); int8 is onnxruntime's and openvino's on the CPU only
     with pytest.raises(
-        BackendUnavailable, match=r"eager fp16 runs on CUDA only; on the CPU use backend\.dtype=fp32"
+        BackendUnavailable,
+        match=r"onnxruntime does not support bf16; on the CPU use backend\.dtype=fp32\|fp16\|int8",
     ):
-        check_backend({"name": "eager", "dtype": "fp16"}, "cpu")
+        check_backend({"name": "onnxruntime", "dtype": "bf16"}, "cpu")
+    check_backend({"name": "eager", "dtype": "fp16"}, "cpu")
     with pytest.raises(BackendUnavailable, match="openvino backend runs on cpu only"):
         check_backend({"name": "openvino"}, "cuda")
 
