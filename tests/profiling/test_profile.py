@@ -126,7 +126,10 @@ def test_dataset_images_end_to_end(toy: ToyAdapter, tmp_path: Path) -> None:
     ("backend", "reason"),
     [
         (BackendConfig(name="tensorrt", dtype="fp16"), "NVIDIA GPU"),
-        (BackendConfig(name="eager", dtype="fp16"), "CUDA only"),
+        (
+            BackendConfig(name="onnxruntime", dtype="bf16"),
+            "does not support bf16",
+        ),  # eager fp16 runs on the CPU
         (
             BackendConfig(name="onnxruntime", options={"providers": ["TensorrtExecutionProvider"]}),
             "not available",
@@ -159,7 +162,7 @@ def test_cuda_without_a_gpu_is_a_skip(toy: ToyAdapter, tmp_path: Path) -> None:
     ("backend", "device", "field"),
     [
         (BackendConfig(name="openvno"), "cpu", "backend.name"),  # not a registered backend
-        (BackendConfig(dtype="int8"), "cpu", "backend.dtype"),
+        (BackendConfig(dtype="fp8"), "cpu", "backend.dtype"),  # type: ignore[arg-type]  # not a precision
         (BackendConfig(), "tpu", "device"),
     ],
 )
