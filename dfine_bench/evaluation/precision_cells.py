@@ -7,7 +7,8 @@ For each failing cell:
 
 1. ``diagnose``: a layer-by-layer comparison with fp32 on a few images of the calibration split
    (disjoint from the evaluated ones; images whose outputs are non-finite first):
-   torch modules for eager, ONNX nodes for ONNX Runtime (``profiling/precision_diagnosis.py``).
+   torch modules for eager, ONNX nodes for ONNX Runtime, OpenVINO operations for OpenVINO
+   (``profiling/precision_diagnosis.py``).
    For eager, a non-finite culprit (and its counterparts in the other repeated blocks,
    ``counterparts``) is kept in fp32 and the comparison repeated (up to ``MAX_ROUNDS``), so every
    layer that breaks is found, not only the first.
