@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from dfine_bench.errors import ConfigError
+
 EXAMPLES = """\
 examples:
   dfine-bench ablate              # default: 3 arms x 8 paired seeds x 600 steps, ~1.5 h on one CPU core
@@ -56,7 +58,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def settings_from(args: argparse.Namespace) -> Any:
     """The validated settings of the command line (one-line ConfigError on a bad value)."""
-    from dfine_bench.errors import ConfigError
     from dfine_bench.training.ablation import AblationSettings
 
     if args.threads is not None and args.threads < 1:

@@ -7,8 +7,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from dfine_bench.checks.fingerprint import incomparable_timings
 from dfine_bench.cli.report_cmd import add_records_arguments
+from dfine_bench.errors import DfineBenchError
 from dfine_bench.records.schema import TASKS
+from dfine_bench.utils.files import atomic_write_text
 
 if TYPE_CHECKING:  # pandas and the reporting layer load when the command runs, not at --help
     import pandas as pd
@@ -79,7 +82,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace, stream: TextIO | None = None) -> int:
-    from dfine_bench.checks.fingerprint import incomparable_timings
     from dfine_bench.reporting.claims_table import check_claims_table
     from dfine_bench.reporting.formatting import LEGEND, formatted_frame
     from dfine_bench.reporting.provenance import stand_in_statement
@@ -169,9 +171,7 @@ def _write_files(
     out: TextIO,
 ) -> None:
     """``--markdown`` and ``--csv``: the printed tables as markdown, every table value as CSV."""
-    from dfine_bench.errors import DfineBenchError
     from dfine_bench.reporting.formatting import LEGEND
-    from dfine_bench.utils.files import atomic_write_text
 
     if args.markdown:
         head = [f"# dfine-bench compare: {', '.join(runs)}", ""]

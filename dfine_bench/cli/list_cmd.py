@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING, Any
 from dfine_bench.adapters.catalog import COLUMNS, model_rows
 from dfine_bench.adapters.registry import get_spec, list_models, load_errors
 from dfine_bench.errors import UnknownNameError
+from dfine_bench.profiling.backends import backend_table
+from dfine_bench.profiling.backends import load_errors as backend_load_errors
+from dfine_bench.records.metrics import load_errors as metric_load_errors
 from dfine_bench.utils.text import format_table, normalize_name
 
 if TYPE_CHECKING:
@@ -125,8 +128,6 @@ def backends_frame() -> pd.DataFrame:
     whether its packages are installed here, the devices and dtypes it runs, its options."""
     import pandas as pd
 
-    from dfine_bench.profiling.backends import backend_table
-
     return pd.DataFrame(backend_table())
 
 
@@ -169,13 +170,10 @@ def main(args: argparse.Namespace) -> int:
         for where, why in errors.items():
             print(f"  {where}: {why}")
     if "backends" in kinds:
-        from dfine_bench.profiling.backends import load_errors as backend_load_errors
-
         for where, why in backend_load_errors().items():
             print(f"backend {where} failed to load: {why}")
     if args.what == "all":  # the plug-ins of the other registries (contained: listed here, not fatal)
         from dfine_bench.evaluation.registry import load_errors as evaluator_load_errors
-        from dfine_bench.records.metrics import load_errors as metric_load_errors
 
         for kind, found in (("evaluator", evaluator_load_errors()), ("metric", metric_load_errors())):
             for where, why in found.items():

@@ -35,7 +35,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dfine_bench.config.settings import EvaluationSettings
+from dfine_bench.data.dataset import ResolvedDataset
+from dfine_bench.data.generated import LAYOUTS, GeneratedParams, generate_dataset
 from dfine_bench.errors import ConfigError
+from dfine_bench.evaluation.loop import evaluate_model
+from dfine_bench.evaluation.predictions import MERGED_FILE
+from dfine_bench.records.environment import capture_environment, git_state
+from dfine_bench.training import TrainingSamples, TrainSettings, train
+from dfine_bench.training.ablation_stats import PAIRS, decision, headline, min_seeds, paired_tests, summarise
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +117,6 @@ class AblationSettings:
     device: str = "cpu"
 
     def validate(self) -> None:
-        from dfine_bench.training.ablation_stats import min_seeds
-
         unknown = [a for a in self.arms if a not in ARMS]
         if unknown or "baseline" not in self.arms:
             raise ConfigError(
@@ -138,7 +144,6 @@ class AblationSettings:
             raise ConfigError(f"ablation ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.device != "cpu" and not (self.device == "cuda" or self.device.startswith("cuda:")):
             raise ConfigError(f"--device must be cpu, cuda or cuda:N, got {self.device!r}")
-        from dfine_bench.data.generated import LAYOUTS
 
         if self.layout not in LAYOUTS:
             raise ConfigError(f"ablation layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
@@ -154,8 +159,6 @@ class AblationSettings:
 
 
 def _pairs(arms: tuple[str, ...]) -> list[tuple[str, str]]:
-    from dfine_bench.training.ablation_stats import PAIRS
-
     return [(a, r) for a, r in PAIRS if a in arms and r in arms]
 
 
@@ -200,8 +203,6 @@ def build_arm(settings: AblationSettings, arm: str, seed: int) -> Any:
 
 
 def _datasets(settings: AblationSettings, out_dir: Path) -> tuple[Any, Any]:
-    from dfine_bench.data.dataset import ResolvedDataset
-    from dfine_bench.data.generated import GeneratedParams, generate_dataset
 
     size = (settings.input_size, settings.input_size)
     splits = []
@@ -236,9 +237,6 @@ def ap_at_iou(annotations: Path, predictions: Path, iou: float) -> float:
 
 def evaluate_adapter(adapter: Any, dataset: Any, device: str) -> dict[str, float | None]:
     """COCO stats (AP, AP50, AP75, AP90) of an in-memory adapter through the ordinary evaluation path."""
-    from dfine_bench.config.settings import EvaluationSettings
-    from dfine_bench.evaluation.loop import evaluate_model
-    from dfine_bench.evaluation.predictions import MERGED_FILE
 
     adapter.eval()
     with tempfile.TemporaryDirectory() as work:
@@ -258,8 +256,6 @@ def evaluate_adapter(adapter: Any, dataset: Any, device: str) -> dict[str, float
 
 
 def _train_settings(settings: AblationSettings, seed: int) -> Any:
-    from dfine_bench.training import TrainSettings
-
     return TrainSettings(
         steps=settings.steps,
         batch_size=settings.batch_size,
@@ -277,8 +273,6 @@ def _train_settings(settings: AblationSettings, seed: int) -> Any:
 def run_one(
     settings: AblationSettings, arm: str, seed: int, train_set: Any, held_out: Any, out_dir: Path
 ) -> dict:
-    from dfine_bench.training import TrainingSamples, train
-
     run_dir = out_dir / "runs" / arm / f"seed{seed}"
     done = run_dir / RESULT
     if done.is_file():
@@ -291,7 +285,6 @@ def run_one(
     started = time.perf_counter()
     result = train(adapter, samples, _train_settings(settings, seed), run_dir, progress="off")
     stats = evaluate_adapter(adapter, held_out, settings.device)
-    from dfine_bench.records.environment import git_state
 
     row = {
         "arm": arm,
@@ -312,8 +305,6 @@ def run_one(
 
 def summarise_runs(settings: AblationSettings, runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Per-arm summaries and the paired tests of every metric, over the seeds every arm finished."""
-    from dfine_bench.training.ablation_stats import decision, headline, paired_tests, summarise
-
     complete = [s for s in settings.seeds if all(_row(runs, a, s) for a in settings.arms)]
     arms: list[dict[str, Any]] = []
     tests: list[Any] = []
@@ -401,7 +392,6 @@ def run_ablation(
             runs.append(row)
             if on_run is not None:
                 on_run(row)
-    from dfine_bench.records.environment import capture_environment
 
     _fill_revisions(runs, out_dir / SUMMARY)
     summary = summarise_runs(settings, runs)

@@ -18,6 +18,7 @@ import torch
 from dfine_bench.adapters.base import DetectorAdapter
 from dfine_bench.data.dataset import ResolvedDataset
 from dfine_bench.errors import DatasetError
+from dfine_bench.evaluation.labelmap import check_label_map
 
 Target = dict[str, torch.Tensor]
 
@@ -93,8 +94,6 @@ class TrainingSamples:
         self.dataset = dataset
         self.preprocessor = adapter.preprocessor()
         if adapter.spec.label_set in ("coco80", "coco91"):
-            from dfine_bench.evaluation.labelmap import check_label_map
-
             check_label_map(adapter, dataset)  # COCO's names under other ids: mapped by name, and said
         category_to_label = {int(c): i for i, c in enumerate(adapter.label_to_category) if int(c) >= 0}
         by_image: dict[int, list[dict[str, Any]]] = {}

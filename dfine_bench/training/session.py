@@ -34,7 +34,9 @@ from dfine_bench.config.train_schema import TrainConfig, check_train_config
 from dfine_bench.data.dataset import ResolvedDataset
 from dfine_bench.data.resolve import resolve_dataset
 from dfine_bench.errors import ConfigError
+from dfine_bench.evaluation.loop import evaluate_model
 from dfine_bench.records.environment import capture_environment, git_state
+from dfine_bench.training.card import render_model_card
 from dfine_bench.training.data import TrainingSamples
 from dfine_bench.training.run_folder import (
     check_train_folder,
@@ -138,8 +140,6 @@ def evaluate_weights(
     name: str, weights_dir: Path, input_size: tuple[int, int], dataset: ResolvedDataset, device: str
 ) -> dict[str, float | None]:
     """COCO stats of a ``save_pretrained`` folder through the ordinary evaluation path."""
-    from dfine_bench.evaluation.loop import evaluate_model
-
     adapter = create_model(name, weights=str(weights_dir), input_size=input_size, device=device)
     with tempfile.TemporaryDirectory() as work:
         outcome = evaluate_model(
@@ -277,7 +277,6 @@ def run_training(cfg: TrainConfig, command: list[str]) -> TrainReport:
         "reproducibility": reproducibility(cfg.device),
     }
     atomic_write_json(out_dir / RECORD, record)
-    from dfine_bench.training.card import render_model_card
 
     title = f"{cfg.model.name}: trained with dfine-bench train"
     atomic_write_text(out_dir / "MODEL_CARD.md", render_model_card(record, title=title))
