@@ -20,6 +20,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dfine_bench.adapters.registry import create_model
+from dfine_bench.data.dataset import read_image
+from dfine_bench.data.generated import GeneratedParams, generate_dataset
 from dfine_bench.errors import ConfigError
 from dfine_bench.profiling.backends import BackendSpec, Calibration, get_backend
 
@@ -37,8 +40,6 @@ def needs_calibration(spec: BackendSpec) -> bool:
 
 def calibration_params(spec: BackendSpec) -> Any:
     """The ``GeneratedParams`` of ``spec``'s calibration split."""
-    from dfine_bench.data.generated import GeneratedParams
-
     return GeneratedParams(
         num_images=int(spec.options.get("calibration_images") or 16),
         seed=int(spec.options.get("calibration_seed", 1000)),
@@ -47,8 +48,6 @@ def calibration_params(spec: BackendSpec) -> Any:
 
 def calibration_images(spec: BackendSpec, work_dir: Path) -> list[Any]:
     """The calibration split's images (HWC uint8 RGB), generated once under ``work_dir/calibration``."""
-    from dfine_bench.data.dataset import read_image
-    from dfine_bench.data.generated import generate_dataset
 
     params = calibration_params(spec)
     images_dir, _ = generate_dataset(Path(work_dir) / "calibration" / params.key(), params)
@@ -97,8 +96,6 @@ def _check_calibration(spec: BackendSpec, key: str, dataset: DatasetSettings | N
 
 def _module_names(model: str, cache: dict[str, list[str]]) -> list[str]:
     if model not in cache:
-        from dfine_bench.adapters.registry import create_model
-
         adapter = create_model(model, weights="random-init")  # the names only: no weights needed
         cache[model] = [n for n, _ in adapter.export_module().named_modules() if n]
     return cache[model]
@@ -138,8 +135,6 @@ def check_precision_inputs(
 def diagnosis_images(adapter: DetectorAdapter, work_dir: Path, n: int = 16, seed: int = 1000) -> list[Any]:
     """Preprocessed images of the calibration split (never the evaluation's) for a layer-by-layer
     diagnosis: the first ``n`` images drawn from ``seed``."""
-    from dfine_bench.data.dataset import read_image
-    from dfine_bench.data.generated import GeneratedParams, generate_dataset
 
     params = GeneratedParams(num_images=n, seed=seed)
     images_dir, _ = generate_dataset(Path(work_dir) / "calibration" / params.key(), params)
