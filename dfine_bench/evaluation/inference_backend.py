@@ -21,7 +21,7 @@ import torch
 
 from dfine_bench.adapters.base import DetectorAdapter, RawOutputs
 from dfine_bench.config.settings import EvaluationSettings
-from dfine_bench.errors import ConfigError, DfineBenchError
+from dfine_bench.errors import BackendUnavailable, ConfigError, DfineBenchError
 from dfine_bench.profiling.backends import DTYPES, BackendSpec, build_backend, resolve_backend
 
 REFERENCE = "eager-fp32"
@@ -113,7 +113,21 @@ def make_forward(
                     f"evaluation.backends={backend.key}: the exported model takes pixels only, but the "
                     f"{adapter.spec.name} preprocessor passes a non-trivial {name!r}; evaluate it with eager"
                 )
-        return adapter.outputs_from_tuple(finite_outputs(runner(pixel_values), adapter.output_names, info))
+        fixed = tuple(adapter.spec.input_size)
+        if "onnx_file" in info and tuple(pixel_values.shape[-2:]) != fixed:
+            raise BackendUnavailable(
+                f"evaluation.backends={backend.key}: the exported graph takes {fixed[0]}x{fixed[1]} pixels, "
+                f"but the {adapter.spec.name} preprocessor gives {pixel_values.shape[-2]}x"
+                f"{pixel_values.shape[-1]} here (it keeps the aspect ratio); evaluate it with eager"
+            )
+        try:
+            outputs = runner(pixel_values)
+        except Exception as exc:  # a runtime error of this cell: its records fail, the other cells go on
+            raise DfineBenchError(
+                f"evaluation through {backend.key} failed: {type(exc).__name__}: "
+                + str(exc).splitlines()[0][:300]
+            ) from exc
+        return adapter.outputs_from_tuple(finite_outputs(outputs, adapter.output_names, info))
 
     info = dict(runner.info)
     return forward, info

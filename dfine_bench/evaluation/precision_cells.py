@@ -183,7 +183,7 @@ def diagnose_cells(
     images: list[torch.Tensor] | None = None
     for cell in cells:
         spec = specs.get(f"{cell.setup.get('backend')}-{cell.setup.get('dtype')}")
-        if spec is None:
+        if spec is None or cell.status == "skipped":  # a cell that could not run here has nothing to diagnose
             continue
         if images is None:
             images = diagnosis_images(adapter, artifacts_dir)
