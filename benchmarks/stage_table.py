@@ -79,7 +79,7 @@ def main() -> None:
                 verdict = f"{v['status']} (CV {v['cv']:.2f}, {busy})"
                 total = lat.details["stages"]["total_ms"]
                 median = lat.metrics["latency_median"].value
-                row = [name, backend, lat.setup.get("graph", "model"), *cells]
+                row = [name, backend, lat.setup.get("extra", {}).get("graph", "model"), *cells]
                 row += [f"{total:.2f}", f"{median:.2f}", verdict]
                 print("| " + " | ".join(row) + " |")
 

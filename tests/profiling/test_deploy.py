@@ -117,7 +117,7 @@ def test_profile_times_the_deploy_graph_when_the_postprocessor_is_timed(tmp_path
         )
         assert lat.status == "ok", lat.reason
         by_backend[backend] = lat
-        assert lat.setup["timed"] == "model+postprocess" and lat.setup["graph"] == "deploy"
+        assert lat.setup["timed"] == "model+postprocess" and lat.setup["extra"]["graph"] == "deploy"
         assert not any(d.code == "timed" for d in lat.setup["deviations"])  # the paper's span exactly
         check = lat.details["output_check"]
         assert check["graph"] == "deploy" and check["detections"] == 2 * 300

@@ -137,7 +137,7 @@ def test_a_cpu_profile_records_its_timing_discipline(tmp_path: Path) -> None:
     assert disc["min_iters"] == 3 and disc["iters"] == 5
     assert disc["cuda_graph"] == disc["spin_wait"] == disc["tf32"] == "n/a (cpu)"
     assert disc["gpu_state"] == {"status": "n/a (cpu)"}
-    assert lat.setup["stability"] in ("stable", "unstable")
+    assert lat.setup["extra"]["stability"] in ("stable", "unstable")
 
 
 @pytest.mark.parametrize("flag", ["cuda_graph", "spin_wait"])

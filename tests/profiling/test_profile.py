@@ -104,7 +104,7 @@ def test_dictconfig_and_enum_strings_are_accepted(toy: ToyAdapter, tmp_path: Pat
     assert lat.setup["timed"] == "model+postprocess"
     # the toy has its own postprocessor, so no deploy graph: the postprocessor runs in Python after
     # the backend, which the record says (the paper's engine holds it)
-    assert lat.setup["graph"] == "model"
+    assert lat.setup["extra"]["graph"] == "model"  # Setup has no field for it: its extra
     assert any(
         d.code == "timed" and "in Python after the backend" in d.actual for d in lat.setup["deviations"]
     )
