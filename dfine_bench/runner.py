@@ -14,6 +14,7 @@ task calls (the evaluation loop, ``profile_model``) and the distributed plumbing
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -33,12 +34,14 @@ from dfine_bench.adapters.registry import create_model, get_spec
 from dfine_bench.adapters.weights import WeightsRequest, weights_request
 from dfine_bench.checks.gate import resolve_tolerances
 from dfine_bench.claims import load_claims
+from dfine_bench.config.input_size import check_input_size
 from dfine_bench.config.settings import RunSettings
 from dfine_bench.data import ResolvedDataset, resolve_dataset
 from dfine_bench.errors import ConfigError
 from dfine_bench.evaluation import check_label_map, evaluate_model
 from dfine_bench.evaluation.distributed import init_distributed, shutdown_distributed
 from dfine_bench.evaluation.inference_backend import resolve_eval_backends
+from dfine_bench.evaluation.labelmap import check_label_set
 from dfine_bench.evaluation.precision_cells import diagnose_cells
 from dfine_bench.execution.executor import Executor, RunOutcome
 from dfine_bench.execution.folder import identity_hash, open_run, run_identity, run_log, units_done
@@ -91,7 +94,9 @@ class SuiteRunner:
         self.resolved_config = resolved_config
         self.command = list(command)
         for name in settings.suite.models:
-            get_spec(name)  # unknown names fail before any work, with close matches
+            spec = get_spec(name)  # unknown names fail before any work, with close matches
+            if settings.weights.input_size:  # a size the model cannot run fails now, not mid-run
+                check_input_size("model.input_size", spec, settings.weights.input_size)
         if settings.suite.claims:
             load_claims(settings.suite.claims)  # a bad claims name or file fails now, not after the run
         if settings.suite.tolerances:
@@ -218,8 +223,6 @@ class SuiteRunner:
     def run_all(self) -> RunOutcome:
         s = self.settings
         torch.manual_seed(s.seed)  # any sampling a task does follows the run's seed
-        # the data first: a size mismatch or a bad image header fails before any run folder exists
-        data = self._data_identity() if self.rank == 0 else None
         store = open_run(s.output, s.suite.name, self.identity) if self.rank == 0 else None
         run_id = _broadcast(store.run_id if store else None, self.world)
         self.run_id = run_id
@@ -228,6 +231,15 @@ class SuiteRunner:
             self._execute(None, set(), outcome)
             return outcome
         meta = store.read_meta()
+        try:
+            data = self._check_data()
+        except BaseException:
+            store.unlock()
+            if {f.name for f in store.run_dir.iterdir()} <= {".lock"}:  # the folder this run just made
+                with contextlib.suppress(OSError):
+                    (store.run_dir / ".lock").unlink()
+                    store.run_dir.rmdir()
+            raise
         if meta and meta.get("data") != data:  # same config, other data (e.g. $DFINE_BENCH_COCO changed)
             store.unlock()
             raise ConfigError(
@@ -288,6 +300,15 @@ class SuiteRunner:
             self.plan, store=store, run_id=self.run_id, environment=self.environment, done=done
         )
         executor.run(outcome)
+
+    def _check_data(self) -> dict[str, Any] | None:
+        """The data's identity, once its image headers are checked (a size mismatch fails here) and
+        every model's head fits its categories by id or by name; before any task runs."""
+        data, s = self._data_identity(), self.settings
+        if data is not None and s.evaluation.enabled and s.weights.num_classes is None:
+            for name in self.plan.models:
+                check_label_set(get_spec(name), self.dataset)
+        return data
 
     def _data_identity(self) -> dict[str, Any] | None:
         """The data in use, part of what made the results (None when no dataset is read)."""
