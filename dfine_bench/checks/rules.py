@@ -149,21 +149,34 @@ def check_latency(base: Entry, new: Entry, tol: float, alpha: float, min_delta_m
         side = "baseline" if b_med is None else "run"
         return Row(rid, metric, b_med, n_med, CANNOT, f"no latency samples or median in the {side}", "ms")
     b_up = b_up if b_up is not None else b_med
-    limit = b_up * (1 + tol)
-    delta = n_med - b_med
-    p: float | None = None
     b_s, n_s = base.samples_ms or [], new.samples_ms or []
+    p: float | None = None
     if len(b_s) >= MIN_SAMPLES and len(n_s) >= MIN_SAMPLES:
         p = float(mannwhitneyu(n_s, b_s, alternative="greater").pvalue)
-    band = f"limit {limit:.4g} ms = baseline p{BAND_QUANTILE} {b_up:.4g} x {1 + tol:g}"
     test = (
         f"U-test p={p:.2g}"
         if p is not None
         else f"no U-test (fewer than {MIN_SAMPLES} samples on a side: {len(b_s)} vs {len(n_s)})"
     )
-    above = n_med > limit
-    big = delta > min_delta_ms
-    significant = p is None or p < alpha
+    return _latency_verdict(base, new, (b_med, b_up, n_med), tol, (p, alpha, test), min_delta_ms)
+
+
+def _latency_verdict(
+    base: Entry,
+    new: Entry,
+    medians: tuple[float, float, float],
+    tol: float,
+    u_test: tuple[float | None, float, str],
+    min_delta_ms: float,
+) -> Row:
+    """The latency row from the baseline median and upper quartile, the run's median and the U test."""
+    rid, metric = new.record_id, "latency_median"
+    b_med, b_up, n_med = medians
+    p, alpha, test = u_test
+    limit = b_up * (1 + tol)
+    delta = n_med - b_med
+    band = f"limit {limit:.4g} ms = baseline p{BAND_QUANTILE} {b_up:.4g} x {1 + tol:g}"
+    above, big, significant = n_med > limit, delta > min_delta_ms, p is None or p < alpha
     ratio = f"x{n_med / b_med:.2f}" if b_med > 0 else ""
     if above and big and significant:
         why = f"median {n_med:.4g} ms ({ratio}) > {band}; +{delta:.3g} ms; {test} < {alpha:g}"
@@ -193,6 +206,12 @@ def _unsteady_note(base: Entry, new: Entry) -> str:
     return f" ({'; '.join(marked)}: rerun on a quiet machine before believing it)" if marked else ""
 
 
+def _spread(latency: Entry | None) -> float:
+    """p75 / median of a latency record's samples (at least 1; 1 without one)."""
+    med, upper = _median_upper(latency) if latency is not None else (None, None)
+    return max(1.0, upper / med) if med and upper and med > 0 else 1.0
+
+
 def check_throughput(
     base: Entry, new: Entry, base_latency: Entry | None, tol: float, min_delta_ms: float
 ) -> Row:
@@ -204,11 +223,7 @@ def check_throughput(
     if b is None or n is None or b <= 0:
         side = "baseline" if b is None or b <= 0 else "run"
         return Row(rid, metric, b, n, CANNOT, f"no throughput value in the {side}", "img/s")
-    spread = 1.0
-    if base_latency is not None:
-        med, upper = _median_upper(base_latency)
-        if med and upper and med > 0:
-            spread = max(1.0, upper / med)
+    spread = _spread(base_latency)
     limit = b / (spread * (1 + tol))
     per_image_delta = (1000.0 / n if n > 0 else math.inf) - 1000.0 / b
     band = f"limit {limit:.4g} img/s = baseline / ({spread:.3g} latency spread x {1 + tol:g})"
@@ -261,47 +276,60 @@ def check_exact(rid: str, metric: str, b: float, n: float, tol: float) -> Row:
     return Row(rid, metric, b, n, OK, f"equal at {rule}", unit, changed=rb != rn)
 
 
+_IMAGE_COUNTS = ("images_failed", "images_skipped", "images_seen")
+
+
 def check_images(base: Entry, new: Entry) -> list[Row]:
     """Failed, skipped and evaluated image counts of an evaluation record."""
-    rows: list[Row] = []
     rid = new.record_id
-    for metric in ("images_failed", "images_skipped", "images_seen"):
-        if metric in base.metrics and metric not in new.metrics:
-            why = "metric missing in the run"
-            rows.append(Row(rid, metric, base.metrics[metric], None, CANNOT, why, "count"))
-    if rows:
-        return rows
-    for metric in ("images_failed", "images_skipped", "images_seen"):
-        if not finite_or_none(new.metrics.get(metric)):
-            rows.append(
-                not_finite_row(rid, metric, base.metrics.get(metric), new.metrics.get(metric), metric)
-            )
-    if rows:
-        return rows
+    missing = [
+        Row(rid, m, base.metrics[m], None, CANNOT, "metric missing in the run", "count")
+        for m in _IMAGE_COUNTS
+        if m in base.metrics and m not in new.metrics
+    ]
+    if missing:
+        return missing
+    broken = [
+        not_finite_row(rid, m, base.metrics.get(m), new.metrics.get(m), m)
+        for m in _IMAGE_COUNTS
+        if not finite_or_none(new.metrics.get(m))
+    ]
+    if broken:
+        return broken
+    return [*_failed_images(base, new), *_skipped_images(base, new), *_seen_images(base, new)]
+
+
+def _failed_images(base: Entry, new: Entry) -> list[Row]:
+    if "images_failed" not in new.metrics and "images_failed" not in base.metrics:
+        return []
     bf, nf = base.metrics.get("images_failed") or 0, new.metrics.get("images_failed") or 0
-    if "images_failed" in new.metrics or "images_failed" in base.metrics:
-        if nf > bf:
-            ids = [str(f.get("image_id", f)) if isinstance(f, dict) else str(f) for f in new.failed_images]
-            shown = f" (image ids {', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''})" if ids else ""
-            why = f"{nf:.0f} image(s) failed, baseline {bf:.0f}{shown}: see details.failed_images"
-            rows.append(Row(rid, "images_failed", bf, nf, WORSE, why, "count"))
-        else:
-            rows.append(Row(rid, "images_failed", bf, nf, OK, "no more failures", "count", nf != bf))
+    if nf <= bf:
+        return [Row(new.record_id, "images_failed", bf, nf, OK, "no more failures", "count", nf != bf)]
+    ids = [str(f.get("image_id", f)) if isinstance(f, dict) else str(f) for f in new.failed_images]
+    shown = f" (image ids {', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''})" if ids else ""
+    why = f"{nf:.0f} image(s) failed, baseline {bf:.0f}{shown}: see details.failed_images"
+    return [Row(new.record_id, "images_failed", bf, nf, WORSE, why, "count")]
+
+
+def _skipped_images(base: Entry, new: Entry) -> list[Row]:
+    if "images_skipped" not in new.metrics and "images_skipped" not in base.metrics:
+        return []
     bs, ns = base.metrics.get("images_skipped") or 0, new.metrics.get("images_skipped") or 0
-    if "images_skipped" in new.metrics or "images_skipped" in base.metrics:
-        if ns > bs:
-            why = (
-                f"{ns:.0f} image(s) skipped (resumed from an earlier process or filtered), baseline "
-                f"{bs:.0f}: this AP is not all this code's; re-run with a fresh output.run_id"
-            )
-            rows.append(Row(rid, "images_skipped", bs, ns, CANNOT, why, "count"))
-        else:
-            rows.append(Row(rid, "images_skipped", bs, ns, OK, "no more skips", "count", ns != bs))
+    if ns <= bs:
+        return [Row(new.record_id, "images_skipped", bs, ns, OK, "no more skips", "count", ns != bs)]
+    why = (
+        f"{ns:.0f} image(s) skipped (resumed from an earlier process or filtered), baseline "
+        f"{bs:.0f}: this AP is not all this code's; re-run with a fresh output.run_id"
+    )
+    return [Row(new.record_id, "images_skipped", bs, ns, CANNOT, why, "count")]
+
+
+def _seen_images(base: Entry, new: Entry) -> list[Row]:
     bseen, nseen = base.metrics.get("images_seen"), new.metrics.get("images_seen")
-    if bseen is not None and nseen is not None and bseen != nseen:
-        why = f"evaluated {nseen:.0f} images, the baseline {bseen:.0f}: another dataset or subset"
-        rows.append(Row(rid, "images_seen", bseen, nseen, CANNOT, why, "count"))
-    return rows
+    if bseen is None or nseen is None or bseen == nseen:
+        return []
+    why = f"evaluated {nseen:.0f} images, the baseline {bseen:.0f}: another dataset or subset"
+    return [Row(new.record_id, "images_seen", bseen, nseen, CANNOT, why, "count")]
 
 
 def check_status(base: Entry, new: Entry) -> Row | None:
