@@ -142,28 +142,36 @@ def main(args: argparse.Namespace) -> int:
                 print(PARAMS_NOTE)
             print()
             continue
-        import pandas as pd
-
-        from dfine_bench.config.loading import suites_dir
-
-        if kind == "suites":
-            df = suites_frame(args.suites_dir)
-        elif kind == "datasets":
-            df = group_frame("dataset", args.suites_dir)
-            coco = os.environ.get("DFINE_BENCH_COCO")
-            print(f"DFINE_BENCH_COCO = {coco or '(not set: dataset=auto uses the generated dataset)'}")
-        elif kind == "backends":
-            df = backends_frame()
-        elif kind == "protocols":
-            df = group_frame("protocol", args.suites_dir)
-        elif kind == "weights":
-            df = group_frame("weights", args.suites_dir)
-        else:
-            claims = sorted(p.stem for p in (suites_dir() / "claims").glob("*.yaml"))
-            df = pd.DataFrame({"claims": claims})
+        df = _frame(kind, args.suites_dir)
         print(f"== {kind} ==")
         print(df.to_string(index=False) if not df.empty else "(none)")
         print()
+    _print_load_errors(kinds, every=args.what == "all")
+    return 0
+
+
+def _frame(kind: str, suites_dirs: list[str]) -> pd.DataFrame:
+    """The table of one kind other than models."""
+    import pandas as pd
+
+    from dfine_bench.config.loading import suites_dir
+
+    if kind == "suites":
+        return suites_frame(suites_dirs)
+    if kind == "datasets":
+        coco = os.environ.get("DFINE_BENCH_COCO")
+        print(f"DFINE_BENCH_COCO = {coco or '(not set: dataset=auto uses the generated dataset)'}")
+        return group_frame("dataset", suites_dirs)
+    if kind == "backends":
+        return backends_frame()
+    if kind in ("protocols", "weights"):
+        return group_frame({"protocols": "protocol", "weights": "weights"}[kind], suites_dirs)
+    claims = sorted(p.stem for p in (suites_dir() / "claims").glob("*.yaml"))
+    return pd.DataFrame({"claims": claims})
+
+
+def _print_load_errors(kinds: tuple[str, ...], *, every: bool) -> None:
+    """The plug-ins and modules that failed to load (contained: listed here, never fatal)."""
     errors = load_errors()
     if errors and "models" in kinds:
         print("adapters that failed to load:")
@@ -172,10 +180,9 @@ def main(args: argparse.Namespace) -> int:
     if "backends" in kinds:
         for where, why in backend_load_errors().items():
             print(f"backend {where} failed to load: {why}")
-    if args.what == "all":  # the plug-ins of the other registries (contained: listed here, not fatal)
+    if every:  # the plug-ins of the other registries
         from dfine_bench.evaluation.registry import load_errors as evaluator_load_errors
 
         for kind, found in (("evaluator", evaluator_load_errors()), ("metric", metric_load_errors())):
             for where, why in found.items():
                 print(f"{kind} {where} failed to load: {why}")
-    return 0

@@ -66,25 +66,35 @@ def print_summary(outcome: RunOutcome, stream: TextIO | None = None) -> None:
     fidelity = precision_console(outcome.records)  # only with reduced-precision cells
     if fidelity:
         print(fidelity, file=out)
-    stand_ins = [r for r in outcome.records if r.is_stand_in]
-    if stand_ins:
-        models = sorted({r.model.name for r in stand_ins if r.model.random_init})
-        generated = any(r.dataset is not None and r.dataset.generated for r in stand_ins)
-        print("\nSTAND-INS (not any model's accuracy):", file=out)
-        if models:
-            print(f"  random-init weights: {', '.join(models)} (no released weights found offline)", file=out)
-        if generated:
-            print("  generated dataset instead of COCO val2017 (set DFINE_BENCH_COCO to use COCO)", file=out)
-    unstable = [r for r in outcome.records if (r.details.get("validity") or {}).get("status") == "unstable"]
-    if unstable:
-        print(
-            "\nUNSTABLE timings (a noisy or oversubscribed machine, or a throttling GPU; compare with care, "
-            "claims do not judge them):",
-            file=out,
-        )
-        for r in unstable:
-            reasons = "; ".join(r.details["validity"].get("reasons") or [])
-            mark = "THROTTLED " if r.details["validity"].get("throttled") else ""
-            print(f"  {mark}{r.model.name} {r.setup.backend}-{r.setup.dtype}: {reasons}", file=out)
+    _print_stand_ins(outcome, out)
+    _print_unstable(outcome, out)
     if outcome.failed:
         print(f"\n{len(outcome.failed)} task(s) failed: {', '.join(outcome.failed)}", file=out)
+
+
+def _print_stand_ins(outcome: RunOutcome, out: TextIO) -> None:
+    stand_ins = [r for r in outcome.records if r.is_stand_in]
+    if not stand_ins:
+        return
+    models = sorted({r.model.name for r in stand_ins if r.model.random_init})
+    generated = any(r.dataset is not None and r.dataset.generated for r in stand_ins)
+    print("\nSTAND-INS (not any model's accuracy):", file=out)
+    if models:
+        print(f"  random-init weights: {', '.join(models)} (no released weights found offline)", file=out)
+    if generated:
+        print("  generated dataset instead of COCO val2017 (set DFINE_BENCH_COCO to use COCO)", file=out)
+
+
+def _print_unstable(outcome: RunOutcome, out: TextIO) -> None:
+    unstable = [r for r in outcome.records if (r.details.get("validity") or {}).get("status") == "unstable"]
+    if not unstable:
+        return
+    print(
+        "\nUNSTABLE timings (a noisy or oversubscribed machine, or a throttling GPU; compare with care, "
+        "claims do not judge them):",
+        file=out,
+    )
+    for r in unstable:
+        reasons = "; ".join(r.details["validity"].get("reasons") or [])
+        mark = "THROTTLED " if r.details["validity"].get("throttled") else ""
+        print(f"  {mark}{r.model.name} {r.setup.backend}-{r.setup.dtype}: {reasons}", file=out)
