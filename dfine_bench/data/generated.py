@@ -76,18 +76,27 @@ class GeneratedParams:
     num_images: int = 24
     image_size: tuple[int, int] = (480, 640)  # (height, width)
     seed: int = 0
+    #: ``default``: 12 classes, 1-6 objects of all three COCO sizes, crowd regions and empty images;
+    #: ``easy``: 3 classes, 1-3 non-crowd objects of medium size, no empty images (the FDR ablation's
+    #: data, where a small model must get far enough that localization quality matters).
+    layout: str = "default"
 
     def key(self) -> str:
-        blob = json.dumps([GENERATOR_VERSION, self.num_images, list(self.image_size), self.seed])
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+        fields: list[Any] = [GENERATOR_VERSION, self.num_images, list(self.image_size), self.seed]
+        if self.layout != "default":  # the default's key (and folder names) stay as they were
+            fields.append(self.layout)
+        return hashlib.sha256(json.dumps(fields).encode()).hexdigest()[:12]
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        params: dict[str, Any] = {
             "generator_version": GENERATOR_VERSION,
             "num_images": self.num_images,
             "image_size": list(self.image_size),
             "seed": self.seed,
         }
+        if self.layout != "default":  # default files keep their exact bytes (and sha256)
+            params["layout"] = self.layout
+        return params
 
 
 def _manifest_matches(manifest_path: Path, annotations: Path, params: Mapping[str, Any] | None) -> bool:
@@ -99,7 +108,7 @@ def _manifest_matches(manifest_path: Path, annotations: Path, params: Mapping[st
     if not isinstance(manifest, dict) or not isinstance(manifest.get(SHA_FIELD), str):
         return False
     recorded = {k: v for k, v in manifest.items() if k != SHA_FIELD}
-    if set(recorded) != set(GeneratedParams().as_dict()):
+    if set(recorded) - {"layout"} != set(GeneratedParams().as_dict()):
         return False  # some other tool's manifest.json
     if params is not None and recorded != dict(params):
         return False
@@ -154,9 +163,31 @@ def _crowd_rle(h: int, w: int, box: tuple[int, ...]) -> dict[str, Any]:
     return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
+#: Per layout: drawn categories, objects per image (low, high inclusive), area classes cycled through,
+#: whether crowd regions and empty images appear.
+LAYOUTS: dict[str, dict[str, Any]] = {
+    "default": {"categories": 12, "objects": (1, 6), "sizes": ("small", "medium", "large"), "hard": True},
+    "easy": {"categories": 3, "objects": (1, 3), "sizes": ("medium",), "hard": False},
+}
+
+
+def _box_annotation(category: int, box: tuple[int, ...]) -> dict[str, Any]:
+    x0, y0, x1, y1 = box
+    return {
+        "category_id": DRAWN_CATEGORIES[category],
+        "bbox": [x0, y0, x1 - x0, y1 - y0],
+        "area": float((x1 - x0) * (y1 - y0)),
+        "iscrowd": 0,
+        "segmentation": [[x0, y0, x1, y0, x1, y1, x0, y1]],
+    }
+
+
 def _make_image(
     index: int, params: GeneratedParams, rng: np.random.Generator
 ) -> tuple[Image.Image, list[dict[str, Any]]]:
+    layout = LAYOUTS[params.layout]
+    if not layout["hard"]:
+        return _make_easy_image(params, rng, layout)
     h, w = params.image_size
     img = Image.new("RGB", (w, h), BACKGROUND)
     draw = ImageDraw.Draw(img)
@@ -190,16 +221,27 @@ def _make_image(
         taken.append(box)
         k = int(rng.integers(len(DRAWN_CATEGORIES)))
         draw.rectangle((box[0], box[1], box[2] - 1, box[3] - 1), fill=PALETTE[k])
-        x0, y0, x1, y1 = box
-        anns.append(
-            {
-                "category_id": DRAWN_CATEGORIES[k],
-                "bbox": [x0, y0, x1 - x0, y1 - y0],
-                "area": float((x1 - x0) * (y1 - y0)),
-                "iscrowd": 0,
-                "segmentation": [[x0, y0, x1, y0, x1, y1, x0, y1]],
-            }
-        )
+        anns.append(_box_annotation(k, box))
+    return img, anns
+
+
+def _make_easy_image(
+    params: GeneratedParams, rng: np.random.Generator, layout: dict[str, Any]
+) -> tuple[Image.Image, list[dict[str, Any]]]:
+    h, w = params.image_size
+    img = Image.new("RGB", (w, h), BACKGROUND)
+    draw = ImageDraw.Draw(img)
+    anns: list[dict[str, Any]] = []
+    taken: list[tuple[int, ...]] = []
+    low, high = layout["objects"]
+    for j in range(int(rng.integers(low, high + 1))):
+        box = _place(rng, h, w, layout["sizes"][j % len(layout["sizes"])], taken)
+        if box is None:
+            continue
+        taken.append(box)
+        k = int(rng.integers(layout["categories"]))
+        draw.rectangle((box[0], box[1], box[2] - 1, box[3] - 1), fill=PALETTE[k])
+        anns.append(_box_annotation(k, box))
     return img, anns
 
 
@@ -212,6 +254,8 @@ def generate_dataset(out_dir: Path, params: GeneratedParams) -> tuple[Path, Path
     out_dir = Path(out_dir)
     if params.num_images < 1:
         raise ValueError("a generated dataset needs at least one image")
+    if params.layout not in LAYOUTS:
+        raise ValueError(f"generated layout must be one of {', '.join(LAYOUTS)}, got {params.layout!r}")
     out_dir.mkdir(parents=True, exist_ok=True)
     # Two processes may ask for the same data at once (a joblib sweep, parallel test workers): one
     # generates while the other waits for the lock and then reuses it, never deleting files in use.

@@ -23,8 +23,17 @@ whose auxiliary entries pair layer ``i``'s distributions with layer ``i - 1``'s 
 and which computes no FGL on the final layer): the final layer is the main output and the
 teacher; layers ``0..L-2`` are auxiliary outputs; then the initial box head, then the encoder's
 top-k proposals; denoising queries get the same per-layer terms with their own teacher.
-Matching is per output, as transformers' criteria do (the official code's GO-LSD uses the union
-of all layers' matches for FGL/DDF; not reproduced here).
+
+Training follows the official ``dfine_criterion.py`` in the three places where transformers'
+criteria differ from it:
+
+* **union matching** (GO-LSD's "global optimal" matching, ``fdr/matching.py``): with GO-LSD on,
+  the box terms (L1 + GIoU) and FGL/DDF of every output use the union of all outputs' matches,
+  normalised by the union's size; classification keeps each output's own matching
+  (``config.go_lsd_union_matching``, default on; off gives per-output matching for comparison);
+* DDF on denoising queries weighs matched and unmatched queries with the *non-denoising*
+  outputs' counts (the official code keeps ``num_pos``/``num_neg`` from the last regular layer);
+* boxes reach the loss unclamped (the official decoder never clamps them to [0, 1]).
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dfine_bench.fdr.head import FdrSettings
+from dfine_bench.fdr.matching import UNION_LOSSES, union_indices, union_size
 
 #: D-FINE's default weights of the GO-LSD terms (DFineConfig: weight_loss_fgl, weight_loss_ddf)
 #: and the distillation temperature (the paper's Table 4: T = 5).
@@ -92,6 +102,13 @@ def fgl_loss(
     return loss, ious
 
 
+def ddf_counts(corners: torch.Tensor, matched: tuple[torch.Tensor, torch.Tensor]) -> tuple[float, float]:
+    """DDF's group weights: sqrt of the matched and unmatched edge counts per image."""
+    batch, queries = corners.shape[:2]
+    positives = int(torch.unique(torch.stack(matched, 1), dim=0).shape[0]) if matched[0].numel() else 0
+    return (4 * positives / batch) ** 0.5, (4 * (batch * queries - positives) / batch) ** 0.5
+
+
 def ddf_loss(
     corners: torch.Tensor,
     teacher_corners: torch.Tensor,
@@ -100,8 +117,13 @@ def ddf_loss(
     matched_ious: torch.Tensor,
     bins: int,
     temperature: float = TEMPERATURE,
+    counts: tuple[float, float] | None = None,
 ) -> torch.Tensor:
-    """DDF from the teacher's distributions to a layer's: all queries, (B, Q, 4(N+1)) each."""
+    """DDF from the teacher's distributions to a layer's: all queries, (B, Q, 4(N+1)) each.
+
+    ``counts``: the (matched, unmatched) group weights to combine the two means with; default: this
+    output's own (``ddf_counts``). Denoising outputs get the regular outputs' (the official code).
+    """
     pred = corners.reshape(-1, bins + 1)
     teacher = teacher_corners.reshape(-1, bins + 1)
     if torch.equal(pred, teacher):  # the teacher itself
@@ -118,9 +140,7 @@ def ddf_loss(
         reduction="none",
     ).sum(-1)
     per_edge = weight * temperature**2 * kl
-    batch_scale = 1 / corners.shape[0]
-    num_pos = (mask.sum() * batch_scale) ** 0.5
-    num_neg = ((~mask).sum() * batch_scale) ** 0.5
+    num_pos, num_neg = counts if counts is not None else ddf_counts(corners, matched)
     pos = per_edge[mask].mean() if mask.any() else per_edge.sum() * 0
     neg = per_edge[~mask].mean() if (~mask).any() else per_edge.sum() * 0
     return (pos * num_pos + neg * num_neg) / (num_pos + num_neg)
@@ -135,13 +155,12 @@ def local_losses(
     reg_scale: float,
     up: torch.Tensor,
     temperature: float = TEMPERATURE,
+    ddf_group_counts: tuple[float, float] | None = None,
 ) -> dict[str, torch.Tensor]:
     """``loss_fgl`` and ``loss_ddf`` of one output (a layer), unweighted; {} without distributions."""
     if "pred_corners" not in outputs:
         return {}
-    batch = torch.cat([torch.full_like(src, i) for i, (src, _) in enumerate(indices)])
-    src = torch.cat([s for s, _ in indices])
-    idx = (batch, src)
+    idx = _matched_index(indices)
     target_boxes = torch.cat([t["boxes"][j] for t, (_, j) in zip(targets, indices)], dim=0)
     fgl, ious = fgl_loss(
         outputs["pred_corners"][idx],
@@ -161,38 +180,107 @@ def local_losses(
         ious,
         bins,
         temperature,
+        ddf_group_counts,
     )
     return {"loss_fgl": fgl, "loss_ddf": ddf}
 
 
 class _GoLsdTerms:
-    """Mixin for a transformers DETR criterion: adds the ``local`` (FGL + DDF) loss kind."""
+    """Mixin for a transformers DETR criterion: the ``local`` (FGL + DDF) loss kind and, with GO-LSD,
+    the union matching for the localization terms (see the module docstring)."""
 
     settings: FdrSettings
     temperature: float
     weight_dict: dict[str, float]
     losses: list[str]
+    matcher: Any
+    union_matching: bool = False
+    #: how an auxiliary output's terms are named, and whether ``forward`` weights them (RT-DETR's
+    #: criterion does; Deformable-DETR's returns raw terms that ``weighted_total`` weights)
+    aux_suffix = "_aux_{}"
+    weights_in_forward = True
 
-    def _init_go_lsd(self, settings: FdrSettings, go_lsd: bool, weight_fgl: float, weight_ddf: float) -> None:
+    def _init_go_lsd(
+        self, settings: FdrSettings, go_lsd: bool, weight_fgl: float, weight_ddf: float, union: bool
+    ) -> None:
         self.settings = settings
         self.temperature = TEMPERATURE
         self.go_lsd_up = torch.tensor([settings.a])
+        self.union_matching = go_lsd and union
+        self._ddf_counts: tuple[float, float] | None = None
         if go_lsd:
             self.weight_dict = {**self.weight_dict, "loss_fgl": weight_fgl, "loss_ddf": weight_ddf}
             self.losses = [*self.losses, "local"]
 
+    def forward(self, outputs: Mapping[str, Any], targets: Sequence[Target]) -> dict[str, torch.Tensor]:
+        self._ddf_counts = None  # set by this call's regular layers, read by its denoising ones
+        if not self.union_matching:
+            return super().forward(outputs, targets)  # type: ignore[misc,no-any-return]
+        return self._union_forward(outputs, targets)
+
+    def _terms(
+        self, kind: str, outputs: Any, targets: Any, indices: Any, num_boxes: float, suffix: str
+    ) -> dict[str, torch.Tensor]:
+        terms = self.get_loss(kind, outputs, targets, indices, num_boxes)
+        if self.weights_in_forward:
+            terms = {k: v * self.weight_dict[k] for k, v in terms.items() if k in self.weight_dict}
+        return {k + suffix: v for k, v in terms.items()}
+
+    def _union_forward(
+        self, outputs: Mapping[str, Any], targets: Sequence[Target]
+    ) -> dict[str, torch.Tensor]:
+        main = {k: v for k, v in outputs.items() if "auxiliary_outputs" not in k}
+        aux = list(outputs.get("auxiliary_outputs", []))
+        own = [self.matcher(main, targets)] + [self.matcher(a, targets) for a in aux]
+        union = union_indices(own[0], own[1:])
+        num_boxes = max(1.0, float(sum(len(t["class_labels"]) for t in targets)))
+        num_union = union_size(union)
+        losses: dict[str, torch.Tensor] = {}
+        for i, out in enumerate([main, *aux]):
+            suffix = "" if i == 0 else self.aux_suffix.format(i - 1)
+            for kind in self.losses:
+                shared = kind in UNION_LOSSES
+                indices, n = (union, num_union) if shared else (own[i], num_boxes)
+                losses |= self._terms(kind, out, targets, indices, n, suffix)
+        if "dn_auxiliary_outputs" in outputs:
+            meta = outputs["denoising_meta_values"]
+            dn_indices = self.get_cdn_matched_indices(meta, targets)  # type: ignore[attr-defined]
+            dn_boxes = num_boxes * meta["dn_num_group"]
+            for i, out in enumerate(outputs["dn_auxiliary_outputs"]):
+                for kind in self.losses:
+                    losses |= self._terms(kind, out, targets, dn_indices, dn_boxes, f"_dn_{i}")
+        return losses
+
     def get_loss(self, loss: str, outputs: Any, targets: Any, indices: Any, num_boxes: Any, **kw: Any) -> Any:
-        if loss == "local":
-            s = self.settings
-            up = (
-                self.go_lsd_up.to(outputs["pred_corners"].device)
-                if "pred_corners" in outputs
-                else self.go_lsd_up
-            )
-            return local_losses(
-                outputs, targets, indices, num_boxes, s.bins, s.reg_scale, up, self.temperature
-            )
-        return super().get_loss(loss, outputs, targets, indices, num_boxes, **kw)  # type: ignore[misc]
+        if loss != "local":
+            return super().get_loss(loss, outputs, targets, indices, num_boxes, **kw)  # type: ignore[misc]
+        if "pred_corners" not in outputs:
+            return {}
+        s = self.settings
+        up = self.go_lsd_up.to(outputs["pred_corners"].device)
+        is_dn = bool(outputs.get("is_dn"))
+        counts = self._ddf_counts if is_dn else None
+        terms = local_losses(
+            outputs, targets, indices, num_boxes, s.bins, s.reg_scale, up, self.temperature, counts
+        )
+        if not is_dn and outputs["pred_corners"] is not outputs["teacher_corners"]:
+            matched = _matched_index(indices)
+            self._ddf_counts = ddf_counts(outputs["pred_corners"], matched)
+        return terms
+
+
+def _matched_index(indices: Indices) -> tuple[torch.Tensor, torch.Tensor]:
+    batch = torch.cat([torch.full_like(src, i) for i, (src, _) in enumerate(indices)])
+    return batch, torch.cat([s for s, _ in indices])
+
+
+def _go_lsd_options(config: Any) -> tuple[float, float, bool]:
+    """FGL and DDF weights and the union-matching switch a config carries (D-FINE's defaults)."""
+    return (
+        float(getattr(config, "weight_loss_fgl", WEIGHT_FGL)),
+        float(getattr(config, "weight_loss_ddf", WEIGHT_DDF)),
+        bool(getattr(config, "go_lsd_union_matching", True)),
+    )
 
 
 def rtdetr_criterion(config: Any, settings: FdrSettings, go_lsd: bool) -> nn.Module:
@@ -203,12 +291,7 @@ def rtdetr_criterion(config: Any, settings: FdrSettings, go_lsd: bool) -> nn.Mod
         pass
 
     criterion = RTDetrGoLsdLoss(config)
-    criterion._init_go_lsd(
-        settings,
-        go_lsd,
-        float(getattr(config, "weight_loss_fgl", WEIGHT_FGL)),
-        float(getattr(config, "weight_loss_ddf", WEIGHT_DDF)),
-    )
+    criterion._init_go_lsd(settings, go_lsd, *_go_lsd_options(config))
     return criterion
 
 
@@ -217,7 +300,8 @@ def deformable_criterion(config: Any, settings: FdrSettings, go_lsd: bool) -> nn
     from transformers.loss.loss_deformable_detr import DeformableDetrHungarianMatcher, DeformableDetrImageLoss
 
     class DeformableGoLsdLoss(_GoLsdTerms, DeformableDetrImageLoss):
-        pass
+        aux_suffix = "_{}"
+        weights_in_forward = False
 
     matcher = DeformableDetrHungarianMatcher(
         class_cost=config.class_cost, bbox_cost=config.bbox_cost, giou_cost=config.giou_cost
@@ -230,12 +314,7 @@ def deformable_criterion(config: Any, settings: FdrSettings, go_lsd: bool) -> nn
     )
     criterion.weight_dict = {"loss_ce": 1.0, "loss_bbox": config.bbox_loss_coefficient}
     criterion.weight_dict["loss_giou"] = config.giou_loss_coefficient
-    criterion._init_go_lsd(
-        settings,
-        go_lsd,
-        float(getattr(config, "weight_loss_fgl", WEIGHT_FGL)),
-        float(getattr(config, "weight_loss_ddf", WEIGHT_DDF)),
-    )
+    criterion._init_go_lsd(settings, go_lsd, *_go_lsd_options(config))
     return criterion
 
 
@@ -266,17 +345,19 @@ def loss_inputs(
             dn["pre_logits"], pre_logits = torch.split(pre_logits, split, dim=1)
 
     def layers(
-        lg: torch.Tensor, bx: torch.Tensor, cn: torch.Tensor, ref: torch.Tensor
+        lg: torch.Tensor, bx: torch.Tensor, cn: torch.Tensor, ref: torch.Tensor, is_dn: bool = False
     ) -> list[dict[str, Any]]:
-        bx = bx.clamp(min=0, max=1)
+        # boxes unclamped, as the official decoder gives them to its criterion
+        teacher = cn[:, -1]
         return [
             {
                 "logits": lg[:, i],
                 "pred_boxes": bx[:, i],
-                "pred_corners": cn[:, i],
+                "pred_corners": teacher if i == lg.shape[1] - 1 else cn[:, i],
                 "ref_points": ref,
-                "teacher_corners": cn[:, -1],
+                "teacher_corners": teacher,
                 "teacher_logits": lg[:, -1],
+                **({"is_dn": True} if is_dn else {}),
             }
             for i in range(lg.shape[1])
         ]
@@ -285,13 +366,13 @@ def loss_inputs(
     outputs: dict[str, Any] = dict(per_layer[-1])
     aux = per_layer[:-1]
     if pre_logits is not None:
-        aux.append({"logits": pre_logits, "pred_boxes": pre_boxes.clamp(min=0, max=1)})
-    aux += [{"logits": lg, "pred_boxes": bx.clamp(min=0, max=1)} for lg, bx in enc]
+        aux.append({"logits": pre_logits, "pred_boxes": pre_boxes})
+    aux += [{"logits": lg, "pred_boxes": bx} for lg, bx in enc]
     outputs["auxiliary_outputs"] = aux
     if dn_meta is not None:
-        dn_aux = layers(dn["logits"], dn["boxes"], dn["corners"], dn["initial"])
+        dn_aux = layers(dn["logits"], dn["boxes"], dn["corners"], dn["initial"], is_dn=True)
         if "pre_logits" in dn:
-            dn_aux.append({"logits": dn["pre_logits"], "pred_boxes": dn["pre_boxes"].clamp(min=0, max=1)})
+            dn_aux.append({"logits": dn["pre_logits"], "pred_boxes": dn["pre_boxes"], "is_dn": True})
         outputs["dn_auxiliary_outputs"] = dn_aux
         outputs["denoising_meta_values"] = dn_meta
     return outputs
@@ -312,6 +393,7 @@ def weighted_total(loss_dict: Mapping[str, torch.Tensor], weights: Mapping[str, 
 __all__ = [
     "WEIGHT_DDF",
     "WEIGHT_FGL",
+    "ddf_counts",
     "ddf_loss",
     "deformable_criterion",
     "fgl_loss",

@@ -1,21 +1,24 @@
-"""A small-scale ablation of the paper's accuracy claim for FDR and GO-LSD (Table 2).
+"""A seed-paired ablation of the paper's FDR and GO-LSD claim (Table 2), built to reach a decision.
 
-Three arms on one small baseline, the same step budget and seeds for all:
+Three arms on one small baseline, trained with the same budget:
 
 * ``baseline``: the model as transformers builds it (RT-DETR's box head and loss);
 * ``fdr``: the FDR box head, trained with the baseline's loss terms only;
-* ``fdr_go_lsd``: the FDR head plus GO-LSD's FGL and DDF terms.
+* ``fdr_go_lsd``: the FDR head plus GO-LSD (FGL and DDF, the union matching of the official
+  ``dfine_criterion.py``: ``fdr/matching.py``).
 
-Each (arm, seed) trains with the project's trainer (``dfine_bench.training.train``; the seed sets
-the initial weights, the sample order and the denoising noise) on a generated training split and
-is evaluated (COCO AP) on a generated held-out split of another seed. The default baseline is a
-reduced RT-DETR-R18 (``REDUCED_RTDETR``) at 128x128 so that the default budget (3 arms x 3 seeds
-x 500 steps of batch 4) finishes in about half an hour on 2 CPU cores; ``device=cuda`` runs the
-same thing on a GPU, and ``steps``/``seeds``/``reduced`` scale it up. Results are labelled a
-small-scale check on generated data, never a COCO reproduction.
+**Paired by seed**: a seed fixes the data order, the denoising noise and the initial weights of
+every module the arms share (the FDR arms copy the baseline's initial tensors by name, so only the
+box head differs at step 0), and the arms are compared through per-seed differences with an exact
+sign-flip test (``ablation_stats``). A design with too few seeds to reach its own level is refused
+at start-up. **Trained far enough**: the default trains a reduced RT-DETR-R18 (``REDUCED_RTDETR``)
+at 128x128 on the generated ``easy`` layout (3 classes, 1-3 medium objects per image), where the
+baseline passes AP 50 within the budget, so that localization quality matters; AP, AP75 and AP at
+IoU 0.9 are reported per arm. Labelled a small-scale check on generated data, never a COCO number.
 
-Resumable: each finished run writes ``runs/<arm>/seed<k>/result.json`` (skipped when rerun with
-the same settings); an interrupted run resumes from its training checkpoint.
+Resumable: each finished run writes ``runs/<arm>/seed<k>/result.json`` (kept when rerun with the
+same settings); an interrupted run resumes from its training checkpoint. The output folder is the
+tool's own (a marker file): a folder the user made is refused, never written into.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -37,8 +41,10 @@ log = logging.getLogger(__name__)
 
 LABEL = "small-scale check on generated data, not a COCO reproduction"
 ARMS = ("baseline", "fdr", "fdr_go_lsd")
+METRICS = ("AP", "AP75", "AP90")  # AP at IoU 0.9: where a better localization should show first
 RESULT = "result.json"
 SUMMARY = "ablation.json"
+MARKER = ".dfine-bench-ablation"
 
 #: A reduced RT-DETR-R18 (ResNet basic blocks 1-1-1-1 at quarter width, 64-d encoder/decoder,
 #: 40 queries): same layout as the full model, small enough to train from scratch on a CPU.
@@ -73,47 +79,81 @@ PAPER_CLAIM = {
     },
 }
 
+#: How the baseline relates to Table 2's rows (said in the report).
+BASELINE_NOTE = (
+    "RT-DETR is a DINO-style DETR (denoising queries, query selection, iterative box refinement), "
+    "the closest of this project's trainable models to Table 2's DN-DETR and DINO rows; Table 2 "
+    "itself has no RT-DETR row, so this is the project's extension of it"
+)
+
 
 @dataclass(frozen=True)
 class AblationSettings:
     baseline: str = "rtdetr_r18"
-    seeds: tuple[int, ...] = (0, 1, 2)
+    seeds: tuple[int, ...] = tuple(range(8))
     arms: tuple[str, ...] = ARMS
-    steps: int = 500
-    batch_size: int = 4
+    steps: int = 600
+    batch_size: int = 8
     lr: float = 4e-4
     warmup_steps: int = 50
+    ema_decay: float = 0.99  # a short run: the EMA must follow within ~100 steps
     input_size: int = 128
     reduced: bool = True
-    train_images: int = 400
-    eval_images: int = 100
+    train_images: int = 800
+    eval_images: int = 200
+    layout: str = "easy"
+    alpha: float = 0.05  # family-wise level of the three paired tests (Holm)
     device: str = "cpu"
 
     def validate(self) -> None:
+        from dfine_bench.training.ablation_stats import min_seeds
+
         unknown = [a for a in self.arms if a not in ARMS]
         if unknown or "baseline" not in self.arms:
             raise ConfigError(
                 f"ablation arms must include 'baseline' and come from {', '.join(ARMS)}; got {self.arms}"
             )
-        if len(set(self.seeds)) != len(self.seeds) or not self.seeds:
-            raise ConfigError(f"ablation seeds must be distinct and at least one, got {list(self.seeds)}")
+        if len(set(self.seeds)) != len(self.seeds) or not self.seeds or min(self.seeds) < 0:
+            raise ConfigError(f"--seeds: distinct non-negative seeds, at least one; got {list(self.seeds)}")
+        if not 0 < self.alpha < 1:
+            raise ConfigError(f"--alpha must be in (0, 1), got {self.alpha}")
+        needed = min_seeds(self.alpha, len(_pairs(self.arms)) or 1)
+        if len(self.seeds) < needed:
+            raise ConfigError(
+                f"--seeds {len(self.seeds)}: the paired sign-flip test cannot reach alpha={self.alpha:g} "
+                f"(Holm over {len(_pairs(self.arms))} pairs) with fewer than {needed} seeds; "
+                f"use --seeds {needed}"
+            )
         if self.input_size < 64 or self.input_size % 32:
-            raise ConfigError(f"ablation input size must be a multiple of 32 (>= 64), got {self.input_size}")
+            raise ConfigError(f"--input-size must be a multiple of 32 (>= 64), got {self.input_size}")
         for key in ("steps", "batch_size", "train_images", "eval_images"):
             if getattr(self, key) < 1:
-                raise ConfigError(f"ablation {key} must be positive, got {getattr(self, key)}")
-        from dfine_bench.adapters.fdr_variants import variant_of
+                raise ConfigError(f"--{key.replace('_', '-')} must be positive, got {getattr(self, key)}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"--lr must be a positive finite number, got {self.lr}")
+        if not 0 <= self.ema_decay < 1:
+            raise ConfigError(f"ablation ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.device != "cpu" and not (self.device == "cuda" or self.device.startswith("cuda:")):
+            raise ConfigError(f"--device must be cpu, cuda or cuda:N, got {self.device!r}")
+        from dfine_bench.data.generated import LAYOUTS
 
-        variant_of(self.baseline)  # a baseline FDR cannot attach to: one line naming it
-        if not self.baseline.startswith("rtdetr_"):
+        if self.layout not in LAYOUTS:
+            raise ConfigError(f"ablation layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
+        if self.baseline not in ("rtdetr_r18", "rtdetr_r50"):
             raise ConfigError(
-                f"the ablation trains RT-DETR baselines (rtdetr_r18, rtdetr_r50), not {self.baseline}: "
-                "the other variants compute their loss too, but have no reduced layout here"
+                f"--baseline must be rtdetr_r18 or rtdetr_r50 (the RT-DETR baselines the ablation trains; "
+                f"the arms add FDR and GO-LSD themselves), got {self.baseline!r}"
             )
 
     def key(self) -> str:
-        blob = {k: v for k, v in asdict(self).items() if k not in ("seeds", "arms", "device")}
+        blob = {k: v for k, v in asdict(self).items() if k not in ("seeds", "arms", "device", "alpha")}
         return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _pairs(arms: tuple[str, ...]) -> list[tuple[str, str]]:
+    from dfine_bench.training.ablation_stats import PAIRS
+
+    return [(a, r) for a, r in PAIRS if a in arms and r in arms]
 
 
 @dataclass
@@ -124,8 +164,7 @@ class AblationResult:
     out_dir: Path | None = None
 
 
-def build_arm(settings: AblationSettings, arm: str, seed: int) -> Any:
-    """The adapter of one arm: the same baseline, config overrides and seed; only the head/loss differ."""
+def _build(settings: AblationSettings, arm: str, seed: int) -> Any:
     from dfine_bench.adapters import get_spec
     from dfine_bench.adapters.fdr_variants import rtdetr_family
     from dfine_bench.adapters.hf_common import build_adapter
@@ -141,6 +180,22 @@ def build_arm(settings: AblationSettings, arm: str, seed: int) -> Any:
     )
 
 
+def build_arm(settings: AblationSettings, arm: str, seed: int) -> Any:
+    """The adapter of one arm at its initial weights: every tensor it shares with the baseline (same
+    name and shape) is the baseline's, for this seed; only the box head differs."""
+    import torch
+
+    adapter = _build(settings, arm, seed)
+    if arm != "baseline":
+        base = _build(settings, "baseline", seed).model.state_dict()
+        own = adapter.model.state_dict()
+        shared = {k: v for k, v in base.items() if k in own and own[k].shape == v.shape}
+        with torch.no_grad():
+            adapter.model.load_state_dict(shared, strict=False)
+        adapter.shared_initial_tensors = len(shared)
+    return adapter
+
+
 def _datasets(settings: AblationSettings, out_dir: Path) -> tuple[Any, Any]:
     from dfine_bench.data.dataset import ResolvedDataset
     from dfine_bench.data.generated import GeneratedParams, generate_dataset
@@ -149,15 +204,38 @@ def _datasets(settings: AblationSettings, out_dir: Path) -> tuple[Any, Any]:
     splits = []
     # the training split from another generator seed than the held-out split, as the fixture's
     for name, n, seed in (("train", settings.train_images, 1000), ("held_out", settings.eval_images, 0)):
-        images, annotations = generate_dataset(out_dir / "data" / name, GeneratedParams(n, size, seed))
-        splits.append(ResolvedDataset(f"generated-{name}", images, annotations, generated=True))
+        params = GeneratedParams(n, size, seed, settings.layout)
+        images, annotations = generate_dataset(out_dir / "data" / name, params)
+        splits.append(
+            ResolvedDataset(f"generated-{settings.layout}-{name}", images, annotations, generated=True)
+        )
     return splits[0], splits[1]
 
 
+def ap_at_iou(annotations: Path, predictions: Path, iou: float) -> float:
+    """COCO AP (percent, all areas, 100 detections) at one IoU threshold of the standard ten."""
+    import contextlib
+    import io
+
+    import numpy as np
+    from faster_coco_eval import COCO, COCOeval_faster
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(annotations))
+        ev = COCOeval_faster(gt, gt.loadRes(str(predictions)), "bbox", print_function=lambda *a, **k: None)
+        ev.evaluate()
+        ev.accumulate()
+    thresholds = np.asarray(ev.params.iouThrs)
+    t = int(np.argmin(np.abs(thresholds - iou)))
+    p = np.asarray(ev.eval["precision"])[t, :, :, 0, -1]
+    return float(p[p > -1].mean() * 100) if (p > -1).any() else math.nan
+
+
 def evaluate_adapter(adapter: Any, dataset: Any, device: str) -> dict[str, float | None]:
-    """COCO stats of an in-memory adapter on ``dataset`` through the ordinary evaluation path."""
+    """COCO stats (AP, AP50, AP75, AP90) of an in-memory adapter through the ordinary evaluation path."""
     from dfine_bench.config.schema import EvaluationConfig
     from dfine_bench.evaluation.loop import evaluate_model
+    from dfine_bench.evaluation.predictions import MERGED_FILE
 
     adapter.eval()
     with tempfile.TemporaryDirectory() as work:
@@ -169,14 +247,35 @@ def evaluate_adapter(adapter: Any, dataset: Any, device: str) -> dict[str, float
             device=device,
             progress=False,
         )
-    assert outcome is not None
-    return {k: outcome.metrics[k].value for k in ("AP", "AP50", "AP75") if k in outcome.metrics}
+        assert outcome is not None
+        stats: dict[str, float | None] = {
+            k: outcome.metrics[k].value for k in ("AP", "AP50", "AP75") if k in outcome.metrics
+        }
+        stats["AP90"] = ap_at_iou(dataset.annotations, Path(work) / MERGED_FILE, 0.9)
+    return stats
+
+
+def _train_settings(settings: AblationSettings, seed: int) -> Any:
+    from dfine_bench.training import TrainSettings
+
+    return TrainSettings(
+        steps=settings.steps,
+        batch_size=settings.batch_size,
+        lr=settings.lr,
+        warmup_steps=settings.warmup_steps,
+        ema_decay=settings.ema_decay,
+        ema_warmup=max(1, settings.steps // 10),
+        seed=seed,
+        checkpoint_every=max(1, settings.steps // 5),
+        log_every=max(1, settings.steps // 10),
+        device=settings.device,
+    )
 
 
 def run_one(
     settings: AblationSettings, arm: str, seed: int, train_set: Any, held_out: Any, out_dir: Path
 ) -> dict:
-    from dfine_bench.training import TrainingSamples, TrainSettings, train
+    from dfine_bench.training import TrainingSamples, train
 
     run_dir = out_dir / "runs" / arm / f"seed{seed}"
     done = run_dir / RESULT
@@ -187,25 +286,15 @@ def run_one(
             return dict(previous)
     adapter = build_arm(settings, arm, seed)
     samples = TrainingSamples(train_set, adapter)
-    train_settings = TrainSettings(
-        steps=settings.steps,
-        batch_size=settings.batch_size,
-        lr=settings.lr,
-        warmup_steps=settings.warmup_steps,
-        ema_warmup=max(1, settings.steps // 10),
-        seed=seed,
-        checkpoint_every=max(1, settings.steps // 5),
-        log_every=max(1, settings.steps // 10),
-        device=settings.device,
-    )
     started = time.perf_counter()
-    result = train(adapter, samples, train_settings, run_dir, progress="off")
+    result = train(adapter, samples, _train_settings(settings, seed), run_dir, progress="off")
     stats = evaluate_adapter(adapter, held_out, settings.device)
     row = {
         "arm": arm,
         "seed": seed,
         "settings_key": settings.key(),
         "num_parameters": adapter.num_parameters(),
+        "shared_initial_tensors": getattr(adapter, "shared_initial_tensors", None),
         "final_loss": result.final_loss,
         "train_wall_s": round(result.wall_time_s, 1),
         "wall_s": round(time.perf_counter() - started, 1),
@@ -217,32 +306,65 @@ def run_one(
 
 
 def summarise_runs(settings: AblationSettings, runs: list[dict[str, Any]]) -> dict[str, Any]:
-    from dfine_bench.training.ablation_stats import compare_arms
+    """Per-arm summaries and the paired tests of every metric, over the seeds every arm finished."""
+    from dfine_bench.training.ablation_stats import decision, paired_tests, summarise
 
-    values = {arm: [float(r["AP"]) for r in runs if r["arm"] == arm] for arm in settings.arms}
-    summaries, comparisons = compare_arms(values, "baseline")
+    complete = [s for s in settings.seeds if all(_row(runs, a, s) for a in settings.arms)]
+    arms: list[dict[str, Any]] = []
+    tests: list[dict[str, Any]] = []
+    decisions: list[str] = []
+    for metric in METRICS:
+        values = {a: [float(_row(runs, a, s)[metric]) for s in complete] for a in settings.arms}
+        arms += [dataclasses.asdict(summarise(v, a, metric)) for a, v in values.items()]
+        for t in paired_tests(values, metric, settings.alpha, _pairs(settings.arms)):
+            tests.append(dataclasses.asdict(t))
+            decisions.append(decision(t, settings.alpha))
     return {
         "label": LABEL,
-        "metric": "AP (COCO-style, percent) on the generated held-out split",
-        "arms": [dataclasses.asdict(s) for s in summaries],
-        "comparisons": [dataclasses.asdict(c) for c in comparisons],
+        "metric": "COCO-style AP (percent) on the generated held-out split",
+        "seeds": complete,
+        "alpha": settings.alpha,
+        "test": "exact two-sided sign-flip permutation test on per-seed differences, Holm over the pairs",
+        "arms": arms,
+        "tests": tests,
+        "decisions": decisions,
         "parameters": {
             arm: next(r["num_parameters"] for r in runs if r["arm"] == arm) for arm in settings.arms
         },
+        "baseline_note": BASELINE_NOTE,
         "paper": PAPER_CLAIM,
     }
+
+
+def _row(runs: list[dict[str, Any]], arm: str, seed: int) -> dict[str, Any]:
+    return next((r for r in runs if r["arm"] == arm and r["seed"] == seed), {})
+
+
+def claim_folder(out_dir: Path) -> None:
+    """Make ``out_dir`` the ablation's own, or refuse a folder someone else made (nothing is written)."""
+    if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):
+        raise ConfigError(f"--out {out_dir}: not a folder; pick a new folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MARKER).is_file():
+        raise ConfigError(
+            f"--out {out_dir}: this folder was not made by `dfine-bench ablate` (no {MARKER}); "
+            "pick a new folder, nothing was written"
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / MARKER).touch()
 
 
 def run_ablation(
     settings: AblationSettings, out_dir: Path, on_run: Callable[[Mapping[str, Any]], None] | None = None
 ) -> AblationResult:
-    """Every (arm, seed) run, then the statistics; written to ``out_dir/ablation.json``."""
+    """Every (seed, arm) run, then the statistics; written to ``out_dir/ablation.json``."""
     import torch
 
     settings.validate()
     if settings.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device={settings.device}: this torch build has no CUDA device; use device=cpu")
-    out_dir.mkdir(parents=True, exist_ok=True)
+        raise ConfigError(
+            f"--device {settings.device}: this torch build has no CUDA device; use --device cpu"
+        )
+    claim_folder(out_dir)
     train_set, held_out = _datasets(settings, out_dir)
     runs = []
     for seed in settings.seeds:  # seeds outermost: an interrupted run still has every arm of early seeds

@@ -111,15 +111,19 @@ def test_criterion_terms_per_arm(go_lsd: bool) -> None:
     assert set(losses) == expected
 
 
-def test_main_terms_equal_rtdetrs_own_loss_on_the_final_layer() -> None:
-    """Only the head changes: on the same final-layer tensors the VFL/L1/GIoU terms are RT-DETR's."""
+@pytest.mark.parametrize("go_lsd,union", [(False, True), (True, False)])
+def test_main_terms_equal_rtdetrs_own_loss_on_the_final_layer(go_lsd: bool, union: bool) -> None:
+    """Only the head changes: on the same final-layer tensors the VFL/L1/GIoU terms are RT-DETR's
+    (+FDR; and +GO-LSD with per-output matching: union matching changes the box terms by design)."""
     from transformers.loss.loss_rt_detr import RTDetrLoss
 
     d = _decoded(3)
     inputs = loss_inputs(d["logits"], d["boxes"], d["corners"], d["initial"], None, d["pre_boxes"])
-    ours = rtdetr_criterion(_rtdetr_config(), FdrSettings(), True)(inputs, _targets())
+    config = _rtdetr_config()
+    config.go_lsd_union_matching = union
+    ours = rtdetr_criterion(config, FdrSettings(), go_lsd)(inputs, _targets())
     theirs = RTDetrLoss(_rtdetr_config())(
-        {"logits": d["logits"][:, -1], "pred_boxes": d["boxes"][:, -1].clamp(0, 1)}, _targets()
+        {"logits": d["logits"][:, -1], "pred_boxes": d["boxes"][:, -1]}, _targets()
     )
     for key in ("loss_vfl", "loss_bbox", "loss_giou"):
         torch.testing.assert_close(ours[key], theirs[key])
