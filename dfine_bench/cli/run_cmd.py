@@ -153,7 +153,7 @@ def _multirun(overrides: Sequence[str], extra_dirs: Sequence[str]) -> int:
     import hydra
     from hydra.core.hydra_config import HydraConfig
 
-    register_configs()
+    register_configs(extra_dirs)
     exit_codes: list[int] = []
 
     def job(cfg: DictConfig) -> int:

@@ -12,6 +12,7 @@ written; ``tests/foundation/test_settings_schema.py`` checks that both name the 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -104,7 +105,10 @@ class ProfileSettings:
     tf32: bool | None = _P.tf32
     stages: bool = _P.stages
     stage_iters: int = _P.stage_iters
-    flops_input_size: tuple[int, int] = check_size("profiling.flops_input_size", _P.flops_input_size)
+    # None: each model's own input size (``flops_size``)
+    flops_input_size: tuple[int, int] | None = (
+        None if _P.flops_input_size is None else check_size("profiling.flops_input_size", _P.flops_input_size)
+    )
     trace_steps: int = _P.trace_steps
     seed: int = 0  # the run's seed: seeds the fixed random image end-to-end timing preprocesses
 
@@ -138,8 +142,16 @@ class ProfileSettings:
         ):
             check_bool(k + name, getattr(self, name))
         check_bool(k + "tf32", self.tf32, optional=True)  # null: torch's default
-        _set(self, "flops_input_size", check_size(k + "flops_input_size", self.flops_input_size))
+        if self.flops_input_size is not None:
+            _set(self, "flops_input_size", check_size(k + "flops_input_size", self.flops_input_size))
         check_int("seed", self.seed, minimum=0)
+
+    def flops_size(self, native: Sequence[int]) -> tuple[int, int]:
+        """The (h, w) a model whose input size is ``native`` gets its params/GFLOPs counted at: the
+        size the user set (``profiling.flops_input_size``), else its own; profiling counts at it and
+        the run plan keys the complexity record by it, so both read it from here."""
+        h, w = self.flops_input_size or native
+        return int(h), int(w)
 
     @classmethod
     def from_config(cls, cfg: Any, *, seed: int = 0) -> ProfileSettings:

@@ -24,10 +24,11 @@ from omegaconf.errors import OmegaConfBaseException
 import dfine_bench
 from dfine_bench.adapters.registry import list_models
 from dfine_bench.config.checks import enum_value
-from dfine_bench.config.schema import GROUP_SCHEMAS, ModelConfig, RunConfig
+from dfine_bench.config.schema import GROUP_SCHEMAS, BackendConfig, ModelConfig, RunConfig
 from dfine_bench.config.settings import RunSettings, resolve_backend_node
 from dfine_bench.config.train_schema import TrainConfig, TrainSection
 from dfine_bench.errors import ConfigError
+from dfine_bench.profiling.backends import get_backend, list_backends
 from dfine_bench.records.protocols import PAPER_PROTOCOL
 
 PRIMARY_CONFIG = "run"
@@ -44,13 +45,20 @@ def suites_dir() -> Path:
     )
 
 
-def register_configs() -> None:
-    """Store the schema and one ``model`` option per registered model in Hydra's ConfigStore."""
+def register_configs(extra_dirs: Sequence[str | Path] = ()) -> None:
+    """Store the schema and one ``model`` option per registered model in Hydra's ConfigStore, and a
+    ``backend`` option per registered backend that has no YAML file (a plug-in's: its options are
+    the backend's own defaults), so ``backend=<name>`` and ``suite.backends`` name it as any other."""
     cs = ConfigStore.instance()
     cs.store(name="base_run", node=RunConfig)
     cs.store(name="base_train", node=TrainConfig)  # root of `dfine-bench train` (suites/train.yaml)
     for name in list_models():
         cs.store(group="model", name=name, node=ModelConfig(name=name))
+    # a file and a stored node of one name would be "validated against the schema" (deprecated)
+    files = set(group_options("backend", extra_dirs, files_only=True))
+    for name in set(list_backends()) - files:  # its options as a file lists them: null, its default
+        options: dict[str, Any] = dict.fromkeys(get_backend(name).options)
+        cs.store(group="backend", name=name, node=BackendConfig(name=name, options=options))
 
 
 def search_path_override(extra_dirs: Sequence[str | Path]) -> list[str]:
@@ -64,15 +72,21 @@ def search_path_override(extra_dirs: Sequence[str | Path]) -> list[str]:
     return [f"hydra.searchpath=[{','.join(dirs)}]"] if dirs else []
 
 
-def group_options(group: str, extra_dirs: Sequence[str | Path] = ()) -> list[str]:
+def group_options(
+    group: str, extra_dirs: Sequence[str | Path] = (), *, files_only: bool = False
+) -> list[str]:
     """The names a config group offers (files in every suites folder, plus stored nodes)."""
     names: set[str] = set()
     for root in (suites_dir(), *map(Path, extra_dirs)):
         folder = root / group
         if folder.is_dir():
             names.update(p.stem for p in folder.glob("*.yaml"))
+    if files_only:
+        return sorted(names)
     if group == "model":
         names.update(list_models())
+    if group == "backend":
+        names.update(list_backends())
     return sorted(names)
 
 
@@ -80,7 +94,7 @@ def compose_config(
     overrides: Sequence[str] = (), extra_dirs: Sequence[str | Path] = (), *, config_name: str = PRIMARY_CONFIG
 ) -> DictConfig:
     """Compose a root config (``run``, or ``train``) for ``overrides`` or raise a one-line ``ConfigError``."""
-    register_configs()
+    register_configs(extra_dirs)
     overrides = [*overrides, *search_path_override(extra_dirs)]
     # inside a Hydra app (a multirun job) its global state is put back afterwards
     outer = GlobalHydra.instance().hydra

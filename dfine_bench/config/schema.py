@@ -172,7 +172,10 @@ class ProfilingConfig:
     tf32: bool | None = None  # TF32 matmuls/convolutions on CUDA; null: torch's default; recorded either way
     stages: bool = True  # time decode, preprocess, h2d, forward, d2h and postprocess each on its own
     stage_iters: int = 20  # timed calls per stage (at least min_iters, within max_time_s / 4)
-    flops_input_size: list[int] = field(default_factory=lambda: [640, 640])
+    # [height, width] params/GFLOPs are counted at; null: each model's own input size (its spec's
+    # ``input_size``, or model.input_size where set), so a model whose native size is not 640x640
+    # (RF-DETR at 560) is counted where it runs; protocol=paper_t4 sets the paper's [640, 640]
+    flops_input_size: list[int] | None = None
     trace_steps: int = 5
 
 

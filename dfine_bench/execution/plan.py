@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal
 
 import torch
 
+from dfine_bench.adapters.registry import get_spec
 from dfine_bench.config.settings import RunSettings
 from dfine_bench.evaluation.loop import planned_outcomes
 from dfine_bench.profiling.backends import BackendSpec
@@ -117,7 +118,7 @@ class RunPlan:
             if settings.profile.enabled:
                 for i, backend in enumerate(settings.backends):
                     first = i == 0 and settings.profile.complexity
-                    records = profile_records(settings, backend, include_complexity=first)
+                    records = profile_records(settings, model, backend, include_complexity=first)
                     run = _profile_run(profile, backend, first)
                     setup = base_setup(settings, backend)
                     units.append(Unit("profile", model, records, run, setup, backend, first))
@@ -151,11 +152,14 @@ def evaluation_records(settings: RunSettings) -> tuple[PlannedRecord, ...]:
 
 
 def profile_records(
-    settings: RunSettings, backend: BackendSpec, *, include_complexity: bool
+    settings: RunSettings, model: str, backend: BackendSpec, *, include_complexity: bool
 ) -> tuple[PlannedRecord, ...]:
     """The records one backend's profiling writes; keys from profiling's own key functions."""
     prof = settings.profile
-    out = [PlannedRecord("complexity", complexity_key(prof.flops_input_size))] if include_complexity else []
+    out = []
+    if include_complexity:  # keyed by the size profiling counts at: the model's own unless one is set
+        native = settings.input_size or get_spec(model).input_size
+        out.append(PlannedRecord("complexity", complexity_key(prof.flops_size(native))))
     keys = backend_task_keys(backend.key, latency=prof.latency, throughput=prof.throughput, trace=prof.trace)
     out += [PlannedRecord(task, key) for task, key in keys]
     return tuple(out)

@@ -100,7 +100,7 @@ def profile_model(
     key_base = backend_key(name, dtype)
     height, width = adapter.spec.input_size
     input_size = (int(height), int(width))
-    flops_size = settings.flops_input_size
+    flops_size = settings.flops_size(input_size)  # the model's own size unless the user set one
 
     old_threads = torch.get_num_threads()
     if settings.threads:
