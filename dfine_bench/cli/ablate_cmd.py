@@ -12,7 +12,7 @@ from dfine_bench.errors import ConfigError
 
 EXAMPLES = """\
 examples:
-  dfine-bench ablate              # default: 3 arms x 8 paired seeds x 600 steps, ~1.5 h on one CPU core
+  dfine-bench ablate              # default: 3 arms x 8 paired seeds x 600 steps, about an hour on one CPU core
   dfine-bench ablate --seeds 12 --steps 2000 --device cuda
   dfine-bench ablate --seeds 7 --steps 20 --train-images 40 --eval-images 12 --out /tmp/quick   # smoke test
 
