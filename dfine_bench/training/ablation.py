@@ -28,22 +28,20 @@ import hashlib
 import json
 import logging
 import math
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dfine_bench.config.settings import EvaluationSettings
 from dfine_bench.data.dataset import ResolvedDataset
 from dfine_bench.data.generated import LAYOUTS, GeneratedParams, generate_dataset
 from dfine_bench.errors import ConfigError
-from dfine_bench.evaluation.loop import evaluate_model
-from dfine_bench.evaluation.predictions import MERGED_FILE
 from dfine_bench.records.environment import capture_environment, git_state
 from dfine_bench.training import TrainingSamples, TrainSettings, train
+from dfine_bench.training.ablation_eval import evaluate_adapter
 from dfine_bench.training.ablation_stats import PAIRS, decision, headline, min_seeds, paired_tests, summarise
+from dfine_bench.utils.tool_folder import check_tool_folder, mark_folder
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +115,13 @@ class AblationSettings:
     device: str = "cpu"
 
     def validate(self) -> None:
+        """Every setting checked before any work: one ``ConfigError`` line naming the flag."""
+        self._check_design()
+        self._check_training()
+        self._check_target()
+
+    def _check_design(self) -> None:
+        """Arms, seeds and a level the paired test can reach with these seeds."""
         unknown = [a for a in self.arms if a not in ARMS]
         if unknown or "baseline" not in self.arms:
             raise ConfigError(
@@ -133,6 +138,8 @@ class AblationSettings:
                 f"(Holm over {len(_pairs(self.arms))} pairs) with fewer than {needed} seeds; "
                 f"use --seeds {needed}"
             )
+
+    def _check_training(self) -> None:
         if self.input_size < 64 or self.input_size % 32:
             raise ConfigError(f"--input-size must be a multiple of 32 (>= 64), got {self.input_size}")
         for key in ("steps", "batch_size", "train_images", "eval_images"):
@@ -142,9 +149,10 @@ class AblationSettings:
             raise ConfigError(f"--lr must be a positive finite number, got {self.lr}")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ablation ema_decay must be in [0, 1), got {self.ema_decay}")
+
+    def _check_target(self) -> None:
         if self.device != "cpu" and not (self.device == "cuda" or self.device.startswith("cuda:")):
             raise ConfigError(f"--device must be cpu, cuda or cuda:N, got {self.device!r}")
-
         if self.layout not in LAYOUTS:
             raise ConfigError(f"ablation layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
         if self.baseline not in ("rtdetr_r18", "rtdetr_r50"):
@@ -214,45 +222,6 @@ def _datasets(settings: AblationSettings, out_dir: Path) -> tuple[Any, Any]:
             ResolvedDataset(f"generated-{settings.layout}-{name}", images, annotations, generated=True)
         )
     return splits[0], splits[1]
-
-
-def ap_at_iou(annotations: Path, predictions: Path, iou: float) -> float:
-    """COCO AP (percent, all areas, 100 detections) at one IoU threshold of the standard ten."""
-    import contextlib
-    import io
-
-    import numpy as np
-    from faster_coco_eval import COCO, COCOeval_faster
-
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO(str(annotations))
-        ev = COCOeval_faster(gt, gt.loadRes(str(predictions)), "bbox", print_function=lambda *a, **k: None)
-        ev.evaluate()
-        ev.accumulate()
-    thresholds = np.asarray(ev.params.iouThrs)
-    t = int(np.argmin(np.abs(thresholds - iou)))
-    p = np.asarray(ev.eval["precision"])[t, :, :, 0, -1]
-    return float(p[p > -1].mean() * 100) if (p > -1).any() else math.nan
-
-
-def evaluate_adapter(adapter: Any, dataset: Any, device: str) -> dict[str, float | None]:
-    """COCO stats (AP, AP50, AP75, AP90) of an in-memory adapter through the ordinary evaluation path."""
-
-    adapter.eval()
-    with tempfile.TemporaryDirectory() as work:
-        outcome = evaluate_model(
-            adapter,
-            dataset,
-            EvaluationSettings(num_workers=0, resume=False),
-            Path(work),
-            device=device,
-            progress=False,
-        )[0]
-        stats: dict[str, float | None] = {
-            k: outcome.metrics[k].value for k in ("AP", "AP50", "AP75") if k in outcome.metrics
-        }
-        stats["AP90"] = ap_at_iou(dataset.annotations, Path(work) / MERGED_FILE, 0.9)
-    return stats
 
 
 def _train_settings(settings: AblationSettings, seed: int) -> Any:
@@ -361,15 +330,8 @@ def _fill_revisions(runs: list[dict[str, Any]], previous: Path) -> None:
 
 def claim_folder(out_dir: Path) -> None:
     """Make ``out_dir`` the ablation's own, or refuse a folder someone else made (nothing is written)."""
-    if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):
-        raise ConfigError(f"--out {out_dir}: not a folder; pick a new folder")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MARKER).is_file():
-        raise ConfigError(
-            f"--out {out_dir}: this folder was not made by `dfine-bench ablate` (no {MARKER}); "
-            "pick a new folder, nothing was written"
-        )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / MARKER).touch()
+    check_tool_folder(out_dir, MARKER, option="--out", fix="pick a new folder; nothing was written")
+    mark_folder(out_dir, MARKER, (SUMMARY, "ablation.md", "ablation.png"))
 
 
 def run_ablation(
