@@ -5,7 +5,7 @@ The package (written into ``tmp_path``, found through ``PYTHONPATH`` and its ``*
 entry points, as an installed one is) touches no file of dfine-bench's:
 
 * a backend, ``zz_eager``: the adapter's export module in fp32 on the CPU, with an option of its
-  own (in its fingerprint by default);
+  own (in its fingerprint by default) and no YAML file (``suite.backends`` names it all the same);
 * an evaluator with a task of its own, ``zz_detection_stats``, and its metric ``zz_mean_dets``
   declared at the top of the evaluator's module;
 * a model family, ``zz_dfine_256``: the D-FINE-N architecture (random-init) at a native input
@@ -204,10 +204,11 @@ def test_four_extensions_work_in_run_compare_report_and_check(tmp_path: Path) ->
     assert not bad, bad
     # the model: params/GFLOPs at its native 256x256
     assert records[f"complexity-{MODEL}-256x256"]["setup"]["input_size"] == [256, 256]
-    # the backend: its own latency record, its option in the fingerprint
+    # the backend: its own latency record, its option and describe() facts in its fingerprint
     (latency,) = [r for r in records.values() if r["task"] == "latency" and r["setup"]["backend"] == BACKEND]
     assert latency["metrics"]["latency_median"]["value"] > 0
-    assert json.dumps(latency["setup"]).count("flavour") >= 1
+    fingerprint = latency["setup"]["extra"]["fingerprint"]
+    assert (fingerprint["option.flavour"], fingerprint["zz_eager_version"]) == ("plain", "0.1")
     # the evaluator: a record of its own task, with its metric
     (stats,) = [r for r in records.values() if r["task"] == TASK]
     assert stats["metrics"][METRIC]["value"] > 0
@@ -242,3 +243,14 @@ def test_four_extensions_work_in_run_compare_report_and_check(tmp_path: Path) ->
     dropped = _cli(site, work, "check", "--baseline", str(baseline), str(worse))
     assert dropped.returncode == 1, dropped.stdout + dropped.stderr
     assert METRIC in dropped.stdout and "WORSE" in dropped.stdout
+
+    # the backend's fingerprint is gated: its timings under another option value do not compare
+    other = work / "results" / "other"
+    shutil.copytree(run_dir, other)
+    latency_file = other / "records" / f"latency-{MODEL}-{BACKEND}-fp32-bs1.json"
+    rec = json.loads(latency_file.read_text())
+    rec["setup"]["extra"]["fingerprint"]["option.flavour"] = "spicy"
+    latency_file.write_text(json.dumps(rec))
+    refused = _cli(site, work, "check", "--baseline", str(baseline), str(other))
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "fingerprint.option.flavour is 'plain' in the baseline but 'spicy'" in refused.stdout
