@@ -12,9 +12,9 @@ from dfine_bench.errors import ConfigError
 
 EXAMPLES = """\
 examples:
-  dfine-bench ablate              # default: 3 arms x 8 paired seeds x 600 steps, about an hour on one CPU core
+  dfine-bench ablate              # default: 3 arms x 8 paired seeds x 600 steps, ~1 h on one CPU core
   dfine-bench ablate --seeds 12 --steps 2000 --device cuda
-  dfine-bench ablate --seeds 7 --steps 20 --train-images 40 --eval-images 12 --out /tmp/quick   # smoke test
+  dfine-bench ablate --seeds 7 --steps 20 --train-images 40 --eval-images 12 --out /tmp/quick  # smoke
 
 Each seed trains a reduced RT-DETR-R18 three ways (baseline, +FDR, +FDR+GO-LSD) from the same initial
 weights and data order on generated data (the `easy` layout), evaluates AP, AP75 and AP at IoU 0.9 on
