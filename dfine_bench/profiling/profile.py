@@ -3,7 +3,7 @@
 Order: complexity (params, GFLOPs) -> backend build (ONNX export, engine; of the deploy graph
 when ``timed=model+postprocess``, ``timed_call.graph_for``) -> output check against eager (TF32 as
 ``profiling.tf32`` says from here on) -> trace -> latency (``latency.measure_latency``: the timing
-discipline, validity, stages) -> throughput sweep.
+discipline, validity, stages) -> throughput sweep (the last three: ``timing_tasks``).
 A backend this machine cannot run gives ``skipped`` outcomes with the reason; a failed ONNX
 export or a backend whose outputs disagree with eager gives ``failed`` outcomes; the other
 tasks still run and are returned.
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,34 +23,22 @@ from dfine_bench.adapters.base import DetectorAdapter
 from dfine_bench.config.schema import BackendConfig
 from dfine_bench.config.settings import ProfileSettings, check_device_name
 from dfine_bench.errors import BackendUnavailable
-from dfine_bench.profiling.backends import (
-    BackendRunner,
-    BackendSpec,
-    build_backend,
-    check_backend,
-    get_backend,
-    resolve_backend,
-)
+from dfine_bench.profiling.backends import BackendSpec, build_backend, check_backend, resolve_backend
 from dfine_bench.profiling.complexity import complexity, complexity_key
-from dfine_bench.profiling.latency import measure_latency, tf32
+from dfine_bench.profiling.latency import tf32
 from dfine_bench.profiling.onnx_export import OnnxExportError
 from dfine_bench.profiling.protocols import PAPER_PROTOCOL, deviations_from_paper, on_reference_device
-from dfine_bench.profiling.throughput import run_sweep, sweep_sizes
-from dfine_bench.profiling.timed_call import TimingInputs, graph_for, reference_check, timed_fn
-from dfine_bench.profiling.timing import harness_overhead
-from dfine_bench.profiling.trace import record_trace, trace_dir
+from dfine_bench.profiling.throughput import sweep_sizes
+from dfine_bench.profiling.timed_call import TimingInputs, graph_for, reference_check
+from dfine_bench.profiling.timing_tasks import CheckedBackend, timing_tasks
+from dfine_bench.profiling.timing_tasks import backend_key as backend_key
+from dfine_bench.profiling.timing_tasks import failed_outcome as _failed
 from dfine_bench.records.environment import device_name as _device_name
-from dfine_bench.records.environment import fingerprint
 from dfine_bench.records.metrics import metric
 from dfine_bench.records.schema import TaskOutcome
 from dfine_bench.utils.progress import Progress
 
 log = logging.getLogger(__name__)
-
-
-def backend_key(name: str, dtype: str) -> str:
-    """The key of one backend's outcomes (and of the runner's ``profile/<model>/<key>`` unit)."""
-    return f"{name}-{dtype}"
 
 
 def backend_task_keys(key: str, *, latency: bool, throughput: bool, trace: bool) -> list[tuple[str, str]]:
@@ -63,13 +50,6 @@ def backend_task_keys(key: str, *, latency: bool, throughput: bool, trace: bool)
     if trace:
         keys.append(("trace", key))
     return keys
-
-
-def _failed(task: str, key: str, exc: BaseException, setup: dict[str, Any]) -> TaskOutcome:
-    """A task that raised: a ``failed`` outcome under the key a success would have had."""
-    return TaskOutcome(
-        task=task, key=key, status="failed", reason=f"{type(exc).__name__}: {exc}", setup=setup
-    )
 
 
 def profile_model(
@@ -234,157 +214,7 @@ def _profile_backend(
             for o in out:
                 o.metrics["output_max_abs_diff"] = metric("output_max_abs_diff", diff)
             return out
-        built = _Checked(runner, backend, diff, check, graph_note, tf32_state)
-        return _timings(built, adapter, settings, inputs, device, work_dir, protocol, setup, sizes, task_keys)
-
-
-@dataclass
-class _Checked:
-    """A built backend that passed its reference check, and the facts its records carry."""
-
-    runner: BackendRunner
-    spec: BackendSpec
-    diff: float
-    check: dict[str, Any]
-    graph_note: str | None  # why model+postprocess is not timed in the deploy graph
-    tf32_state: str | bool
-
-
-def _timings(
-    built: _Checked,
-    adapter: DetectorAdapter,
-    settings: ProfileSettings,
-    inputs: TimingInputs,
-    device: str,
-    work_dir: Path,
-    protocol: str,
-    setup: Callable[..., dict[str, Any]],
-    sizes: list[int],
-    task_keys: dict[str, str],
-) -> list[TaskOutcome]:
-    """The trace, latency and throughput tasks of a built and checked backend."""
-    runner = built.runner
-    key_base = backend_key(runner.name, runner.dtype)
-    timed = settings.timed
-    cuda = torch.device(device).type == "cuda"
-    # what decides whether these timings compare with others (checks.fingerprint)
-    own = get_backend(runner.name).fingerprint(built.spec.options, runner.info)
-    fp = fingerprint(device, backend=runner.name, dtype=runner.dtype, backend_fingerprint=own)
-    outcomes: list[TaskOutcome] = []
-    overhead = harness_overhead(device)
-    top: list[dict[str, Any]] | None = None
-
-    if "trace" in task_keys:
-        tdir = trace_dir(work_dir, adapter.spec.name, key_base)
-        try:
-            fn = timed_fn(runner, adapter, inputs, timed, 1)
-            path, top = record_trace(
-                fn,
-                tdir,
-                worker=f"{adapter.spec.name}.{key_base}",
-                device=device,
-                steps=settings.trace_steps,
-            )
-            outcomes.append(
-                TaskOutcome(
-                    task="trace",
-                    key=key_base,
-                    details={
-                        "trace_dir": str(path),
-                        "files": sorted(p.name for p in path.glob("*.pt.trace.json*")),
-                        "top_ops": top,
-                        "open_with": f"tensorboard --logdir {Path(work_dir) / 'traces'}",
-                    },
-                    setup=setup(1),
-                )
-            )
-        except Exception as exc:  # a profiler failure must not lose the timings
-            log.exception("trace of %s %s failed", adapter.spec.name, key_base)
-            outcomes.append(_failed("trace", key_base, exc, setup(1)))
-
-    if "latency" in task_keys:
-        try:
-            metrics, details, notes, stability = measure_latency(
-                runner,
-                adapter,
-                inputs,
-                settings,
-                device=device,
-                protocol=protocol,
-                tf32_state=built.tf32_state,
-            )
-            metrics["harness_overhead"] = metric("harness_overhead", overhead.median)
-            metrics["output_max_abs_diff"] = metric("output_max_abs_diff", built.diff)
-            details.update(
-                {
-                    "harness_overhead": overhead.summary(),
-                    "output_check": built.check,
-                    "backend_info": runner.info,
-                }
-            )
-            if built.graph_note:
-                notes.append(built.graph_note)
-            if top is not None:
-                details["top_ops"] = top
-            outcomes.append(
-                TaskOutcome(
-                    task="latency",
-                    key=task_keys["latency"],
-                    metrics=metrics,
-                    details=details,
-                    setup=setup(1, fingerprint=fp, stability=stability, graph=runner.graph),
-                    notes=notes,
-                )
-            )
-        except Exception as exc:  # timing failed: recorded, the other tasks stand
-            log.exception("%s %s: latency failed", adapter.spec.name, key_base)
-            outcomes.append(_failed("latency", task_keys["latency"], exc, setup(1)))
-
-    if "throughput" in task_keys and sizes:
-        try:
-            results = run_sweep(
-                lambda bs: timed_fn(runner, adapter, inputs, timed, bs),
-                sizes,
-                device=device,
-                warmup=min(settings.warmup, 2),
-                iters=settings.throughput_iters,
-                max_time_s=settings.max_time_s,
-            )
-            ok = [r for r in results if r.status == "ok"]
-            best = max(ok, key=lambda r: r.throughput or 0.0) if ok else None
-            metrics = {}
-            if best is not None:
-                metrics["throughput"] = metric("throughput", best.throughput)
-                metrics["max_batch_size"] = metric("max_batch_size", max(r.batch_size for r in ok))
-            limit = next((r for r in results if r.status == "oom"), None)
-            details = {
-                "by_batch_size": [r.to_dict() for r in results],
-                "best_batch_size": best.batch_size if best else None,
-                "memory_limit": limit.to_dict() if limit else None,
-                "sweep_rule": "listed batch sizes"
-                + (", then doubling up to max_batch_size" if cuda and len(settings.batch_sizes) > 1 else ""),
-                "input": inputs.kind,
-                "backend_info": runner.info,
-            }
-            failed = [r for r in results if r.status == "failed"]
-            outcomes.append(
-                TaskOutcome(
-                    task="throughput",
-                    key=key_base,
-                    metrics=metrics,
-                    details=details,
-                    setup=setup(
-                        best.batch_size if best else sizes[0],
-                        batch_sizes=sizes,
-                        fingerprint=fp,
-                        graph=runner.graph,
-                    ),
-                    status="ok" if ok else "failed",
-                    reason=None if ok else (failed[0].reason if failed else "no batch size fit in memory"),
-                )
-            )
-        except Exception as exc:  # the sweep failed: recorded, the other tasks stand
-            log.exception("%s %s: throughput failed", adapter.spec.name, key_base)
-            outcomes.append(_failed("throughput", key_base, exc, setup(1)))
-
-    return outcomes
+        built = CheckedBackend(runner, backend, diff, check, graph_note, tf32_state)
+        return timing_tasks(
+            built, adapter, settings, inputs, device, work_dir, protocol, setup, sizes, task_keys
+        )
