@@ -44,14 +44,29 @@ def filter_records(
     not depend on it. Nothing matching is an error naming the values that exist.
     """
     records = list(records)
-    if tasks:
-        unknown = sorted(set(tasks) - set(TASKS))
-        if unknown:
-            raise DfineBenchError(f"unknown task {', '.join(unknown)}: choose from {', '.join(TASKS)}")
+    _check_tasks(tasks)
+    out = _by_family_and_task(records, family, tasks)
+    if device is None and backend is None:
+        return out
+    return _by_device_and_backend(out, device, backend)
+
+
+def _check_tasks(tasks: Sequence[str] | None) -> None:
+    """An unknown ``--task`` is an error naming the tasks that exist."""
+    unknown = sorted(set(tasks or ()) - set(TASKS))
+    if unknown:
+        raise DfineBenchError(f"unknown task {', '.join(unknown)}: choose from {', '.join(TASKS)}")
+
+
+def _by_family_and_task(
+    records: list[ResultRecord], family: str | None, tasks: Sequence[str] | None
+) -> list[ResultRecord]:
+    """The records of ``family`` and ``tasks`` (each when given); none of many is an error."""
+    wanted = labels.normalize_name(family) if family is not None else None
     out = [
         r
         for r in records
-        if (family is None or labels.normalize_name(r.model.family) == labels.normalize_name(family))
+        if (wanted is None or labels.normalize_name(r.model.family) == wanted)
         and (not tasks or r.task in tasks)
     ]
     if records and not out:
@@ -60,8 +75,13 @@ def filter_records(
             f"families: {_values(r.model.family for r in records)}; tasks: {_values(r.task for r in records)}"
         )
         raise DfineBenchError(f"no record matches {asked} among {len(records)} records ({have})")
-    if device is None and backend is None:
-        return out
+    return out
+
+
+def _by_device_and_backend(
+    out: list[ResultRecord], device: str | None, backend: str | None
+) -> list[ResultRecord]:
+    """``out`` less the timing records of other devices or backends; no timing record left is an error."""
 
     def on_device(r: ResultRecord) -> bool:
         return (device is None or labels.matches_device(r.setup, device)) and (
