@@ -241,57 +241,13 @@ def time_callable(
         raise DfineBenchError(f"{which} needs a CUDA device; device={device} is not one")
     graph_state: bool | str = False
     if cuda and cuda_graph:
-        try:
-            fn = capture_cuda_graph(fn, device)
-            graph_state = True
-        except Exception as exc:  # recorded; the calls are timed without a graph
-            graph_state = f"capture failed, timed without: {type(exc).__name__}: {exc}"[:300]
-    warm_start = time.perf_counter_ns()
-    done = 0
-    while done < warmup or (cuda and time.perf_counter_ns() - warm_start < warmup_time_s * 1e9):
-        fn()
-        done += 1
-        if cuda and done % 8 == 0:
-            synchronize(device)  # the warm-up time is GPU time, not the host's enqueue time
-    synchronize(device)
-
-    samples: list[float] = []
-    min_ns = int(min_time_s * 1e9) if cuda else 0
-    budget_ns = int(max_time_s * 1e9)
-
-    def finished(n: int, elapsed_ns: int) -> bool:
-        if n < min_iters or elapsed_ns < min_ns:
-            return False
-        return n >= iters or elapsed_ns >= budget_ns
-
-    start_all = time.perf_counter_ns()
+        fn, graph_state = _with_cuda_graph(fn, device)
+    done = _warm_up(fn, device, cuda, warmup, warmup_time_s)
+    finished = _stop_rule(min_iters, iters, int(min_time_s * 1e9) if cuda else 0, int(max_time_s * 1e9))
     if cuda:
-        with torch.cuda.device(torch.device(device)):
-            while True:
-                start = torch.cuda.Event(enable_timing=True, blocking=not spin_wait)
-                end = torch.cuda.Event(enable_timing=True, blocking=not spin_wait)
-                start.record()
-                fn()
-                end.record()
-                if spin_wait:
-                    while not end.query():
-                        pass
-                else:
-                    end.synchronize()
-                samples.append(float(start.elapsed_time(end)))
-                if finished(len(samples), time.perf_counter_ns() - start_all):
-                    break
-        timer = "cuda_event"
+        samples, timer = _cuda_samples(fn, device, spin_wait, finished), "cuda_event"
     else:
-        clock = time.perf_counter_ns
-        while True:
-            t0 = clock()
-            fn()
-            t1 = clock()
-            samples.append((t1 - t0) / 1e6)
-            if finished(len(samples), t1 - start_all):
-                break
-        timer = "perf_counter_ns"
+        samples, timer = _cpu_samples(fn, finished), "perf_counter_ns"
     return Measurement(
         samples_ms=samples,
         batch_size=batch_size,
@@ -300,6 +256,76 @@ def time_callable(
         warmup=done,
         extra=_discipline(cuda, warmup_time_s, min_time_s, graph_state, spin_wait),
     )
+
+
+def _with_cuda_graph(fn: Callable[[], Any], device: str) -> tuple[Callable[[], Any], bool | str]:
+    """``fn`` captured into a CUDA graph and ``True``; or ``fn`` as it is and why the capture failed."""
+    try:
+        return capture_cuda_graph(fn, device), True
+    except Exception as exc:  # recorded; the calls are timed without a graph
+        return fn, f"capture failed, timed without: {type(exc).__name__}: {exc}"[:300]
+
+
+def _warm_up(fn: Callable[[], Any], device: str, cuda: bool, warmup: int, warmup_time_s: float) -> int:
+    """The untimed calls: ``warmup`` of them, and on CUDA for at least ``warmup_time_s``; how many ran."""
+    warm_start = time.perf_counter_ns()
+    done = 0
+    while done < warmup or (cuda and time.perf_counter_ns() - warm_start < warmup_time_s * 1e9):
+        fn()
+        done += 1
+        if cuda and done % 8 == 0:
+            synchronize(device)  # the warm-up time is GPU time, not the host's enqueue time
+    synchronize(device)
+    return done
+
+
+def _stop_rule(min_iters: int, iters: int, min_ns: int, budget_ns: int) -> Callable[[int, int], bool]:
+    """Whether timing stops after ``n`` calls and ``elapsed_ns``: at least ``min_iters`` calls and
+    ``min_ns``, then ``iters`` calls or ``budget_ns``, whichever comes first."""
+
+    def finished(n: int, elapsed_ns: int) -> bool:
+        if n < min_iters or elapsed_ns < min_ns:
+            return False
+        return n >= iters or elapsed_ns >= budget_ns
+
+    return finished
+
+
+def _cuda_samples(
+    fn: Callable[[], Any], device: str, spin_wait: bool, finished: Callable[[int, int], bool]
+) -> list[float]:
+    """Each call's time in ms by CUDA events, its end waited for (spinning or blocking) before the next."""
+    samples: list[float] = []
+    start_all = time.perf_counter_ns()
+    with torch.cuda.device(torch.device(device)):
+        while True:
+            start = torch.cuda.Event(enable_timing=True, blocking=not spin_wait)
+            end = torch.cuda.Event(enable_timing=True, blocking=not spin_wait)
+            start.record()
+            fn()
+            end.record()
+            if spin_wait:
+                while not end.query():
+                    pass
+            else:
+                end.synchronize()
+            samples.append(float(start.elapsed_time(end)))
+            if finished(len(samples), time.perf_counter_ns() - start_all):
+                return samples
+
+
+def _cpu_samples(fn: Callable[[], Any], finished: Callable[[int, int], bool]) -> list[float]:
+    """Each call's time in ms by ``perf_counter_ns``."""
+    samples: list[float] = []
+    clock = time.perf_counter_ns
+    start_all = clock()
+    while True:
+        t0 = clock()
+        fn()
+        t1 = clock()
+        samples.append((t1 - t0) / 1e6)
+        if finished(len(samples), t1 - start_all):
+            return samples
 
 
 def _empty() -> None:
