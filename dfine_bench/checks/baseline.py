@@ -6,8 +6,11 @@ decides whether two records are comparable at all: the task and status, the mode
 (``DATASET_KEYS``), the setup (device, device name, backend, dtype, batch size, input size,
 threads, timed part, protocol), every metric value, and for latency records the timing samples
 (rounded to 0.1 µs; past ``MAX_SAMPLES`` samples, ``QUANTILES`` evenly spaced quantiles stand
-in for them). Around that it stores its provenance: the run id, suite, config
-hash and tolerances, the git revision, the device and the package versions.
+in for them), and for evaluation records ``details["bootstrap"]`` (the AP bootstrap: settings, image
+set and weights fingerprints, replicate values), so that the gate can pair a run with its baseline
+(``checks.paired_view``); baselines saved before it was kept load with none. Around that it
+stores its provenance: the run id, suite, config hash and tolerances, the git revision, the
+device and the package versions.
 
 ``entries_from_records`` turns a run's records into the same ``Entry`` form, so the gate
 (``dfine_bench.checks.gate``) compares like with like. ``load_baseline`` refuses anything it
@@ -101,6 +104,8 @@ class Entry:
     failed_images: list[Any] = field(default_factory=list)
     # timing records: the environment fingerprint (``checks.fingerprint`` decides what compares)
     fingerprint: dict[str, Any] | None = None
+    # evaluation records: details["bootstrap"] (evaluation/bootstrap.py), for paired ΔAP against a run
+    bootstrap: dict[str, Any] | None = None
 
     @property
     def model_name(self) -> str:
@@ -122,6 +127,8 @@ class Entry:
             d["samples_ms"] = [round(float(s), 4) for s in self.samples_ms]
             d["samples_kind"] = self.samples_kind
             d["samples_n"] = self.samples_n
+        if self.bootstrap is not None:  # only this key of a record's details: the rest is not gated
+            d["details"] = {"bootstrap": self.bootstrap}
         return d
 
 
@@ -212,6 +219,7 @@ def entry_from_record(record: ResultRecord) -> Entry:
         setup=setup,
         metrics={name: _compact(m.value) for name, m in record.metrics.items()},
         failed_images=list(record.details.get("failed_images") or []),
+        bootstrap=_bootstrap_of(record.details),
     )
     if record.task in ("latency", "throughput"):
         entry.fingerprint = record_fingerprint(record.setup.extra, record.environment)
@@ -219,6 +227,12 @@ def entry_from_record(record: ResultRecord) -> Entry:
     if record.task == "latency" and isinstance(samples, list) and samples:
         entry.samples_ms, entry.samples_kind, entry.samples_n = compact_samples(samples)
     return entry
+
+
+def _bootstrap_of(details: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``details["bootstrap"]`` when it holds replicate values (what pairing needs), else None."""
+    boot = details.get("bootstrap")
+    return boot if isinstance(boot, dict) and isinstance(boot.get("values"), dict) else None
 
 
 def entries_from_records(records: Iterable[ResultRecord]) -> dict[str, Entry]:
@@ -482,7 +496,24 @@ def _parse_entry(rid: str, raw: Any, name: str) -> Entry:
         samples_kind=raw.get("samples_kind"),
         samples_n=raw.get("samples_n"),
         fingerprint=raw["fingerprint"] if isinstance(raw.get("fingerprint"), dict) else None,
+        bootstrap=_parse_bootstrap(raw, where),
     )
+
+
+def _parse_bootstrap(raw: Mapping[str, Any], where: str) -> dict[str, Any] | None:
+    """A baseline record's ``details.bootstrap``; a baseline saved before it was kept has none."""
+    details = raw.get("details")
+    if details is None:
+        return None
+    if not isinstance(details, dict):
+        raise BaselineError(f"{where}: field 'details' should be an object: restore the file or {_RESAVE}")
+    boot = details.get("bootstrap")
+    if boot is not None and not (isinstance(boot, dict) and isinstance(boot.get("values"), dict)):
+        raise BaselineError(
+            f"{where}: field 'details.bootstrap' should be an object with 'values': "
+            f"restore the file or {_RESAVE}"
+        )
+    return boot
 
 
 def parse_baseline(doc: Any, path: Path | None = None) -> Baseline:

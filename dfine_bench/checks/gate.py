@@ -39,6 +39,11 @@ cannot be compared (exit 2), rather than passing as "not gated".
 
 The rule per ``MetricDef.gate`` (noise-aware latency, throughput, absolute, exact, image counts,
 record status) is ``checks/rules.py``.
+
+Paired ΔAP (``CheckResult.paired``, ``checks/paired_view.py``): where a run's evaluation record and
+its baseline entry carry a bootstrap of the same images, AP/AP50/AP75 also get Δ = run − baseline
+with its interval and p-value. It is shown next to the tolerance verdict and never changes the
+exit code.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ from dfine_bench.checks.baseline import (
     check_finite,
 )
 from dfine_bench.checks.comparability import Differences, differences, group, weights_note
+from dfine_bench.checks.paired_view import PairedView, paired_view
 from dfine_bench.checks.rules import (  # the verdicts and Row are part of the gate's API too
     BETTER,
     CANNOT,
@@ -127,6 +133,8 @@ class CheckResult:
     tolerance_sources: dict[str, str] = field(default_factory=dict)
     baseline_label: str = ""
     run_label: str = ""
+    # paired ΔAP against the baseline (``checks.paired_view``): shown, never part of the exit code
+    paired: PairedView = field(default_factory=PairedView)
 
     @property
     def regressions(self) -> list[Row]:
@@ -232,6 +240,7 @@ def compare(
         result.notes.extend(f"timings not compared: {d}" for d in group(diffs.machine))
     else:
         result.problems.extend(diffs.machine_problems())
+    result.paired = paired_view(baseline.entries, run.entries, result.rows)
     result.notes.extend(_unclean_note(result.rows))
     result.notes.extend(weights_note(baseline))
     result.notes.extend(_version_notes(baseline, run))

@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 
 from dfine_bench.checks.gate import CheckResult
+from dfine_bench.checks.paired_view import HEADER as PAIRED_HEADER
+from dfine_bench.checks.paired_view import TITLE as PAIRED_TITLE
 from dfine_bench.checks.rules import (
     BAND_QUANTILE,
     BETTER,
@@ -115,12 +117,38 @@ def render_text(result: CheckResult, full: bool = False) -> str:
     hidden = len(result.rows) - len(rows)
     if hidden:
         lines.append(f"({hidden} unchanged value(s) not listed; --all lists them)")
+    lines += _paired_text(result)
     if result.problems:
         lines += ["", "cannot compare:"] + [f"  - {p}" for p in result.problems]
     if result.notes:
         lines += ["", "notes:"] + [f"  - {n}" for n in result.notes]
     lines += ["", *_tolerance_lines(result)]
     return "\n".join(lines)
+
+
+def _paired_text(result: CheckResult) -> list[str]:
+    """The paired ΔAP section of the console form (nothing when no record has a bootstrap)."""
+    view = result.paired
+    if not view:
+        return []
+    lines = ["", f"{PAIRED_TITLE}:"]
+    if view.lines:
+        lines.append(format_table([line.cells() for line in view.lines], PAIRED_HEADER))
+    return lines + [f"  - {n}" for n in view.notes]
+
+
+def _paired_markdown(result: CheckResult) -> list[str]:
+    """The paired ΔAP section of the markdown page."""
+    view = result.paired
+    if not view:
+        return []
+    lines = ["", f"**{_md_escape(PAIRED_TITLE[0].upper() + PAIRED_TITLE[1:])}:**"]
+    if view.lines:
+        cells = [[f"`{c[0]}`", f"`{c[1]}`", *c[2:]] for c in (line.cells() for line in view.lines)]
+        lines += ["", markdown_table(PAIRED_HEADER, cells)]
+    if view.notes:
+        lines += [""] + [f"- {_md_escape(n)}" for n in view.notes]
+    return lines
 
 
 def _md_escape(text: str) -> str:
@@ -158,6 +186,7 @@ def render_markdown(result: CheckResult, full: bool = False) -> str:
     hidden = len(result.rows) - len(rows)
     if hidden:
         lines += ["", f"{hidden} unchanged value(s) not listed."]
+    lines += _paired_markdown(result)
     if result.problems:
         lines += ["", "**Cannot compare:**", ""] + [f"- {_md_escape(p)}" for p in result.problems]
     if result.notes:
