@@ -11,7 +11,9 @@ throttled measurements are marked.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dfine_bench.records.metrics import STAGE_LABELS, STAGES
 from dfine_bench.records.schema import ResultRecord
@@ -59,68 +61,86 @@ def stages_inside(record: ResultRecord) -> dict[str, str]:
 
 def stage_bars(records: Sequence[ResultRecord], out_dir: Path) -> list[tuple[str, str, str, Path, Path]]:
     """Draw one stacked-bar plot per device; returns ``(name, title, caption, png, svg)`` per plot."""
+    return [_stage_plot(device, recs, out_dir) for device, recs in _stage_records(records).items()]
+
+
+@dataclass
+class _Bars:
+    """What drawing one device's bars found: the bar labels and what the legend and caption say."""
+
+    labels: list[str] = field(default_factory=list)
+    used: set[str] = field(default_factory=set)
+    not_measured: dict[str, set[str]] = field(default_factory=dict)
+    inside_any: set[str] = field(default_factory=set)
+
+
+def _stage_plot(device: str, recs: list[ResultRecord], out_dir: Path) -> tuple[str, str, str, Path, Path]:
+    """One device's stacked-bar plot, saved: ``(name, title, caption, png, svg)``."""
     from dfine_bench.reporting.figures import new_figure, save_figure, slug, stand_in_mark
 
-    drawn = []
-    for device, recs in _stage_records(records).items():
-        recs = sorted(recs, key=lambda r: (r.model.name, r.setup.backend, r.setup.dtype))
-        fig = new_figure(7.5, 1.6 + 0.45 * len(recs))
-        ax = fig.add_subplot()
-        labels: list[str] = []
-        # one device, but not always one input size: then every bar says its size
-        size_of = {id(r): input_label(r.setup.input_size or r.model.input_size) or "?" for r in recs}
-        sizes = set(size_of.values())
-        not_measured: dict[str, set[str]] = {}
-        inside_any: set[str] = set()
-        used: set[str] = set()
-        for i, r in enumerate(recs):
-            medians, missing = stage_medians(r)
-            validity = r.details.get("validity") or {}
-            mark = (
-                " (THROTTLED)"
-                if validity.get("throttled")
-                else " (UNSTABLE)"
-                if validity.get("status") == "unstable"
-                else ""
-            )
-            inside = stages_inside(r)
-            inside_any.update(f"{STAGE_LABELS[k]} inside {STAGE_LABELS.get(v, v)}" for k, v in inside.items())
-            deploy = " [deploy graph]" if inside else ""
-            size = f" {size_of[id(r)]}" if len(sizes) > 1 else ""
-            labels.append(f"{r.model.name} {r.setup.backend}-{r.setup.dtype}{size}{deploy}{mark}")
-            left = 0.0
-            for name, ms in medians.items():
-                ax.barh(i, ms, left=left, color=_COLORS[name], edgecolor="white", linewidth=0.5)
-                left += ms
-                used.add(name)
-            for name in missing:
-                not_measured.setdefault(STAGE_LABELS[name], set()).add(r.setup.backend)
-        ax.set_yticks(range(len(recs)), labels)
-        ax.invert_yaxis()
-        ax.set_xlabel("median time per stage, batch 1 (ms)")
-        ax.grid(True, axis="x", alpha=0.3)
-        from matplotlib.patches import Patch
+    recs = sorted(recs, key=lambda r: (r.model.name, r.setup.backend, r.setup.dtype))
+    fig = new_figure(7.5, 1.6 + 0.45 * len(recs))
+    ax = fig.add_subplot()
+    # one device, but not always one input size: then every bar says its size
+    size_of = {id(r): input_label(r.setup.input_size or r.model.input_size) or "?" for r in recs}
+    sizes = set(size_of.values())
+    bars = _Bars()
+    for i, r in enumerate(recs):
+        _draw_bar(ax, i, r, f" {size_of[id(r)]}" if len(sizes) > 1 else "", bars)
+    ax.set_yticks(range(len(recs)), bars.labels)
+    ax.invert_yaxis()
+    ax.set_xlabel("median time per stage, batch 1 (ms)")
+    ax.grid(True, axis="x", alpha=0.3)
+    from matplotlib.patches import Patch
 
-        handles = [Patch(color=_COLORS[s], label=STAGE_LABELS[s]) for s in STAGES if s in used]
-        ax.legend(handles=handles, fontsize=7, loc="lower right")
-        stand_in = "stand-in: random-init weights" if any(r.model.random_init for r in recs) else ""
-        title = f"Time per stage on {device}" + (f"\n{stand_in}" if stand_in else "")
-        ax.set_title(title, fontsize=9)
-        stand_in_mark(fig, stand_in)
-        name = slug("stages", device)
-        png, svg = save_figure(fig, out_dir, name)
-        missing_text = "; ".join(f"{k} ({', '.join(sorted(v))})" for k, v in not_measured.items())
-        caption = f"Median of each stage timed on its own, per model and backend, on {device}." + (
-            f" Not measured (left out, not 0): {missing_text}." if missing_text else ""
+    handles = [Patch(color=_COLORS[s], label=STAGE_LABELS[s]) for s in STAGES if s in bars.used]
+    ax.legend(handles=handles, fontsize=7, loc="lower right")
+    stand_in = "stand-in: random-init weights" if any(r.model.random_init for r in recs) else ""
+    title = f"Time per stage on {device}" + (f"\n{stand_in}" if stand_in else "")
+    ax.set_title(title, fontsize=9)
+    stand_in_mark(fig, stand_in)
+    name = slug("stages", device)
+    png, svg = save_figure(fig, out_dir, name)
+    return name, title.replace("\n", " — "), _caption(device, sizes, bars), png, svg
+
+
+def _draw_bar(ax: Any, i: int, r: ResultRecord, size: str, bars: _Bars) -> None:
+    """Stack record ``r``'s measured stages as bar ``i``; note its label and what it lacks in ``bars``."""
+    medians, missing = stage_medians(r)
+    inside = stages_inside(r)
+    bars.inside_any.update(f"{STAGE_LABELS[k]} inside {STAGE_LABELS.get(v, v)}" for k, v in inside.items())
+    deploy = " [deploy graph]" if inside else ""
+    bars.labels.append(f"{r.model.name} {r.setup.backend}-{r.setup.dtype}{size}{deploy}{_validity_mark(r)}")
+    left = 0.0
+    for name, ms in medians.items():
+        ax.barh(i, ms, left=left, color=_COLORS[name], edgecolor="white", linewidth=0.5)
+        left += ms
+        bars.used.add(name)
+    for name in missing:
+        bars.not_measured.setdefault(STAGE_LABELS[name], set()).add(r.setup.backend)
+
+
+def _validity_mark(r: ResultRecord) -> str:
+    """`` (THROTTLED)`` or `` (UNSTABLE)`` for a measurement that was, else nothing."""
+    validity = r.details.get("validity") or {}
+    if validity.get("throttled"):
+        return " (THROTTLED)"
+    return " (UNSTABLE)" if validity.get("status") == "unstable" else ""
+
+
+def _caption(device: str, sizes: set[str], bars: _Bars) -> str:
+    """The plot's caption: what it shows, the stages not measured, input sizes, deploy-graph bars."""
+    missing_text = "; ".join(f"{k} ({', '.join(sorted(v))})" for k, v in bars.not_measured.items())
+    caption = f"Median of each stage timed on its own, per model and backend, on {device}." + (
+        f" Not measured (left out, not 0): {missing_text}." if missing_text else ""
+    )
+    if len(sizes) > 1:
+        caption += f" Input sizes differ ({', '.join(sorted(sizes))}): compare bars of one size."
+    else:
+        caption += f" Input {next(iter(sizes))}."
+    if bars.inside_any:
+        caption += (
+            f" Deploy graph bars: {', '.join(sorted(bars.inside_any))} (the postprocessor runs in the "
+            "engine, as the paper's deployment)."
         )
-        if len(sizes) > 1:
-            caption += f" Input sizes differ ({', '.join(sorted(sizes))}): compare bars of one size."
-        else:
-            caption += f" Input {next(iter(sizes))}."
-        if inside_any:
-            caption += (
-                f" Deploy graph bars: {', '.join(sorted(inside_any))} (the postprocessor runs in the engine, "
-                "as the paper's deployment)."
-            )
-        drawn.append((name, title.replace("\n", " — "), caption, png, svg))
-    return drawn
+    return caption
