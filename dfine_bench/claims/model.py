@@ -1,4 +1,7 @@
-"""Claims as data: the ``Claim`` type and reading a claims file (``suites/claims/<name>.yaml``).
+"""Claims as data: reading a claims file (``suites/claims/<name>.yaml``) into ``Claim``s.
+
+The types themselves (``Claim``, ``ClaimSet``, ``ClaimConditions``, ``RELATIONS`` ...) are in
+``dfine_bench.claims.claim`` and re-exported here.
 
 A claims file has model ``rows`` (one model and weights release; each metric given becomes one
 claim) and ``relative`` claims (an ordering or gain between two models). Every claim names its
@@ -16,38 +19,26 @@ measures (a metric outside the catalogue, with its ``unit``), e.g. training time
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from dfine_bench.claims.claim import CONDITION_TASKS as CONDITION_TASKS
+from dfine_bench.claims.claim import CONDITIONS as CONDITIONS
+from dfine_bench.claims.claim import KINDS as KINDS
+from dfine_bench.claims.claim import RELATIONS as RELATIONS
+from dfine_bench.claims.claim import RELEASES as RELEASES
+from dfine_bench.claims.claim import Claim as Claim
+from dfine_bench.claims.claim import ClaimConditions as ClaimConditions
+from dfine_bench.claims.claim import ClaimSet as ClaimSet
+from dfine_bench.claims.claim import row_metric_kinds as row_metric_kinds
+from dfine_bench.claims.claim import task_of_metric as task_of_metric
 from dfine_bench.claims.evidence import claim_marks, evidence_sources
 from dfine_bench.errors import ConfigError, UnknownNameError
-from dfine_bench.profiling.protocols import PAPER_COCO_IMAGES, PAPER_T4
-from dfine_bench.records.metrics import CLAIM_KINDS, find_metric, get_metric, list_metrics
+from dfine_bench.records.metrics import find_metric, get_metric, list_metrics
 
-#: How a claim is checked (see ``dfine_bench.claims.check``): the catalogue's claim kinds + relative.
-KINDS = (*CLAIM_KINDS, "relative")
-
-
-def row_metric_kinds() -> dict[str, str]:
-    """Row metrics and the kind each implies: every catalogue metric with a ``claim_kind``."""
-    return {name: str(get_metric(name).claim_kind) for name in list_metrics() if get_metric(name).claim_kind}
-
-
-RELATIONS = ("less", "greater", "gain", "ratio")
-#: Conditions a relative claim may require of the records it compares, and the record task
-#: (see ``task_of_metric``) each applies to: a condition that cannot bear on the metric is a typo.
-CONDITION_TASKS: dict[str, tuple[str, ...]] = {
-    "gpu": ("latency", "throughput"),
-    "real_weights": ("evaluation",),
-    "coco": ("evaluation",),
-}
-CONDITIONS = tuple(CONDITION_TASKS)
-#: Weights releases a row may name (the weights loader's release tag; see ``weights_release``).
-RELEASES = ("coco", "obj2coco", "obj365")
 #: ``defaults`` keys and what each sets.
 DEFAULT_KEYS: dict[str, float] = {
     "AP_tolerance": 0.2,  # absolute, AP points
@@ -72,115 +63,6 @@ _RELATIVE_KEYS = {
     "evidence",
     "unit",
 }
-
-
-def task_of_metric(metric: str) -> str:
-    """The record task that measures ``metric`` (its catalogue ``task``; relative claims compare
-    records of this task)."""
-    return get_metric(metric).task
-
-
-@dataclass(frozen=True)
-class ClaimConditions:
-    """The conditions a claims file says its numbers were measured under (its ``protocol:`` block).
-
-    Not ``dfine_bench.profiling.Protocol`` (a preset the profiler runs), but the same facts seen
-    from the claims' side: the defaults are taken from ``PAPER_T4`` so that the two cannot drift
-    apart silently (the shipped ``dfine_paper.yaml`` is tested to match it). ``device`` is a
-    whole-word part of the GPU name (see ``device_matches``); ``timed`` is what the latency
-    covers (the paper: the deploy engine, model + top-k postprocessor); ``coco_images`` is the
-    size of COCO val2017.
-    """
-
-    description: str = PAPER_T4.description
-    device: str = PAPER_T4.reference_device or ""  # no reference device: no latency is comparable
-    backend: str = PAPER_T4.backend
-    dtype: str = PAPER_T4.dtype
-    batch_size: int = PAPER_T4.batch_size
-    input_size: tuple[int, int] = PAPER_T4.input_size
-    timed: str = PAPER_T4.timed
-    coco_images: int = PAPER_COCO_IMAGES
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One checkable statement. Rows give ``model`` + ``claimed``; relative claims give ``a``/``b``.
-
-    ``decimals`` is how many decimals the claimed value is written with (exact claims compare
-    after rounding to it); ``tolerance`` is absolute for AP and gains, relative for latency.
-    ``counted_elsewhere``: the paper copied this params/GFLOPs figure from the model's own
-    authors, who used another counter, so an exact match is not expected (shown for reference).
-    ``erratum``: a known discrepancy in the paper's figure (why it cannot match); such a claim is
-    measured and shown but never judged. ``release`` is the weights release the claim is about
-    (relative claims: only with the ``real_weights`` condition; None there means COCO).
-    ``unmeasurable``: why no record here can ever decide the claim (it is "not measured" with
-    this reason); ``evidence``: the file of small-scale evidence shown beside it, never judged.
-    """
-
-    id: str
-    source: str
-    kind: str
-    metric: str
-    unit: str
-    claimed: float | None = None
-    model: str | None = None
-    release: str | None = None
-    decimals: int = 0
-    tolerance: float | None = None
-    a: str | None = None
-    b: str | None = None
-    relation: str | None = None
-    conditions: tuple[str, ...] = ()
-    text: str = ""
-    note: str = ""
-    counted_elsewhere: bool = False
-    erratum: str = ""
-    unmeasurable: str = ""
-    evidence: str = ""
-
-    @property
-    def subject(self) -> str:
-        """The model(s) the claim is about, for tables."""
-        return self.model if self.model else f"{self.a} vs {self.b}"
-
-    def describe(self) -> str:
-        """The claim in words: its ``text`` if the file gives one, else built from its fields
-        (relative claims have no single claimed value, so they are worded from the relation)."""
-        if self.text:
-            return self.text
-        if self.kind == "relative":
-            return self._describe_relative()
-        release = f" ({self.release} weights)" if self.release and self.kind == "tolerance" else ""
-        value = "?" if self.claimed is None else f"{self.claimed:g}"
-        return f"{self.model}{release}: {self.metric} = {value} {self.unit}".strip()
-
-    def _describe_relative(self) -> str:
-        plain = f"{self.a} {self.relation} {self.b} ({self.metric})"
-        if self.relation not in ("gain", "ratio") or self.claimed is None:
-            return plain
-        unit = f" {self.unit}" if self.relation == "gain" and self.unit else ""
-        within = f" ± {self.tolerance:g}{unit}" if self.tolerance is not None else ""
-        return f"{plain}: {self.claimed:g}{unit}{within}"
-
-
-@dataclass(frozen=True)
-class ClaimSet:
-    """The claims of one file, with the conditions (``protocol:``) they were measured under."""
-
-    name: str
-    title: str
-    path: Path
-    protocol: ClaimConditions
-    claims: tuple[Claim, ...] = field(default_factory=tuple)
-
-    def __iter__(self) -> Iterator[Claim]:
-        return iter(self.claims)
-
-    def __len__(self) -> int:
-        return len(self.claims)
-
-    def models(self) -> set[str]:
-        return {m for c in self.claims for m in (c.model, c.a, c.b) if m}
 
 
 def claims_dir() -> Path:
@@ -352,12 +234,7 @@ def _relative_metric(entry: dict[str, Any], where: str) -> str:
 
 def _relative_claim(entry: Any, index: int, path: Path, evidence: dict[str, Path]) -> Claim:
     where = f"{path}: relative[{index}]"
-    if not isinstance(entry, dict):
-        raise ConfigError(f"{where} is not a mapping")
-    _unknown_keys(entry, _RELATIVE_KEYS, where)
-    missing = [k for k in ("id", "source", "metric", "a", "b", "relation") if k not in entry]
-    if missing:
-        raise ConfigError(f"{where} lacks {', '.join(missing)}")
+    _relative_shape(entry, where)
     unit = _relative_metric(entry, where)
     unmeasurable, shown = claim_marks(entry, where, evidence)
     if entry["a"] == entry["b"]:
@@ -367,20 +244,8 @@ def _relative_claim(entry: Any, index: int, path: Path, evidence: dict[str, Path
         raise ConfigError(f"{where}: relation {relation!r} is not one of {', '.join(RELATIONS)}")
     measured = find_metric(str(entry["metric"])) is not None  # else an unmeasurable quantity
     conditions = _conditions(entry, entry["metric"], where) if measured and "conditions" in entry else ()
-    valued = relation in ("gain", "ratio")
-    if valued and (entry.get("claimed") is None or entry.get("tolerance") is None):
-        # without a tolerance a measured gain would have to equal the printed one to the last bit
-        raise ConfigError(f"{where}: relation {relation} needs 'claimed' and 'tolerance'")
-    if not valued and ("claimed" in entry or "tolerance" in entry):
-        raise ConfigError(
-            f"{where}: 'claimed'/'tolerance' apply to the relations gain and ratio only, not {relation}"
-        )
-    release = entry.get("release")
-    if release is not None:
-        if release not in RELEASES:
-            raise ConfigError(f"{where}: release {release!r} is not one of {', '.join(RELEASES)}")
-        if "real_weights" not in conditions:
-            raise ConfigError(f"{where}: 'release' needs the condition real_weights")
+    valued = _valued(entry, relation, where)
+    release = _relative_release(entry, conditions, where)
     return Claim(
         id=_text(entry["id"], f"{where}.id"),
         source=_text(entry["source"], f"{where}.source"),
@@ -399,6 +264,40 @@ def _relative_claim(entry: Any, index: int, path: Path, evidence: dict[str, Path
         unmeasurable=unmeasurable,
         evidence=shown,
     )
+
+
+def _relative_shape(entry: Any, where: str) -> None:
+    """A relative entry is a mapping of known keys with every required one."""
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} is not a mapping")
+    _unknown_keys(entry, _RELATIVE_KEYS, where)
+    missing = [k for k in ("id", "source", "metric", "a", "b", "relation") if k not in entry]
+    if missing:
+        raise ConfigError(f"{where} lacks {', '.join(missing)}")
+
+
+def _valued(entry: dict[str, Any], relation: str, where: str) -> bool:
+    """Whether the relation carries a value (gain, ratio: then ``claimed`` and ``tolerance`` are needed)."""
+    valued = relation in ("gain", "ratio")
+    if valued and (entry.get("claimed") is None or entry.get("tolerance") is None):
+        # without a tolerance a measured gain would have to equal the printed one to the last bit
+        raise ConfigError(f"{where}: relation {relation} needs 'claimed' and 'tolerance'")
+    if not valued and ("claimed" in entry or "tolerance" in entry):
+        raise ConfigError(
+            f"{where}: 'claimed'/'tolerance' apply to the relations gain and ratio only, not {relation}"
+        )
+    return valued
+
+
+def _relative_release(entry: dict[str, Any], conditions: tuple[str, ...], where: str) -> Any:
+    """The weights release a relative claim is about: only with the condition real_weights."""
+    release = entry.get("release")
+    if release is not None:
+        if release not in RELEASES:
+            raise ConfigError(f"{where}: release {release!r} is not one of {', '.join(RELEASES)}")
+        if "real_weights" not in conditions:
+            raise ConfigError(f"{where}: 'release' needs the condition real_weights")
+    return release
 
 
 def _positive_int(value: Any, where: str) -> int:
