@@ -50,25 +50,30 @@ class Option:
         """``value`` as this option's type, or a ``ConfigError`` naming ``key``."""
         if value is None:
             return list(self.default) if isinstance(self.default, list) else self.default
-        kind = self.type
-        if kind is list:
-            # a ListConfig is no Sequence, but iterates like one
-            if isinstance(value, str | bytes | Mapping) or not hasattr(value, "__iter__"):
-                raise ConfigError(f"{key}={value!r}: expected a list, e.g. {key}=[a,b]")
-            out: Any = [str(v) for v in value]
-        elif kind is float and isinstance(value, int | float) and not isinstance(value, bool):
-            out = float(value)
-        elif kind is int and isinstance(value, int) and not isinstance(value, bool):
-            out = int(value)
-        elif (kind is bool and isinstance(value, bool)) or (kind is str and isinstance(value, str)):
-            out = value
-        else:
-            raise ConfigError(f"{key}={value!r}: expected {kind.__name__}")
-        bad = [v for v in (out if kind is list else [out]) if self.choices and v not in self.choices]
+        out = _as_type(self.type, key, value)
+        bad = [v for v in (out if self.type is list else [out]) if self.choices and v not in self.choices]
         if bad:
             allowed = ", ".join(map(str, self.choices))
             raise ConfigError(f"{key}: {bad[0]!r} is not one of {allowed}")
         return out
+
+
+def _as_type(kind: type, key: str, value: Any) -> Any:
+    """``value`` as an option of type ``kind`` (an int is a float; a bool is no number), or a
+    ``ConfigError`` naming ``key``."""
+    if kind is list:
+        # a ListConfig is no Sequence, but iterates like one
+        if isinstance(value, str | bytes | Mapping) or not hasattr(value, "__iter__"):
+            raise ConfigError(f"{key}={value!r}: expected a list, e.g. {key}=[a,b]")
+        return [str(v) for v in value]
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if kind is float and number:
+        return float(value)
+    if kind is int and number and isinstance(value, int):
+        return int(value)
+    if (kind is bool and isinstance(value, bool)) or (kind is str and isinstance(value, str)):
+        return value
+    raise ConfigError(f"{key}={value!r}: expected {kind.__name__}")
 
 
 @dataclass(frozen=True)
