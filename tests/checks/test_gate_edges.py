@@ -205,13 +205,14 @@ def test_a_real_run_whose_tasks_crash_is_a_regression(
     run_toy: RunFn, timing, capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The same, end to end: the runner's own records of crashed tasks, against a clean baseline."""
-    import dfine_bench.evaluation
     import dfine_bench.profiling
+    import dfine_bench.runner
 
     def crash(*args: object, **kwargs: object) -> None:
         raise RuntimeError("the task fell over")
 
-    monkeypatch.setattr(dfine_bench.evaluation, "evaluate_model", crash)
+    # where the runner looks them up: evaluate_model is imported by name, profile_model by module
+    monkeypatch.setattr(dfine_bench.runner, "evaluate_model", crash)
     monkeypatch.setattr(dfine_bench.profiling, "profile_model", crash)
     run = run_toy("t_all_crashed", ["toy_det_slow"], expect=1, TOY_SLEEP_S="0.02")
     code, out = check(capsys, "--baseline", timing[1], run)
