@@ -32,6 +32,7 @@ from dfine_bench import profiling
 from dfine_bench.adapters.base import DetectorAdapter
 from dfine_bench.adapters.registry import create_model, get_spec
 from dfine_bench.adapters.weights import WeightsRequest, weights_request
+from dfine_bench.backends import BackendSpec
 from dfine_bench.checks.gate import resolve_tolerances
 from dfine_bench.claims import load_claims
 from dfine_bench.config.input_size import check_input_size
@@ -46,7 +47,6 @@ from dfine_bench.evaluation.precision_cells import diagnose_cells
 from dfine_bench.execution.executor import Executor, RunOutcome
 from dfine_bench.execution.folder import identity_hash, open_run, run_identity, run_log, units_done
 from dfine_bench.execution.plan import RunPlan
-from dfine_bench.profiling.backends import BackendSpec
 from dfine_bench.profiling.precision import check_precision_inputs
 from dfine_bench.records.build import model_info, unbuilt_model_info
 from dfine_bench.records.environment import capture_environment

@@ -31,8 +31,8 @@ def legacy_backend_fields(backend: str) -> tuple[str, ...]:
     """For a record written before fingerprints listed their backend's fields (``backend_fields``):
     the fields its backend declares here (``Backend.fingerprint_fields``); () for a backend this
     installation does not have (the machine's fields still compare)."""
+    from dfine_bench.backends import get_backend
     from dfine_bench.errors import DfineBenchError
-    from dfine_bench.profiling.backends import get_backend
 
     try:
         return tuple(get_backend(backend).fingerprint_fields)

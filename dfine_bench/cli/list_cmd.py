@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from dfine_bench.adapters.catalog import COLUMNS, model_rows
 from dfine_bench.adapters.registry import get_spec, list_models, load_errors
+from dfine_bench.backends import backend_table
+from dfine_bench.backends import load_errors as backend_load_errors
 from dfine_bench.errors import UnknownNameError
-from dfine_bench.profiling.backends import backend_table
-from dfine_bench.profiling.backends import load_errors as backend_load_errors
 from dfine_bench.records.metrics import load_errors as metric_load_errors
 from dfine_bench.utils.text import format_table, normalize_name
 

@@ -23,12 +23,12 @@ from omegaconf.errors import OmegaConfBaseException
 
 import dfine_bench
 from dfine_bench.adapters.registry import list_models
+from dfine_bench.backends import get_backend, list_backends
 from dfine_bench.config.checks import enum_value
 from dfine_bench.config.schema import GROUP_SCHEMAS, BackendConfig, ModelConfig, RunConfig
 from dfine_bench.config.settings import RunSettings, resolve_backend_node
 from dfine_bench.config.train_schema import TrainConfig, TrainSection
 from dfine_bench.errors import ConfigError
-from dfine_bench.profiling.backends import get_backend, list_backends
 from dfine_bench.records.protocols import PAPER_PROTOCOL
 
 PRIMARY_CONFIG = "run"

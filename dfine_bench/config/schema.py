@@ -182,7 +182,7 @@ class ProfilingConfig:
 @dataclass
 class BackendConfig:
     """One inference backend. ``name`` is any registered backend (``dfine-bench list backends``:
-    the registry in ``dfine_bench/profiling/backends/``, checked at start-up, so a new backend
+    the registry in ``dfine_bench/backends/``, checked at start-up, so a new backend
     needs no edit here); ``options`` are that backend's own settings (``backend.options.mode``
     for compile, ``providers``/``opset`` for onnxruntime, ``workspace_gb`` for tensorrt, ...),
     checked by the backend at start-up."""

@@ -27,6 +27,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from dfine_bench.adapters.registry import get_spec
+from dfine_bench.backends import resolve_backend
 from dfine_bench.config.checks import (
     check_choice,
     check_device,
@@ -45,11 +46,10 @@ from dfine_bench.config.groups import (
 )
 from dfine_bench.config.schema import RunConfig
 from dfine_bench.errors import ConfigError
-from dfine_bench.profiling.backends import resolve_backend
 from dfine_bench.records.protocols import PAPER_PROTOCOL, PAPER_T4
 
 if TYPE_CHECKING:  # the backend registry's resolved spec
-    from dfine_bench.profiling.backends import BackendSpec
+    from dfine_bench.backends import BackendSpec
 
 PROGRESS = ("auto", "on", "off")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

@@ -4,7 +4,7 @@ Each entry is a registered profiling backend's name, optionally with a precision
 (``onnxruntime``, ``eager-fp16``, ``tensorrt-fp16``). Its settings (options, dtype when none is
 given) are those of the run's backend config of the same name (the ``backend`` group or the
 suite's ``backends``), so evaluation runs the very artifact profiling times: the runner is built
-by ``profiling.backends.build_backend`` with the same artifacts folder (the run folder, where the
+by ``backends.build_backend`` with the same artifacts folder (the run folder, where the
 ONNX export and TensorRT engines are cached).
 
 ``eager-fp32`` is the reference: it calls ``adapter.forward`` directly, exactly as before.
@@ -20,9 +20,9 @@ from typing import Any
 import torch
 
 from dfine_bench.adapters.base import DetectorAdapter, RawOutputs
+from dfine_bench.backends import DTYPES, BackendSpec, build_backend, resolve_backend
 from dfine_bench.config.settings import EvaluationSettings
 from dfine_bench.errors import BackendUnavailable, ConfigError, DfineBenchError
-from dfine_bench.profiling.backends import DTYPES, BackendSpec, build_backend, resolve_backend
 
 REFERENCE = "eager-fp32"
 

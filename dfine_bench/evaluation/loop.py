@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from dfine_bench.adapters.base import DetectorAdapter
+from dfine_bench.backends import BackendSpec
 from dfine_bench.config.settings import EvaluationSettings
 from dfine_bench.data.dataset import ResolvedDataset
 from dfine_bench.errors import BackendUnavailable, DfineBenchError
@@ -36,7 +37,6 @@ from dfine_bench.evaluation.inference_backend import EvalBackend, Forward, make_
 from dfine_bench.evaluation.labelmap import check_label_map
 from dfine_bench.evaluation.predictions import PredictionStream, rows_to_coco
 from dfine_bench.evaluation.registry import RegisteredEvaluator, check_evaluators, create_evaluator
-from dfine_bench.profiling.backends import BackendSpec
 from dfine_bench.profiling.protocols import accuracy_deviations
 from dfine_bench.records.metrics import metric
 from dfine_bench.records.schema import TaskOutcome

@@ -34,12 +34,12 @@ from typing import Any
 import torch
 
 from dfine_bench.adapters.base import DetectorAdapter
+from dfine_bench.backends import BackendSpec, build_backend, get_backend
 from dfine_bench.config.settings import EvaluationSettings
 from dfine_bench.data.dataset import ResolvedDataset
 from dfine_bench.errors import BackendUnavailable
 from dfine_bench.evaluation.inference_backend import resolve_eval_backends
 from dfine_bench.evaluation.loop import evaluate_model
-from dfine_bench.profiling.backends import BackendSpec, build_backend, get_backend
 from dfine_bench.profiling.precision import calibration_for, diagnosis_images
 from dfine_bench.profiling.precision_diagnosis import (
     DEFAULT_REL_ERROR,

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Literal
 import torch
 
 from dfine_bench.adapters.registry import get_spec
+from dfine_bench.backends import BackendSpec
 from dfine_bench.config.settings import RunSettings
 from dfine_bench.evaluation.loop import planned_outcomes
-from dfine_bench.profiling.backends import BackendSpec
 from dfine_bench.profiling.complexity import complexity_key
 from dfine_bench.profiling.profile import backend_task_keys
 from dfine_bench.records.build import record_id

@@ -2,7 +2,7 @@
 
 The runner calls ``profile_model`` once per model and backend; ``time_callable`` and
 ``harness_overhead`` are the timing primitives everything else uses. The names below load on
-first use, so ``profiling.backends`` metadata (``list backends``, config checks) needs no torch.
+first use, so backend metadata (``list backends``, config checks) needs no torch.
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ from typing import Any
 import torch
 
 from dfine_bench.adapters.base import DetectorAdapter
+from dfine_bench.backends import BackendRunner
 from dfine_bench.config.settings import ProfileSettings
-from dfine_bench.profiling.backends import BackendRunner
 from dfine_bench.profiling.gpu_state import NOT_APPLICABLE, GpuWatch
 from dfine_bench.profiling.memory import MemoryWatch
 from dfine_bench.profiling.stages import add_stages

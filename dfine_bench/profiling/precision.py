@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dfine_bench.adapters.registry import create_model
+from dfine_bench.backends import BackendSpec, Calibration, get_backend
 from dfine_bench.data.dataset import read_image
 from dfine_bench.data.generated import GeneratedParams, generate_dataset
 from dfine_bench.errors import ConfigError
-from dfine_bench.profiling.backends import BackendSpec, Calibration, get_backend
 
 if TYPE_CHECKING:
     from dfine_bench.adapters.base import DetectorAdapter

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from dfine_bench.profiling.backends._onnx_precision import module_of_node
-from dfine_bench.profiling.backends._torch import keep_fp32, torch_module
+from dfine_bench.backends._onnx_precision import module_of_node
+from dfine_bench.backends._torch import keep_fp32, torch_module
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -20,13 +20,13 @@ import numpy as np
 import torch
 
 from dfine_bench.adapters.base import DetectorAdapter
+from dfine_bench.backends import BackendSpec, build_backend, check_backend, resolve_backend
+from dfine_bench.backends.export.onnx import OnnxExportError
 from dfine_bench.config.schema import BackendConfig
 from dfine_bench.config.settings import ProfileSettings, check_device_name
 from dfine_bench.errors import BackendUnavailable
-from dfine_bench.profiling.backends import BackendSpec, build_backend, check_backend, resolve_backend
 from dfine_bench.profiling.complexity import complexity, complexity_key
 from dfine_bench.profiling.latency import tf32
-from dfine_bench.profiling.onnx_export import OnnxExportError
 from dfine_bench.profiling.protocols import PAPER_PROTOCOL, deviations_from_paper, on_reference_device
 from dfine_bench.profiling.throughput import sweep_sizes
 from dfine_bench.profiling.timed_call import TimingInputs, graph_for, reference_check

@@ -21,8 +21,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from dfine_bench.backends import get_backend
 from dfine_bench.errors import DfineBenchError
-from dfine_bench.profiling.backends import get_backend
 from dfine_bench.records import deviations as dev
 from dfine_bench.records.deviations import Deviation
 from dfine_bench.records.protocols import PAPER_PROTOCOL, PAPER_T4, PROTOCOLS, Protocol

@@ -38,8 +38,8 @@ from dfine_bench.records.schema import Metric
 
 if TYPE_CHECKING:
     from dfine_bench.adapters.base import DetectorAdapter
+    from dfine_bench.backends import BackendRunner
     from dfine_bench.config.settings import ProfileSettings
-    from dfine_bench.profiling.backends import BackendRunner
 
 #: protocol -> the stages it counts, and the statistic it sums.
 STAGE_PROTOCOLS: dict[str, tuple[tuple[str, ...], str]] = {

@@ -3,7 +3,7 @@
 ``profiling.timed`` says what a sample covers: ``model`` (the backend's forward pass on prepared
 pixels), ``model+postprocess`` (forward and the top-k postprocessor) or ``end-to-end``
 (preprocess, forward, postprocess from the decoded image). For ``model+postprocess`` the backend
-runs the deploy graph (``profiling/deploy_export.py``: the model with its postprocessor inside, as
+runs the deploy graph (``backends/export/deploy.py``: the model with its postprocessor inside, as
 the paper's deployment export and engine) when the adapter has one and the backend builds it;
 otherwise the adapter's postprocessor runs in Python after the backend, and the record says why.
 
@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from dfine_bench.adapters.base import DetectorAdapter
-from dfine_bench.profiling.backends import BackendRunner, BackendSpec, supports_graph
-from dfine_bench.profiling.deploy_export import (
+from dfine_bench.backends import BackendRunner, BackendSpec, supports_graph
+from dfine_bench.backends.export.deploy import (
     compare_deploy,
     deploy_check_failure,
     deploy_unsupported,

@@ -16,8 +16,8 @@ from typing import Any
 import torch
 
 from dfine_bench.adapters.base import DetectorAdapter
+from dfine_bench.backends import BackendRunner, BackendSpec, get_backend
 from dfine_bench.config.settings import ProfileSettings
-from dfine_bench.profiling.backends import BackendRunner, BackendSpec, get_backend
 from dfine_bench.profiling.latency import measure_latency
 from dfine_bench.profiling.throughput import BatchResult, run_sweep
 from dfine_bench.profiling.timed_call import TimingInputs, timed_fn

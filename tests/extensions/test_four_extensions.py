@@ -41,7 +41,7 @@ BACKEND_MODULE = '''
 """A trivial eager-like backend: the adapter's export module, fp32, on the CPU."""
 import copy
 
-from dfine_bench.profiling.backends import BackendRunner, BaseBackend, Option, register_backend
+from dfine_bench.backends import BackendRunner, BaseBackend, Option, register_backend
 
 
 class ZzEager(BaseBackend):

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from dfine_bench.backends import list_backends, registry, unregister_backend
 from dfine_bench.config.loading import compose_config, group_options, load_settings
-from dfine_bench.profiling.backends import list_backends, registry, unregister_backend
 
 PLUGIN_SITE = Path(__file__).resolve().parents[1] / "fixtures" / "plugin_site"
 

@@ -150,7 +150,7 @@ def test_local_folder_round_trip_and_strict_loading(tmp_path: Path) -> None:
 def test_rtdetr_variant_exports_to_onnx(tmp_path: Path) -> None:
     import onnxruntime as ort
 
-    from dfine_bench.profiling.onnx_export import export_onnx
+    from dfine_bench.backends.export.onnx import export_onnx
 
     adapter = create_model("rtdetr_r18+fdr", input_size=SIZE, num_classes=3)
     x = adapter.example_input(1, SIZE)

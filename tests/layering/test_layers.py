@@ -17,13 +17,13 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "dfine_bench"
 
-#: Low to high. A unit may import its own layer and the layers below. The backends (a registry
-#: config validates names against, and the export helpers they run) sit below config; the rest
-#: of profiling, which reads typed config, above it.
+#: Low to high. A unit may import its own layer and the layers below; a unit is a top-level
+#: folder (or module) of the package. The backends (a registry config validates names against,
+#: and the export helpers they run) sit below config; profiling, which reads typed config, above it.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("__init__", "errors", "utils"),
     ("records", "fdr"),
-    ("adapters", "profiling.backends"),
+    ("adapters", "backends"),
     ("config",),
     ("data",),
     ("profiling",),
@@ -33,17 +33,14 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("runner",),
     ("cli", "__main__"),
 )
-_BACKEND_MODULES = ("backends", "onnx_export", "deploy_export", "tensorrt_engine")
 LEVEL = {unit: i for i, units in enumerate(LAYERS) for unit in units}
 
 
 def unit_of(module: str) -> str:
-    """``dfine_bench.profiling.backends.onnx`` -> ``profiling.backends``; ``dfine_bench`` -> ``__init__``."""
+    """``dfine_bench.backends.onnx`` -> ``backends``; ``dfine_bench`` -> ``__init__``."""
     parts = module.split(".")[1:]
     if not parts or parts[0].startswith("__version"):
         return "__init__"
-    if parts[0] == "profiling" and len(parts) > 1 and parts[1] in _BACKEND_MODULES:
-        return "profiling.backends"
     return parts[0]
 
 
@@ -81,9 +78,6 @@ def upward_imports() -> list[str]:
         source = unit_of(module)
         for line, target in imports_of(path):
             wanted = unit_of(target)
-            # "from dfine_bench.profiling import backends" names the sub-package
-            if wanted not in LEVEL and wanted.split(".")[0] in LEVEL:
-                wanted = wanted.split(".")[0]
             if source not in LEVEL or wanted not in LEVEL:
                 problems.append(
                     f"{path.relative_to(PACKAGE.parent)}:{line}: {source} or {wanted} has no layer"
@@ -97,7 +91,7 @@ def upward_imports() -> list[str]:
 
 def test_unit_names() -> None:
     assert unit_of("dfine_bench") == "__init__"
-    assert unit_of("dfine_bench.profiling.backends.onnx") == "profiling.backends"
+    assert unit_of("dfine_bench.backends.onnx") == "backends"
     assert unit_of("dfine_bench.profiling.timing") == "profiling"
 
 

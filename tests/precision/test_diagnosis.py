@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dfine_bench.adapters.registry import create_model
-from dfine_bench.profiling.backends._onnx_precision import (
+from dfine_bench.backends._onnx_precision import (
     PrecisionError,
     int8_file,
     module_of_node,

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from dfine_bench.adapters.registry import create_model
-from dfine_bench.profiling.backends import build_backend, resolve_backend
-from dfine_bench.profiling.backends._torch import keep_fp32, torch_module
+from dfine_bench.backends import build_backend, resolve_backend
+from dfine_bench.backends._torch import keep_fp32, torch_module
 
 
 @pytest.fixture(scope="module")

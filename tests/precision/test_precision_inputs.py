@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from dfine_bench.backends import backend_table, get_backend, resolve_backend
 from dfine_bench.config.settings import DatasetSettings
 from dfine_bench.data.generated import GeneratedParams, generate_dataset
 from dfine_bench.errors import ConfigError
-from dfine_bench.profiling.backends import backend_table, get_backend, resolve_backend
 from dfine_bench.profiling.precision import check_precision_inputs
 
 

@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 from profiling_toys import ToyAdapter
 
-from dfine_bench.errors import BackendUnavailable, ConfigError, UnknownNameError
-from dfine_bench.profiling.backends import (
+from dfine_bench.backends import (
     BackendSpec,
     BaseBackend,
     build_backend,
@@ -27,6 +26,7 @@ from dfine_bench.profiling.backends import (
     resolve_backend,
     unregister_backend,
 )
+from dfine_bench.errors import BackendUnavailable, ConfigError, UnknownNameError
 from dfine_bench.profiling.output_check import compare_outputs
 
 PLUGIN_SITE = Path(__file__).resolve().parents[1] / "fixtures" / "plugin_site"
@@ -206,7 +206,7 @@ def test_registry_metadata_imports_no_torch() -> None:
     code = textwrap.dedent(
         """
         import sys
-        from dfine_bench.profiling.backends import backend_table, resolve_backend
+        from dfine_bench.backends import backend_table, resolve_backend
         resolve_backend({"name": "onnxruntime", "options": {"opset": 18}})
         print(sorted(row["backend"] for row in backend_table()))
         print("torch" in sys.modules)

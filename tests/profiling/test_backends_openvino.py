@@ -8,9 +8,9 @@ import pytest
 import torch
 from profiling_toys import ToyAdapter
 
+from dfine_bench.backends import build_backend
 from dfine_bench.config.settings import ProfileSettings
 from dfine_bench.profiling import profile_model
-from dfine_bench.profiling.backends import build_backend
 from dfine_bench.profiling.output_check import compare_outputs
 
 pytest.importorskip("openvino", reason="openvino is not installed (pip install 'dfine-bench[openvino]')")

@@ -10,15 +10,15 @@ import pytest
 import torch
 from profiling_toys import ToyAdapter
 
-from dfine_bench.config.loading import compose_config, load_settings
-from dfine_bench.errors import ConfigError, DfineBenchError
-from dfine_bench.profiling.deploy_export import (
+from dfine_bench.backends.export.deploy import (
     INPUT_NAMES,
     OUTPUT_NAMES,
     check_deploy,
     deploy_unsupported,
     export_deploy_onnx,
 )
+from dfine_bench.config.loading import compose_config, load_settings
+from dfine_bench.errors import ConfigError, DfineBenchError
 
 pytest.importorskip("onnxruntime", reason="the deploy artifact is checked in ONNX Runtime")
 
@@ -136,8 +136,8 @@ def test_profile_times_the_deploy_graph_when_the_postprocessor_is_timed(tmp_path
 
 def test_a_backend_without_the_deploy_graph_times_the_postprocessor_in_python() -> None:
     from dfine_bench.adapters import create_model
-    from dfine_bench.profiling.backends import BackendSpec, register_backend, unregister_backend
-    from dfine_bench.profiling.backends.eager import EagerBackend
+    from dfine_bench.backends import BackendSpec, register_backend, unregister_backend
+    from dfine_bench.backends.eager import EagerBackend
     from dfine_bench.profiling.timed_call import graph_for
 
     class ModelOnly(EagerBackend):
@@ -159,7 +159,7 @@ def test_a_backend_without_the_deploy_graph_times_the_postprocessor_in_python() 
 
 
 def test_a_deploy_graph_that_computes_something_else_is_not_timed() -> None:
-    from dfine_bench.profiling.deploy_export import MAX_UNMATCHED, deploy_check_failure
+    from dfine_bench.backends.export.deploy import MAX_UNMATCHED, deploy_check_failure
 
     good = {
         "max_score_diff": 1e-6,

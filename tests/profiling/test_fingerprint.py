@@ -11,13 +11,13 @@ from typing import Any
 import numpy as np
 from profiling_toys import ToyAdapter
 
+from dfine_bench.backends import get_backend
 from dfine_bench.checks.baseline import Baseline, Entry, RunData, parse_baseline
 from dfine_bench.checks.fingerprint import fingerprint_differences, speed_fields
 from dfine_bench.checks.gate import compare
 from dfine_bench.config.schema import BackendConfig
 from dfine_bench.config.settings import ProfileSettings
 from dfine_bench.profiling import profile_model
-from dfine_bench.profiling.backends import get_backend
 from dfine_bench.records.environment import capture_environment, cpu_model, fingerprint
 
 RID = "latency-m-onnxruntime-fp32-bs1"
@@ -105,8 +105,8 @@ def test_a_plug_in_backend_contributes_its_own_fingerprint() -> None:
     """What a backend's speed depends on comes from the backend (``Backend.fingerprint``: by default
     every option), and the fingerprint lists it, so the gate needs no edit and no registry lookup:
     a record of a backend this installation does not have is still judged on its fields."""
-    from dfine_bench.profiling.backends import Option, register_backend, unregister_backend
-    from dfine_bench.profiling.backends.eager import EagerBackend
+    from dfine_bench.backends import Option, register_backend, unregister_backend
+    from dfine_bench.backends.eager import EagerBackend
 
     class Mine(EagerBackend):
         name = "mine_fp_test"

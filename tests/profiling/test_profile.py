@@ -12,12 +12,12 @@ import torch
 from omegaconf import OmegaConf
 from profiling_toys import ToyAdapter, ToyDetNet
 
+from dfine_bench.backends import BackendRunner
 from dfine_bench.config.schema import BackendConfig, ProfilingConfig, Timed
 from dfine_bench.config.settings import ProfileSettings
 from dfine_bench.errors import DfineBenchError
 from dfine_bench.profiling import profile as profile_mod
 from dfine_bench.profiling import profile_model
-from dfine_bench.profiling.backends import BackendRunner
 from dfine_bench.profiling.throughput import BatchResult, is_oom, run_sweep, sweep_sizes
 from dfine_bench.records.environment import device_name
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from dfine_bench.profiling.tensorrt_engine import TensorRTEngine
+from dfine_bench.backends.export.tensorrt_engine import TensorRTEngine
 
 
 class _Net:

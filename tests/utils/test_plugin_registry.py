@@ -35,8 +35,8 @@ def make_plugin(site: Path, package: str, groups: dict[str, str], source: str) -
 def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A temporary site folder on the path; every registry rediscovers before and after."""
     from dfine_bench.adapters import registry as models
+    from dfine_bench.backends import registry as backends
     from dfine_bench.evaluation import registry as evaluators
-    from dfine_bench.profiling.backends import registry as backends
     from dfine_bench.records import metrics
 
     path = tmp_path / "site"
@@ -83,14 +83,14 @@ def test_a_builtin_takes_its_name_back_from_a_plugin_loaded_first() -> None:
 
 # -- probe D: clashes with built-ins are refused, naming both ------------------------------------
 def test_plugin_backend_cannot_replace_a_builtin(site: Path) -> None:
-    from dfine_bench.profiling.backends import get_backend, registry
+    from dfine_bench.backends import get_backend, registry
 
     make_plugin(
         site,
         "evil_backend",
         {"dfine_bench.backends": "evil_backend:register"},
         """
-        from dfine_bench.profiling.backends import BaseBackend, register_backend
+        from dfine_bench.backends import BaseBackend, register_backend
 
         class OnnxRuntimeBackend(BaseBackend):
             name = "onnxruntime"
@@ -100,10 +100,10 @@ def test_plugin_backend_cannot_replace_a_builtin(site: Path) -> None:
         """,
     )
     registry.reload()
-    assert type(get_backend("onnxruntime")).__module__ == "dfine_bench.profiling.backends.onnxruntime"
+    assert type(get_backend("onnxruntime")).__module__ == "dfine_bench.backends.onnxruntime"
     why = registry.load_errors()["entry point evil_backend"]
     assert "backend 'onnxruntime' is already registered by builtin" in why
-    assert "dfine_bench.profiling.backends.onnxruntime.OnnxRuntimeBackend" in why  # the built-in
+    assert "dfine_bench.backends.onnxruntime.OnnxRuntimeBackend" in why  # the built-in
     assert "evil_backend.OnnxRuntimeBackend" in why  # and the plug-in
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from dfine_bench.profiling.backends.base import GRAPHS, BackendSpec, BaseBackend, BuildContext, Option
-from dfine_bench.profiling.onnx_export import DEFAULT_EXPORTERS
+from dfine_bench.backends.base import GRAPHS, BackendSpec, BaseBackend, BuildContext, Option
+from dfine_bench.backends.export.onnx import DEFAULT_EXPORTERS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -56,12 +56,12 @@ def onnx_file(
     """The ONNX file of ``graph`` and the exporter that wrote it, reused when already in ``work_dir``.
 
     ``model``: the adapter's export module (the first of ``exporters`` that works); ``deploy``: the
-    model with its top-k postprocessor (``deploy_export``), written by the TorchScript exporter as
+    model with its top-k postprocessor (``export.deploy``), written by the TorchScript exporter as
     the official deployment script does."""
     import torch
 
-    from dfine_bench.profiling.deploy_export import DEPLOY_EXPORTER, export_deploy_onnx
-    from dfine_bench.profiling.onnx_export import export_onnx
+    from dfine_bench.backends.export.deploy import DEPLOY_EXPORTER, export_deploy_onnx
+    from dfine_bench.backends.export.onnx import export_onnx
 
     h, w = input_size
     suffix = "-deploy" if graph == "deploy" else ""

@@ -1,6 +1,6 @@
 """A TensorRT engine built from the ONNX export (NVIDIA GPUs only; ``pip install 'dfine-bench[tensorrt]'``).
 
-The engine itself (building, caching, running on torch's stream) is ``profiling/tensorrt_engine.py``;
+The engine itself (building, caching, running on torch's stream) is ``backends/export/tensorrt_engine.py``;
 ``backend.options.workspace_gb`` caps the builder's workspace.
 """
 
@@ -10,10 +10,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from dfine_bench.backends._onnx import ONNX_FINGERPRINT, ONNX_OPTIONS, OnnxBackend
+from dfine_bench.backends.base import BackendRunner, BackendSpec, BuildContext, Option
+from dfine_bench.backends.registry import register_backend
 from dfine_bench.errors import BackendUnavailable
-from dfine_bench.profiling.backends._onnx import ONNX_FINGERPRINT, ONNX_OPTIONS, OnnxBackend
-from dfine_bench.profiling.backends.base import BackendRunner, BackendSpec, BuildContext, Option
-from dfine_bench.profiling.backends.registry import register_backend
 
 if TYPE_CHECKING:
     from dfine_bench.adapters.base import DetectorAdapter
@@ -39,7 +39,7 @@ class TensorRTBackend(OnnxBackend):
     }
 
     def check(self, dtype: str, device: str, options: Mapping[str, Any]) -> None:
-        from dfine_bench.profiling.backends._torch import device_type
+        from dfine_bench.backends._torch import device_type
 
         if device_type(device) != "cuda":
             raise BackendUnavailable(
@@ -50,8 +50,8 @@ class TensorRTBackend(OnnxBackend):
     def build(self, adapter: DetectorAdapter, spec: BackendSpec, ctx: BuildContext) -> BackendRunner:
         import torch
 
-        from dfine_bench.profiling.backends._torch import outputs_to_torch
-        from dfine_bench.profiling.tensorrt_engine import TensorRTEngine
+        from dfine_bench.backends._torch import outputs_to_torch
+        from dfine_bench.backends.export.tensorrt_engine import TensorRTEngine
 
         onnx_path, exporter = self.export_with_exporter(adapter, spec, ctx)
         shapes: tuple[tuple[int, ...], ...] = ((1, 3, *ctx.input_size),)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from dfine_bench.profiling.backends.base import (
+from dfine_bench.backends.base import (
     GRAPHS,
     BackendRunner,
     BackendSpec,
@@ -20,7 +20,7 @@ from dfine_bench.profiling.backends.base import (
     BuildContext,
     Option,
 )
-from dfine_bench.profiling.backends.registry import register_backend
+from dfine_bench.backends.registry import register_backend
 
 if TYPE_CHECKING:
     from dfine_bench.adapters.base import DetectorAdapter
@@ -43,13 +43,13 @@ class EagerBackend(BaseBackend):
     options: ClassVar[Mapping[str, Option]] = {"keep_fp32": KEEP_FP32}
 
     def check(self, dtype: str, device: str, options: Mapping[str, Any]) -> None:
-        from dfine_bench.profiling.backends._torch import check_bf16
+        from dfine_bench.backends._torch import check_bf16
 
         super().check(dtype, device, options)
         check_bf16(self.name, dtype, device)
 
     def build(self, adapter: DetectorAdapter, spec: BackendSpec, ctx: BuildContext) -> BackendRunner:
-        from dfine_bench.profiling.backends._torch import (
+        from dfine_bench.backends._torch import (
             keep_fp32,
             module_megabytes,
             parameter_dtypes,

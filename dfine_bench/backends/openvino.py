@@ -16,23 +16,23 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from dfine_bench.errors import BackendUnavailable
-from dfine_bench.profiling.backends._onnx import (
+from dfine_bench.backends._onnx import (
     CALIBRATION_OPTIONS,
     ONNX_FINGERPRINT,
     ONNX_OPTIONS,
     OnnxBackend,
 )
-from dfine_bench.profiling.backends._onnx_precision import PrecisionError
-from dfine_bench.profiling.backends.base import BackendRunner, BackendSpec, BuildContext, Option
-from dfine_bench.profiling.backends.registry import register_backend
+from dfine_bench.backends._onnx_precision import PrecisionError
+from dfine_bench.backends.base import BackendRunner, BackendSpec, BuildContext, Option
+from dfine_bench.backends.registry import register_backend
+from dfine_bench.errors import BackendUnavailable
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
 
     from dfine_bench.adapters.base import DetectorAdapter
-    from dfine_bench.profiling.backends.base import Calibration
+    from dfine_bench.backends.base import Calibration
 
 #: backend dtype -> OpenVINO's INFERENCE_PRECISION_HINT (int8: the quantized graph, the rest in f32)
 HINTS = {"fp32": "f32", "fp16": "f16", "bf16": "bf16", "int8": "f32"}
@@ -97,7 +97,7 @@ class OpenVINOBackend(OnnxBackend):
     def build(self, adapter: DetectorAdapter, spec: BackendSpec, ctx: BuildContext) -> BackendRunner:
         import openvino as ov
 
-        from dfine_bench.profiling.backends._torch import host_array, outputs_to_torch
+        from dfine_bench.backends._torch import host_array, outputs_to_torch
 
         onnx_path, exporter = self.export_with_exporter(adapter, spec, ctx)
         model_path = onnx_path

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from dfine_bench.errors import DfineBenchError
 
 if TYPE_CHECKING:
-    from dfine_bench.profiling.backends.base import Calibration
+    from dfine_bench.backends.base import Calibration
 
 
 class PrecisionError(DfineBenchError):

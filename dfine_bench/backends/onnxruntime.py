@@ -14,17 +14,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from dfine_bench.errors import BackendUnavailable
-from dfine_bench.profiling.backends._onnx import (
+from dfine_bench.backends._onnx import (
     CALIBRATION_OPTIONS,
     KEEP_FP32_OPTION,
     ONNX_FINGERPRINT,
     ONNX_OPTIONS,
     OnnxBackend,
 )
-from dfine_bench.profiling.backends._onnx_precision import PrecisionError
-from dfine_bench.profiling.backends.base import BackendRunner, BackendSpec, BuildContext, Option
-from dfine_bench.profiling.backends.registry import register_backend
+from dfine_bench.backends._onnx_precision import PrecisionError
+from dfine_bench.backends.base import BackendRunner, BackendSpec, BuildContext, Option
+from dfine_bench.backends.registry import register_backend
+from dfine_bench.errors import BackendUnavailable
 
 if TYPE_CHECKING:
     import torch
@@ -101,7 +101,7 @@ class OnnxRuntimeBackend(OnnxBackend):
         self, onnx_path: Path, spec: BackendSpec, ctx: BuildContext
     ) -> tuple[Path, dict[str, Any]]:
         """The file a CPU session of ``spec.dtype`` runs: the export itself, or its fp16/int8 copy."""
-        from dfine_bench.profiling.backends._onnx_precision import fp16_file, int8_file
+        from dfine_bench.backends._onnx_precision import fp16_file, int8_file
 
         keep = list(spec.options.get("keep_fp32") or [])
         if spec.dtype == "fp16":
@@ -116,7 +116,7 @@ class OnnxRuntimeBackend(OnnxBackend):
         import onnxruntime as ort
         import torch
 
-        from dfine_bench.profiling.backends._torch import host_array, outputs_to_torch
+        from dfine_bench.backends._torch import host_array, outputs_to_torch
 
         onnx_path, exporter = self.export_with_exporter(adapter, spec, ctx)
         cuda = torch.device(ctx.device).type == "cuda"

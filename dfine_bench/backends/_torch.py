@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from dfine_bench.adapters.base import DetectorAdapter
+from dfine_bench.backends.base import BackendRunner
 from dfine_bench.errors import BackendUnavailable, DfineBenchError
-from dfine_bench.profiling.backends.base import BackendRunner
 
 TORCH_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -58,7 +58,7 @@ def torch_module(adapter: DetectorAdapter, dtype: str, device: str, graph: str =
     a half-precision copy for fp16/bf16, so the adapter stays fp32."""
     module: torch.nn.Module
     if graph == "deploy":
-        from dfine_bench.profiling.deploy_export import DeployModel
+        from dfine_bench.backends.export.deploy import DeployModel
 
         module = DeployModel(adapter).eval()
     else:

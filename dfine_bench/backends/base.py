@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # torch stays unimported until a backend is built
 DTYPES = ("fp32", "fp16", "bf16", "int8")
 #: The graphs a backend can run: ``model`` (pixel values -> the adapter's raw output tuple) and
 #: ``deploy`` (images, original sizes -> labels, boxes, scores: the model with its top-k
-#: postprocessor inside, as the paper's deployment export; ``profiling/deploy_export.py``).
+#: postprocessor inside, as the paper's deployment export; ``backends/export/deploy.py``).
 GRAPHS = ("model", "deploy")
 
 
@@ -247,7 +247,7 @@ class BaseBackend:
         return {k: opt.coerce(f"{key}.{k}", options.get(k)) for k, opt in self.options.items()}
 
     def check(self, dtype: str, device: str, options: Mapping[str, Any]) -> None:
-        from dfine_bench.profiling.backends._torch import check_device, device_type
+        from dfine_bench.backends._torch import check_device, device_type
 
         kind = device_type(device)
         if kind not in self.devices:

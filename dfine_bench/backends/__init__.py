@@ -15,8 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dfine_bench.errors import DfineBenchError
-from dfine_bench.profiling.backends.base import (
+from dfine_bench.backends.base import (
     DTYPES,
     GRAPHS,
     Backend,
@@ -27,7 +26,7 @@ from dfine_bench.profiling.backends.base import (
     Calibration,
     Option,
 )
-from dfine_bench.profiling.backends.registry import (
+from dfine_bench.backends.registry import (
     ENTRY_POINT_GROUP,
     backend_table,
     check_name,
@@ -39,6 +38,7 @@ from dfine_bench.profiling.backends.registry import (
     resolve_backend,
     unregister_backend,
 )
+from dfine_bench.errors import DfineBenchError
 
 if TYPE_CHECKING:
     from dfine_bench.adapters.base import DetectorAdapter
@@ -81,7 +81,7 @@ def validate(backend: Any, device: str) -> BackendSpec:
 
     Both are ``DfineBenchError``s (bad input, not a skip); nothing about this machine is checked.
     """
-    from dfine_bench.profiling.backends._torch import device_type
+    from dfine_bench.backends._torch import device_type
 
     spec = resolve_backend(backend)
     device_type(device)
@@ -118,7 +118,7 @@ def build_backend(
     ``GRAPHS`` the backend lists in ``graphs`` (``supports_graph``). ``calibration``: the data a
     quantizing precision needs (``profiling.precision.calibration_for``).
     """
-    from dfine_bench.profiling.backends._torch import prepare_adapter
+    from dfine_bench.backends._torch import prepare_adapter
 
     spec = check_backend(backend, device)
     impl = get_backend(spec.name)

@@ -1,7 +1,8 @@
 """The backend registry: ``register_backend``, ``get_backend``, ``list_backends`` (in the manner of timm).
 
 Built-in backends are the public modules of this package (every ``*.py`` here whose name does
-not start with ``_``, other than ``base`` and ``registry``); each registers itself when imported,
+not start with ``_``, other than ``base`` and ``registry``; sub-packages such as ``export`` are
+not backends); each registers itself when imported,
 so adding one is adding its module. Third-party packages add theirs through the
 ``dfine_bench.backends`` entry-point group, whose targets are called once (or simply
 imported, if they are modules)::
@@ -22,14 +23,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dfine_bench.backends.base import DTYPES, Backend, BackendSpec
 from dfine_bench.errors import ConfigError
-from dfine_bench.profiling.backends.base import DTYPES, Backend, BackendSpec
 from dfine_bench.utils.registry import Registry
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "dfine_bench.backends"
-_PACKAGE = "dfine_bench.profiling.backends"
+_PACKAGE = "dfine_bench.backends"
 _NOT_BACKENDS = frozenset({"base", "registry"})
 
 
@@ -45,7 +46,7 @@ def builtin_modules() -> list[str]:
     return sorted(
         f"{_PACKAGE}.{m.name}"
         for m in pkgutil.iter_modules(package.__path__)
-        if not m.name.startswith("_") and m.name not in _NOT_BACKENDS
+        if not m.ispkg and not m.name.startswith("_") and m.name not in _NOT_BACKENDS
     )
 
 

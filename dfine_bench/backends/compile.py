@@ -6,8 +6,7 @@ import shutil
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from dfine_bench.errors import BackendUnavailable
-from dfine_bench.profiling.backends.base import (
+from dfine_bench.backends.base import (
     GRAPHS,
     BackendRunner,
     BackendSpec,
@@ -15,7 +14,8 @@ from dfine_bench.profiling.backends.base import (
     BuildContext,
     Option,
 )
-from dfine_bench.profiling.backends.registry import register_backend
+from dfine_bench.backends.registry import register_backend
+from dfine_bench.errors import BackendUnavailable
 
 if TYPE_CHECKING:
     from dfine_bench.adapters.base import DetectorAdapter
@@ -34,7 +34,7 @@ class CompileBackend(BaseBackend):
     options: ClassVar[Mapping[str, Option]] = {"mode": Option("default", "torch.compile mode", str, MODES)}
 
     def check(self, dtype: str, device: str, options: Mapping[str, Any]) -> None:
-        from dfine_bench.profiling.backends._torch import check_bf16, device_type
+        from dfine_bench.backends._torch import check_bf16, device_type
 
         super().check(dtype, device, options)
         check_bf16(self.name, dtype, device)
@@ -44,7 +44,7 @@ class CompileBackend(BaseBackend):
     def build(self, adapter: DetectorAdapter, spec: BackendSpec, ctx: BuildContext) -> BackendRunner:
         import torch
 
-        from dfine_bench.profiling.backends._torch import torch_module, torch_runner
+        from dfine_bench.backends._torch import torch_module, torch_runner
 
         mode = str(spec.options["mode"])
         module = torch_module(adapter, spec.dtype, ctx.device, ctx.graph)
