@@ -40,7 +40,7 @@ from dfine_bench.config.settings import RunSettings
 from dfine_bench.data import ResolvedDataset, resolve_dataset
 from dfine_bench.errors import ConfigError
 from dfine_bench.evaluation import check_label_map, evaluate_model
-from dfine_bench.evaluation.distributed import init_distributed, shutdown_distributed
+from dfine_bench.evaluation.distributed import broadcast_object, init_distributed, shutdown_distributed
 from dfine_bench.evaluation.inference_backend import resolve_eval_backends
 from dfine_bench.evaluation.labelmap import check_label_set
 from dfine_bench.evaluation.precision_cells import diagnose_cells
@@ -55,20 +55,6 @@ from dfine_bench.records.schema import DatasetInfo, ModelInfo, ResultRecord, Tas
 from dfine_bench.records.store import RunStore
 
 log = logging.getLogger("dfine_bench")
-
-
-def _dist() -> tuple[int, int]:
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return 0, 1
-    return init_distributed()
-
-
-def _broadcast(obj: Any, world: int) -> Any:
-    if world <= 1:
-        return obj
-    holder = [obj]
-    torch.distributed.broadcast_object_list(holder, src=0)
-    return holder[0]
 
 
 def weights_argument(settings: RunSettings, model: str | None = None) -> str | WeightsRequest:
@@ -120,7 +106,7 @@ class SuiteRunner:
             settings, build=self.build, describe=self.model_info, evaluate=self.evaluate, profile=self.profile
         )
         self.identity = run_identity(resolved_config, [asdict_spec(b) for b in settings.backends])
-        self.rank, self.world = _dist()
+        self.rank, self.world = init_distributed()
         self._dataset: ResolvedDataset | None = None
         self.run_id = ""
         self.environment = capture_environment()
@@ -224,12 +210,30 @@ class SuiteRunner:
         s = self.settings
         torch.manual_seed(s.seed)  # any sampling a task does follows the run's seed
         store = open_run(s.output, s.suite.name, self.identity) if self.rank == 0 else None
-        run_id = _broadcast(store.run_id if store else None, self.world)
-        self.run_id = run_id
-        outcome = RunOutcome(run_dir=s.output.results_dir / run_id)
+        self.run_id = broadcast_object(store.run_id if store else "")
+        outcome = RunOutcome(run_dir=s.output.results_dir / self.run_id)
         if store is None:  # other ranks only take part in the evaluations
             self._execute(None, set(), outcome)
             return outcome
+        done = self._claim_folder(store, outcome)
+        started = time.perf_counter()
+        try:
+            with run_log(outcome.run_dir, s.output.log_level):
+                self._run_units(store, done, outcome)
+                store.update_meta(status="complete", wall_time_s=round(time.perf_counter() - started, 2))
+                outcome.records = store.records()
+                self._report_if_asked(store, outcome)
+        except BaseException as exc:
+            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            store.update_meta(status=status, error=f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            store.unlock()
+        return outcome
+
+    def _claim_folder(self, store: RunStore, outcome: RunOutcome) -> set[str]:
+        """Check the data against what the folder already holds, write the run's meta and return
+        the units already done (a resume); the lock is released on any refusal."""
         meta = store.read_meta()
         try:
             data = self._check_data()
@@ -243,59 +247,55 @@ class SuiteRunner:
         if meta and meta.get("data") != data:  # same config, other data (e.g. $DFINE_BENCH_COCO changed)
             store.unlock()
             raise ConfigError(
-                f"output.run_id={run_id}: {outcome.run_dir} holds results on other data "
+                f"output.run_id={self.run_id}: {outcome.run_dir} holds results on other data "
                 f"({_short(meta.get('data'))} -> {_short(data)}); choose a new run id"
             )
         done = units_done(store, self.plan.units, meta.get("completed_units", []))
+        store.write_meta(self._meta(meta, data, done))
+        return done
+
+    def _meta(self, meta: dict[str, Any], data: Any, done: set[str]) -> dict[str, Any]:
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        store.write_meta(
-            {
-                **meta,
-                "run_id": run_id,
-                "suite": s.suite.name,
-                "status": "running",
-                "config_hash": identity_hash(self.identity),
-                "identity": self.identity,
-                "data": data,
-                "config": self.resolved_config,
-                "command": self.command,
-                "started_at": meta.get("started_at") or now,
-                "resumed_at": now if meta else None,
-                "completed_units": sorted(done),
-                "planned_units": [u.id for u in self.plan.units],
-                "pid": os.getpid(),
-                "world_size": self.world,
-            }
+        return {
+            **meta,
+            "run_id": self.run_id,
+            "suite": self.settings.suite.name,
+            "status": "running",
+            "config_hash": identity_hash(self.identity),
+            "identity": self.identity,
+            "data": data,
+            "config": self.resolved_config,
+            "command": self.command,
+            "started_at": meta.get("started_at") or now,
+            "resumed_at": now if meta else None,
+            "completed_units": sorted(done),
+            "planned_units": [u.id for u in self.plan.units],
+            "pid": os.getpid(),
+            "world_size": self.world,
+        }
+
+    def _run_units(self, store: RunStore, done: set[str], outcome: RunOutcome) -> None:
+        s = self.settings
+        log.info(
+            "run %s: suite %s, models %s, device %s", self.run_id, s.suite.name, self.plan.models, s.device
         )
-        started = time.perf_counter()
+        if done:
+            log.info("resuming: %d unit(s) already done: %s", len(done), ", ".join(sorted(done)))
+        self._announce_data()
+        self._execute(store, done, outcome)
+
+    def _report_if_asked(self, store: RunStore, outcome: RunOutcome) -> None:
+        if not (self.settings.suite.report and outcome.records):
+            return
         try:
-            with run_log(outcome.run_dir, s.output.log_level):
-                log.info(
-                    "run %s: suite %s, models %s, device %s", run_id, s.suite.name, self.plan.models, s.device
-                )
-                if done:
-                    log.info("resuming: %d unit(s) already done: %s", len(done), ", ".join(sorted(done)))
-                self._announce_data()
-                self._execute(store, done, outcome)
-                store.update_meta(status="complete", wall_time_s=round(time.perf_counter() - started, 2))
-                outcome.records = store.records()
-                if s.suite.report and outcome.records:
-                    try:
-                        outcome.report_dir = self._report(outcome.records, run_id)
-                    except Exception as exc:  # every record is written: the run stays complete
-                        log.exception("the report could not be rendered")
-                        store.update_meta(report_error=f"{type(exc).__name__}: {exc}")
-                        outcome.failed.append("report")
-        except BaseException as exc:
-            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-            store.update_meta(status=status, error=f"{type(exc).__name__}: {exc}")
-            raise
-        finally:
-            store.unlock()
-        return outcome
+            outcome.report_dir = self._report(outcome.records, self.run_id)
+        except Exception as exc:  # every record is written: the run stays complete
+            log.exception("the report could not be rendered")
+            store.update_meta(report_error=f"{type(exc).__name__}: {exc}")
+            outcome.failed.append("report")
 
     def _execute(self, store: RunStore | None, done: set[str], outcome: RunOutcome) -> None:
-        done = _broadcast(done, self.world) or set()
+        done = broadcast_object(done) or set()
         executor = Executor(
             self.plan, store=store, run_id=self.run_id, environment=self.environment, done=done
         )

@@ -109,45 +109,57 @@ def check_same_settings(store: RunStore, meta: Mapping[str, Any], identity: Mapp
 def open_run(output: OutputSettings, suite: str, identity: Mapping[str, Any]) -> RunStore:
     """Pick and lock the run folder: the given id (resumed only with the same settings), else the
     newest unfinished run of the same settings (``output.resume``), else a new one."""
-    results = output.results_dir
-    results.mkdir(parents=True, exist_ok=True)
-    chash = identity_hash(identity)
+    output.results_dir.mkdir(parents=True, exist_ok=True)
     if output.run_id:
-        store = RunStore(results / output.run_id)
-        meta = store.read_meta()
-        if meta and not output.resume:
-            raise ConfigError(
-                f"output.run_id={output.run_id}: {store.run_dir} already holds a run; "
-                "choose another run id or set output.resume=true to continue it"
-            )
-        if not store.try_lock():
-            raise ConfigError(f"{store.run_dir} is being written by another process; choose another run id")
-        if meta:
-            try:
-                check_same_settings(store, meta, identity)
-            except ConfigError:
-                store.unlock()
-                raise
-        return store
+        return _open_named(output, output.run_id, identity)
     if output.resume:
-        candidates = []
-        for meta_file in results.glob("*/run.json"):
-            try:
-                meta = json.loads(meta_file.read_text())
-            except (OSError, ValueError):
-                continue
-            same = meta.get("config_hash") == chash and meta.get("identity") == identity
-            if same and meta.get("status") != "complete":
-                candidates.append((meta.get("started_at", ""), meta_file.parent))
-        for _, run_dir in sorted(candidates, reverse=True):
-            store = RunStore(run_dir)
-            if store.try_lock():
-                log.info("resuming unfinished run %s (same settings)", run_dir.name)
-                return store
+        store = _newest_unfinished(output.results_dir, identity)
+        if store is not None:
+            return store
     while True:
-        store = RunStore(results / new_run_id(suite))
+        store = RunStore(output.results_dir / new_run_id(suite))
         if not store.run_dir.exists() and store.try_lock():
             return store
+
+
+def _open_named(output: OutputSettings, run_id: str, identity: Mapping[str, Any]) -> RunStore:
+    """``output.run_id``'s folder, locked: a new one, or a resume of the same settings."""
+    store = RunStore(output.results_dir / run_id)
+    meta = store.read_meta()
+    if meta and not output.resume:
+        raise ConfigError(
+            f"output.run_id={run_id}: {store.run_dir} already holds a run; "
+            "choose another run id or set output.resume=true to continue it"
+        )
+    if not store.try_lock():
+        raise ConfigError(f"{store.run_dir} is being written by another process; choose another run id")
+    if meta:
+        try:
+            check_same_settings(store, meta, identity)
+        except ConfigError:
+            store.unlock()
+            raise
+    return store
+
+
+def _newest_unfinished(results: Path, identity: Mapping[str, Any]) -> RunStore | None:
+    """The newest unfinished run of the same settings that no other process holds, locked."""
+    chash = identity_hash(identity)
+    candidates = []
+    for meta_file in results.glob("*/run.json"):
+        try:
+            meta = json.loads(meta_file.read_text())
+        except (OSError, ValueError):
+            continue
+        same = meta.get("config_hash") == chash and meta.get("identity") == identity
+        if same and meta.get("status") != "complete":
+            candidates.append((meta.get("started_at", ""), meta_file.parent))
+    for _, run_dir in sorted(candidates, reverse=True):
+        store = RunStore(run_dir)
+        if store.try_lock():
+            log.info("resuming unfinished run %s (same settings)", run_dir.name)
+            return store
+    return None
 
 
 def units_done(store: RunStore, units: Iterable[Unit], completed: Iterable[str]) -> set[str]:

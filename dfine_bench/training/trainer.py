@@ -151,6 +151,82 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
+@dataclass
+class _Run:
+    """What a training run carries from step to step, and what its checkpoint holds."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    ema: _Ema
+    settings: TrainSettings
+    losses: list[dict[str, float]] = field(default_factory=list)
+    start_step: int = 0
+    elapsed_before: float = 0.0
+
+    def resume(self, ckpt_path: Path) -> None:
+        state = _load_checkpoint(ckpt_path)
+        if state.get("settings") != asdict(self.settings):
+            raise ConfigError(
+                f"{ckpt_path} was written by a run with other settings; use a new train.out_dir "
+                "or the same settings to resume"
+            )
+        self.model.load_state_dict(state["model"])
+        self.ema.module.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+        self.losses = list(state["losses"])
+        self.start_step, self.elapsed_before = int(state["step"]), float(state["elapsed_s"])
+        log.info("resuming training from step %d (%s)", self.start_step, ckpt_path)
+
+    def step(self, samples: TrainingSamples, step: int) -> dict[str, float]:
+        """One optimiser step on batch ``step``; returns its row of the loss curve."""
+        s, model = self.settings, self.model
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr_at(step, s)
+        pixel_values, extras, targets = samples.batch(step, s.batch_size, s.seed)
+        pixel_values = pixel_values.to(s.device)
+        extras = {k: v.to(s.device) for k, v in extras.items()}
+        targets = [{k: v.to(s.device) for k, v in t.items()} for t in targets]
+        out = model(pixel_values=pixel_values, labels=targets, **extras)
+        loss = out.loss
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"training loss is {float(loss)} at step {step}; lower train.lr")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if s.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), s.grad_clip)
+        self.optimizer.step()
+        self.ema.update(model, step)
+        row = {"step": step + 1, "loss": float(loss.detach()), "lr": lr_at(step, s)}
+        row |= _loss_parts(getattr(out, "loss_dict", None) or {})
+        self.losses.append(row)
+        return row
+
+    def log_progress(self, row: dict[str, float]) -> None:
+        every = self.settings.log_every
+        if int(row["step"]) % every == 0:
+            recent = [r["loss"] for r in self.losses[-every:]]
+            mean = sum(recent) / len(recent)
+            log.info("step %d/%d loss %.4f lr %.2e", row["step"], self.settings.steps, mean, row["lr"])
+
+    def checkpoint_if_due(self, ckpt_path: Path, done: int, started: float) -> None:
+        if done % self.settings.checkpoint_every != 0 and done != self.settings.steps:
+            return
+        _save_checkpoint(
+            ckpt_path,
+            {
+                "step": done,
+                "settings": asdict(self.settings),
+                "model": self.model.state_dict(),
+                "ema": self.ema.module.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "rng": torch.get_rng_state(),
+                "losses": self.losses,
+                "elapsed_s": self.elapsed_before + time.perf_counter() - started,
+            },
+        )
+
+
 def train(
     adapter: DetectorAdapter,
     samples: TrainingSamples,
@@ -168,90 +244,36 @@ def train(
     model = adapter.model.to(settings.device)
     model.train()
     optimizer = torch.optim.AdamW(_param_groups(model, settings.weight_decay), lr=settings.lr)
-    ema = _Ema(model, settings)
-    losses: list[dict[str, float]] = []
-    start_step, elapsed_before = 0, 0.0
+    run = _Run(model, optimizer, _Ema(model, settings), settings)
     ckpt_path = out_dir / CHECKPOINT
     torch.manual_seed(settings.seed)
     if ckpt_path.is_file():
-        state = _load_checkpoint(ckpt_path)
-        if state.get("settings") != asdict(settings):
-            raise ConfigError(
-                f"{ckpt_path} was written by a run with other settings; use a new train.out_dir "
-                "or the same settings to resume"
-            )
-        model.load_state_dict(state["model"])
-        ema.module.load_state_dict(state["ema"])
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"])
-        losses = list(state["losses"])
-        start_step, elapsed_before = int(state["step"]), float(state["elapsed_s"])
-        log.info("resuming training from step %d (%s)", start_step, ckpt_path)
+        run.resume(ckpt_path)
     started = time.perf_counter()
     with Progress(
-        settings.steps, f"train {adapter.spec.name}", unit="step", enabled=progress, initial=start_step
+        settings.steps, f"train {adapter.spec.name}", unit="step", enabled=progress, initial=run.start_step
     ) as bar:
-        for step in range(start_step, settings.steps):
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, settings)
-            pixel_values, extras, targets = samples.batch(step, settings.batch_size, settings.seed)
-            pixel_values = pixel_values.to(settings.device)
-            extras = {k: v.to(settings.device) for k, v in extras.items()}
-            targets = [{k: v.to(settings.device) for k, v in t.items()} for t in targets]
-            out = model(pixel_values=pixel_values, labels=targets, **extras)
-            loss = out.loss
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"training loss is {float(loss)} at step {step}; lower train.lr")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if settings.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-            optimizer.step()
-            ema.update(model, step)
-            row = {"step": step + 1, "loss": float(loss.detach()), "lr": lr_at(step, settings)}
-            row |= _loss_parts(getattr(out, "loss_dict", None) or {})
-            losses.append(row)
+        for step in range(run.start_step, settings.steps):
+            row = run.step(samples, step)
             bar.update(1)
             bar.postfix = f"loss {row['loss']:.3f}"
-            if (step + 1) % settings.log_every == 0:
-                recent = [r["loss"] for r in losses[-settings.log_every :]]
-                log.info(
-                    "step %d/%d loss %.4f lr %.2e",
-                    step + 1,
-                    settings.steps,
-                    sum(recent) / len(recent),
-                    row["lr"],
-                )
-            done = step + 1
-            if done % settings.checkpoint_every == 0 or done == settings.steps:
-                _save_checkpoint(
-                    ckpt_path,
-                    {
-                        "step": done,
-                        "settings": asdict(settings),
-                        "model": model.state_dict(),
-                        "ema": ema.module.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "rng": torch.get_rng_state(),
-                        "losses": losses,
-                        "elapsed_s": elapsed_before + time.perf_counter() - started,
-                    },
-                )
+            run.log_progress(row)
+            run.checkpoint_if_due(ckpt_path, step + 1, started)
             if on_step is not None:
-                on_step(done, row)  # the step's losses: a caller may stop or check the run
-    wall = elapsed_before + time.perf_counter() - started
-    final = ema.module.eval()
+                on_step(step + 1, row)  # the step's losses: a caller may stop or check the run
+    wall = run.elapsed_before + time.perf_counter() - started
+    final = run.ema.module.eval()
     model_dir = out_dir / MODEL_DIR
     final.save_pretrained(str(model_dir))  # type: ignore[operator]
-    write_loss_csv(out_dir / LOSS_CSV, losses)
+    write_loss_csv(out_dir / LOSS_CSV, run.losses)
     adapter.model = final
-    window = [r["loss"] for r in losses[-50:]]
+    window = [r["loss"] for r in run.losses[-50:]]
     return TrainResult(
         model_dir=model_dir,
         steps=settings.steps,
         final_loss=sum(window) / max(1, len(window)),
         wall_time_s=wall,
-        losses=losses,
+        losses=run.losses,
     )
 
 
