@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import pandas as pd
 
@@ -213,22 +213,19 @@ def _single(
             for r in run_records
             if r.task == task and r.model.name == claim.model and measured_value(r, claim.metric) is not None
         ]
-        if claim.kind == "hardware":
-            found = [r for r in found if r.setup.batch_size == conditions.batch_size]
-            if found:
-                out.append(_hardware(claim, found, conditions))
-            continue
-        if claim.kind == "tolerance":  # the paper's AP: of the model itself, not of an export
-            found = [r for r in found if _eager_fp32(r)]
-        for record in found:
-            result = (
-                _exact(claim, record, conditions)
-                if claim.kind == "exact"
-                else _tolerance(claim, record, conditions)
-            )
-            if result is not None:
-                out.append(result)
+        out += _run_results(claim, found, conditions)
     return [_erratum(claim, r) for r in out]
+
+
+def _run_results(claim: Claim, found: list[ResultRecord], conditions: ClaimConditions) -> list[ClaimResult]:
+    """One run's results of a single-model claim, from the run's records that measure its metric."""
+    if claim.kind == "hardware":  # one result per run: the comparable record, else the closest
+        found = [r for r in found if r.setup.batch_size == conditions.batch_size]
+        return [_hardware(claim, found, conditions)] if found else []
+    if claim.kind == "tolerance":  # the paper's AP: of the model itself, not of an export
+        judged = (_tolerance(claim, r, conditions) for r in found if _eager_fp32(r))
+        return [result for result in judged if result is not None]
+    return [_exact(claim, r, conditions) for r in found]
 
 
 def _eager_fp32(record: ResultRecord) -> bool:
@@ -242,6 +239,20 @@ def _not_measured(
     """Why no record bears on a single-model claim, as precisely as the records allow."""
     task = _TASK_OF_KIND[claim.kind]
     model = claim.model or ""
+    if model not in known:
+        why = f"no adapter named {model} is registered"
+    else:
+        why = (
+            not_ok(records, task, model, _relevance(claim, conditions))
+            or _other_releases_only(claim, records, task, model)
+            or _other_backends_only(claim, records, task, model)
+            or f"no {task} record of {model} with {claim.metric}"
+        )
+    return ClaimResult(claim=claim, verdict="not measured", reason=why)
+
+
+def _relevance(claim: Claim, conditions: ClaimConditions) -> Callable[[ResultRecord], bool]:
+    """Which failed or skipped records bear on the claim (and so explain why it is not measured)."""
 
     def relevant(r: ResultRecord) -> bool:
         if claim.kind == "hardware":
@@ -250,34 +261,42 @@ def _not_measured(
             return weights_release(r) in (None, claim.release)
         return True
 
+    return relevant
+
+
+def _ok_records(records: Sequence[ResultRecord], task: str, model: str) -> list[ResultRecord]:
+    return [r for r in records if r.task == task and r.model.name == model and r.status == "ok"]
+
+
+def _other_releases_only(claim: Claim, records: Sequence[ResultRecord], task: str, model: str) -> str | None:
+    """The model was measured, but only with weights of releases other than the claim's."""
     releases = {
         release
-        for r in records
-        if r.task == task and r.model.name == model and r.status == "ok"
+        for r in _ok_records(records, task, model)
         if (release := weights_release(r)) not in (None, claim.release)
     }
-    if model not in known:
-        why = f"no adapter named {model} is registered"
-    elif broken := not_ok(records, task, model, relevant):
-        why = broken
-    elif releases:
-        why = (
-            f"{model} was evaluated with the {', '.join(sorted(releases))} weights only; "
-            f"this claim is about the {claim.release} release"
-        )
-    elif claim.kind == "tolerance" and (
-        other := sorted(
-            {
-                f"{r.setup.backend} {r.setup.dtype}"
-                for r in records
-                if r.task == task and r.model.name == model and r.status == "ok" and not _eager_fp32(r)
-            }
-        )
-    ):
-        why = f"{model}'s {claim.metric} was measured through {', '.join(other)} only, not eager fp32"
-    else:
-        why = f"no {task} record of {model} with {claim.metric}"
-    return ClaimResult(claim=claim, verdict="not measured", reason=why)
+    if not releases:
+        return None
+    return (
+        f"{model} was evaluated with the {', '.join(sorted(releases))} weights only; "
+        f"this claim is about the {claim.release} release"
+    )
+
+
+def _other_backends_only(claim: Claim, records: Sequence[ResultRecord], task: str, model: str) -> str | None:
+    """An accuracy claim whose model was evaluated only through other backends or dtypes than eager fp32."""
+    if claim.kind != "tolerance":
+        return None
+    other = sorted(
+        {
+            f"{r.setup.backend} {r.setup.dtype}"
+            for r in _ok_records(records, task, model)
+            if not _eager_fp32(r)
+        }
+    )
+    if not other:
+        return None
+    return f"{model}'s {claim.metric} was measured through {', '.join(other)} only, not eager fp32"
 
 
 # -- entry points ---------------------------------------------------------------------------------

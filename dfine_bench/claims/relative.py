@@ -130,59 +130,79 @@ def _significance(claim: Claim, a: ResultRecord, b: ResultRecord, both: str) -> 
     return NOT_SIGNIFICANT, f"not significant on these images: {text}"
 
 
+#: each model's records of the claim's task, by the context they were measured in (``_context``)
+_Side = dict[tuple[object, ...], list[ResultRecord]]
+
+
 def relative_results(
     claim: Claim, records: Sequence[ResultRecord], registered: set[str] | None, conditions: ClaimConditions
 ) -> list[ClaimResult]:
     task = task_of_metric(claim.metric)
     a_name, b_name = claim.a or "", claim.b or ""
-    side: dict[str, dict[tuple[object, ...], list[ResultRecord]]] = {
-        a_name: defaultdict(list),
-        b_name: defaultdict(list),
-    }
+    side = _sides(claim, records, task, (a_name, b_name))
+    shared = [ctx for ctx in side[a_name] if ctx in side[b_name]]
+    if not shared:
+        reason = _never_together(claim, records, registered, task, side)
+        return [ClaimResult(claim=claim, verdict="not measured", reason=reason)]
+    return [_pair_result(claim, side[a_name][ctx], side[b_name][ctx], conditions) for ctx in shared]
+
+
+def _sides(
+    claim: Claim, records: Sequence[ResultRecord], task: str, names: tuple[str, str]
+) -> dict[str, _Side]:
+    """Model name -> its records measuring the claim's metric, grouped by context."""
+    side: dict[str, _Side] = {name: defaultdict(list) for name in names}
     for r in records:
         if r.task == task and r.model.name in side and measured_value(r, claim.metric) is not None:
             side[r.model.name][_context(r)].append(r)
-    shared = [ctx for ctx in side[a_name] if ctx in side[b_name]]
-    if not shared:
-        missing = [m for m in (a_name, b_name) if not side[m]]
-        unregistered = [m for m in missing if registered is not None and m not in registered]
-        if unregistered:
-            reason = (
-                f"no adapter named {', '.join(unregistered)} is registered; a plug-in registering it "
-                "(entry point dfine_bench.adapters) makes this claim checkable"
-            )
-        elif missing:
-            detail = "; ".join(not_ok(records, task, m) or f"no {m} record" for m in missing)
-            reason = f"needs {claim.a} and {claim.b} in the same run; {detail}"
-        else:
-            reason = f"{claim.a} and {claim.b} were never measured in the same run under the same conditions"
-        return [ClaimResult(claim=claim, verdict="not measured", reason=reason)]
-    out = []
-    for ctx in shared:
-        # several records per side (e.g. two weights releases): the first pair meeting the
-        # claim's conditions, else the first pair, shown with why it is not comparable
-        pairs = [
-            (x, y, _relative_conditions(claim, x, y, conditions))
-            for x in side[a_name][ctx]
-            for y in side[b_name][ctx]
-        ]
-        a, b, why = next((p for p in pairs if p[2] is None), pairs[0])
-        va, vb = measured_value(a, claim.metric), measured_value(b, claim.metric)
-        assert va is not None and vb is not None
-        holds, measured, delta, both = _relation(claim, va, vb)
-        verdict = "not comparable" if why else ("pass" if holds else "fail")
-        reason = f"{both}: {why}" if why else both
-        if not why and _needs_significance(claim):
-            verdict, reason = _significance(claim, a, b, both)
-        out.append(
-            claim_result(
-                claim,
-                verdict,
-                reason,
-                a,
-                measured=measured,
-                delta=delta,
-                record_ids=(a.record_id, b.record_id),
-            )
+    return side
+
+
+def _never_together(
+    claim: Claim,
+    records: Sequence[ResultRecord],
+    registered: set[str] | None,
+    task: str,
+    side: dict[str, _Side],
+) -> str:
+    """Why the two models share no context: one is not registered, has no usable record, or the
+    two were measured in different runs or conditions."""
+    missing = [m for m in (claim.a or "", claim.b or "") if not side[m]]
+    unregistered = [m for m in missing if registered is not None and m not in registered]
+    if unregistered:
+        return (
+            f"no adapter named {', '.join(unregistered)} is registered; a plug-in registering it "
+            "(entry point dfine_bench.adapters) makes this claim checkable"
         )
-    return out
+    if missing:
+        detail = "; ".join(not_ok(records, task, m) or f"no {m} record" for m in missing)
+        return f"needs {claim.a} and {claim.b} in the same run; {detail}"
+    return f"{claim.a} and {claim.b} were never measured in the same run under the same conditions"
+
+
+def _pair_result(
+    claim: Claim, a_records: list[ResultRecord], b_records: list[ResultRecord], conditions: ClaimConditions
+) -> ClaimResult:
+    """The claim judged on one shared context's records of A and B."""
+    # several records per side (e.g. two weights releases): the first pair meeting the
+    # claim's conditions, else the first pair, shown with why it is not comparable
+    pairs = [(x, y, _relative_conditions(claim, x, y, conditions)) for x in a_records for y in b_records]
+    a, b, why = next((p for p in pairs if p[2] is None), pairs[0])
+    va, vb = measured_value(a, claim.metric), measured_value(b, claim.metric)
+    assert va is not None and vb is not None
+    holds, measured, delta, both = _relation(claim, va, vb)
+    if why:
+        verdict, reason = "not comparable", f"{both}: {why}"
+    elif _needs_significance(claim):
+        verdict, reason = _significance(claim, a, b, both)
+    else:
+        verdict, reason = ("pass" if holds else "fail"), both
+    return claim_result(
+        claim,
+        verdict,
+        reason,
+        a,
+        measured=measured,
+        delta=delta,
+        record_ids=(a.record_id, b.record_id),
+    )

@@ -220,15 +220,7 @@ def _one_cell(
 ) -> list[TaskOutcome]:
     ap = _ap(cell)
     delta = ap - ref_ap if ap is not None and ref_ap is not None else None
-    info = cell.details.get("backend_info") or {}
-    nonfinite = int(info.get("nonfinite_images") or 0) if isinstance(info, dict) else 0
-    triggers = []
-    if cell.status != "ok":
-        triggers.append(f"evaluation {cell.status}")
-    if delta is not None and (delta < -MAX_DELTA_AP or math.isnan(delta)):
-        triggers.append(f"ΔAP {delta:+.2f} < -{MAX_DELTA_AP:g}")
-    if nonfinite:
-        triggers.append(f"non-finite outputs on {nonfinite} evaluated image(s)")
+    triggers = _triggers(cell, delta)
     details: dict[str, Any] = {"AP": ap, "delta_ap": delta, "max_delta_ap": MAX_DELTA_AP}
     if not triggers:
         return [
@@ -246,17 +238,14 @@ def _one_cell(
     details["outputs_finite"] = finite
     if not finite:
         triggers.append(f"non-finite outputs on {len(bad)} of {len(images)} calibration images")
-    # the images that show the failure first (the diagnosis compares what breaks)
-    order = bad + [i for i in range(len(images)) if i not in bad]
-    picked = [images[i] for i in order[:DIAGNOSIS_IMAGES]]
-    diagnosis, kept, why_not = _diagnose(adapter, spec, runner, picked)
+    diagnosis, kept, why_not = _diagnose(adapter, spec, runner, _failing_first(images, bad))
     details |= {"diagnosed": True, "triggers": triggers}
     if diagnosis is None:
         return [_outcome(spec, details=details, status="skipped", reason=why_not)]
     details |= diagnosis.to_dict()
     out: list[TaskOutcome] = []
     if kept and "keep_fp32" in get_backend(spec.name).options:
-        fix = _fix(
+        out = _fix(
             adapter,
             dataset,
             cfg,
@@ -267,16 +256,7 @@ def _one_cell(
             device=device,
             progress=progress,
         )
-        out += fix
-        fix_ap = next((_ap(o) for o in fix if o.task == "evaluation"), None)
-        restored = fix_ap is not None and ref_ap is not None and fix_ap >= ref_ap - MAX_DELTA_AP
-        details["fix"] = {
-            "keep_fp32": kept,
-            "AP": fix_ap,
-            "delta_ap": fix_ap - ref_ap if fix_ap is not None and ref_ap is not None else None,
-            "restored": restored,
-            "record_key": f"{cell.key}{FIX_SUFFIX}",
-        }
+        details["fix"] = _fix_summary(out, kept, ref_ap, cell.key)
     elif kept:
         details["fix"] = {
             "keep_fp32": kept,
@@ -285,3 +265,39 @@ def _one_cell(
             "note": f"{spec.name} takes no keep_fp32",
         }
     return [_outcome(spec, details=details, notes=[diagnosis.summary()]), *out]
+
+
+def _triggers(cell: TaskOutcome, delta: float | None) -> list[str]:
+    """Why an evaluated cell is diagnosed (empty: it is within tolerance)."""
+    info = cell.details.get("backend_info") or {}
+    nonfinite = int(info.get("nonfinite_images") or 0) if isinstance(info, dict) else 0
+    triggers = []
+    if cell.status != "ok":
+        triggers.append(f"evaluation {cell.status}")
+    if delta is not None and (delta < -MAX_DELTA_AP or math.isnan(delta)):
+        triggers.append(f"ΔAP {delta:+.2f} < -{MAX_DELTA_AP:g}")
+    if nonfinite:
+        triggers.append(f"non-finite outputs on {nonfinite} evaluated image(s)")
+    return triggers
+
+
+def _failing_first(images: list[torch.Tensor], bad: list[int]) -> list[torch.Tensor]:
+    """The diagnosis images: those whose outputs were non-finite first (the diagnosis compares
+    what breaks), then the others, ``DIAGNOSIS_IMAGES`` in all."""
+    order = bad + [i for i in range(len(images)) if i not in bad]
+    return [images[i] for i in order[:DIAGNOSIS_IMAGES]]
+
+
+def _fix_summary(
+    fix: list[TaskOutcome], kept: list[str], ref_ap: float | None, cell_key: str
+) -> dict[str, Any]:
+    """The ``fix`` details of a diagnosis: the fix evaluation's AP and whether it restores fp32's."""
+    fix_ap = next((_ap(o) for o in fix if o.task == "evaluation"), None)
+    restored = fix_ap is not None and ref_ap is not None and fix_ap >= ref_ap - MAX_DELTA_AP
+    return {
+        "keep_fp32": kept,
+        "AP": fix_ap,
+        "delta_ap": fix_ap - ref_ap if fix_ap is not None and ref_ap is not None else None,
+        "restored": restored,
+        "record_key": f"{cell_key}{FIX_SUFFIX}",
+    }

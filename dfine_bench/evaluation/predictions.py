@@ -50,27 +50,37 @@ def validate_detections(
         raise DatasetError(f"{source}: no predictions at all (an empty list); nothing to evaluate")
     images, cats = set(image_ids), set(category_ids)
     for i, d in enumerate(detections):
-        where = f"{source}: detection [{i}]"
-        if not isinstance(d, dict):
-            raise DatasetError(f"{where} is not an object")
-        missing = [k for k in ("image_id", "category_id", "bbox", "score") if k not in d]
-        if missing:
-            raise DatasetError(f"{where} lacks the field(s) {', '.join(missing)}")
-        if d["image_id"] not in images:
-            raise DatasetError(f"{where} has image_id {d['image_id']!r}, which is not in the annotation file")
-        if d["category_id"] not in cats:
-            raise DatasetError(
-                f"{where} has category_id {d['category_id']!r}, which is not in the annotation file"
-            )
-        bbox = d["bbox"]
-        if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4 and all(_finite_number(v) for v in bbox)):
-            raise DatasetError(f"{where} has a bbox that is not 4 finite numbers [x, y, w, h]: {bbox!r}")
-        if bbox[2] < 0 or bbox[3] < 0:
-            raise DatasetError(
-                f"{where} has a negative-size bbox {list(bbox)!r} (width and height must be >= 0)"
-            )
-        if not _finite_number(d["score"]):
-            raise DatasetError(f"{where} has a score that is not a finite number: {d['score']!r}")
+        problem = _detection_problem(d, images, cats)
+        if problem is not None:
+            raise DatasetError(f"{source}: detection [{i}] {problem}")
+
+
+def _detection_problem(d: Any, images: set[int], cats: set[int]) -> str | None:
+    """What is wrong with one detection (None: nothing), checked in the order the message promises."""
+    if not isinstance(d, dict):
+        return "is not an object"
+    missing = [k for k in ("image_id", "category_id", "bbox", "score") if k not in d]
+    if missing:
+        return f"lacks the field(s) {', '.join(missing)}"
+    if d["image_id"] not in images:
+        return f"has image_id {d['image_id']!r}, which is not in the annotation file"
+    if d["category_id"] not in cats:
+        return f"has category_id {d['category_id']!r}, which is not in the annotation file"
+    return _bbox_problem(d["bbox"]) or _score_problem(d["score"])
+
+
+def _bbox_problem(bbox: Any) -> str | None:
+    if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4 and all(_finite_number(v) for v in bbox)):
+        return f"has a bbox that is not 4 finite numbers [x, y, w, h]: {bbox!r}"
+    if bbox[2] < 0 or bbox[3] < 0:
+        return f"has a negative-size bbox {list(bbox)!r} (width and height must be >= 0)"
+    return None
+
+
+def _score_problem(score: Any) -> str | None:
+    if not _finite_number(score):
+        return f"has a score that is not a finite number: {score!r}"
+    return None
 
 
 def load_results_file(path: Path) -> list[dict[str, Any]]:
