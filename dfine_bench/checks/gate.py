@@ -39,6 +39,8 @@ cannot be compared (exit 2), rather than passing as "not gated".
 
 The rule per ``MetricDef.gate`` (noise-aware latency, throughput, absolute, exact, image counts,
 record status) is ``checks/rules.py``.
+The tolerance table (defaults and layers) is ``checks/tolerances.py``; the run-level problems and
+notes (another model or record set, an unfinished run, changed versions) are ``checks/run_level.py``.
 
 Paired ΔAP (``CheckResult.paired``, ``checks/paired_view.py``): where a run's evaluation record and
 its baseline entry carry a bootstrap of the same images, AP/AP50/AP75 also get Δ = run − baseline
@@ -48,18 +50,11 @@ exit code.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from dfine_bench.checks.baseline import (
-    Baseline,
-    BaselineError,
-    Entry,
-    RunData,
-    check_finite,
-)
 from dfine_bench.checks.comparability import Differences, differences, group, weights_note
+from dfine_bench.checks.entries import Baseline, Entry, RunData, check_finite
 from dfine_bench.checks.paired_view import PairedView, paired_view
 from dfine_bench.checks.rules import (  # the verdicts and Row are part of the gate's API too
     BETTER,
@@ -81,12 +76,23 @@ from dfine_bench.checks.rules import (  # the verdicts and Row are part of the g
     not_finite_row,
     unit_of,
 )
+from dfine_bench.checks.run_level import (
+    check_catalogue,
+    ignored_run_tolerances,
+    run_problems,
+    unclean_note,
+    version_notes,
+)
+from dfine_bench.checks.tolerances import (  # re-exported: the gate's tolerance table is part of its API
+    DEFAULT_TOLERANCES,
+    SETTINGS,
+    default_tolerances,
+    gated_metric,
+    resolve_tolerances,
+    timing_metrics,
+)
 from dfine_bench.records import metrics as catalogue
-from dfine_bench.records.metrics import find_metric, list_metrics
-
-#: Keys of the tolerance table that are settings of the timing rule, not metrics, and their defaults.
-SETTINGS = ("timing_alpha", "timing_min_delta_ms")
-_SETTING_DEFAULTS = {"timing_alpha": 0.01, "timing_min_delta_ms": 0.1}
+from dfine_bench.records.metrics import find_metric
 
 #: The catalogue's gate rules this module implements; a rule it does not know is an error at import.
 _IMPLEMENTED = frozenset(
@@ -101,25 +107,6 @@ _IMPLEMENTED = frozenset(
 )
 if set(catalogue.GATE_RULES) != _IMPLEMENTED:  # pragma: no cover - a new rule needs code here
     raise ImportError(f"gate rules {sorted(set(catalogue.GATE_RULES) - _IMPLEMENTED)} have no implementation")
-
-
-def timing_metrics() -> list[str]:
-    """Metrics gated by a timing rule (``latency`` / ``throughput``): not compared across machines."""
-    return [*list_metrics(gate=catalogue.LATENCY), *list_metrics(gate=catalogue.THROUGHPUT)]
-
-
-def default_tolerances() -> dict[str, float]:
-    """Every tolerance key with its default: each tolerance-ruled metric's, then the timing settings."""
-    out = {
-        name: float(find_metric(name).tolerance or 0.0)  # type: ignore[union-attr]
-        for name in list_metrics()
-        if find_metric(name).gate in catalogue.TOLERANCE_RULES  # type: ignore[union-attr]
-    }
-    return {**out, **_SETTING_DEFAULTS}
-
-
-#: The defaults of the built-in catalogue (``default_tolerances()`` includes plug-in metrics).
-DEFAULT_TOLERANCES: dict[str, float] = default_tolerances()
 
 
 @dataclass
@@ -157,55 +144,6 @@ class CheckResult:
         return {0: "pass", 1: "regression", 2: "cannot compare"}[self.exit_code]
 
 
-# -- tolerances -------------------------------------------------------------------------
-def gated_metric(name: str) -> bool:
-    """Whether ``_compare_metrics`` compares ``name`` with a tolerance rule (image counts have theirs)."""
-    d = find_metric(name)
-    return d is not None and d.gate in catalogue.TOLERANCE_RULES
-
-
-def resolve_tolerances(
-    layers: list[tuple[str, Mapping[str, float]]],
-) -> tuple[dict[str, float], dict[str, str]]:
-    """Merge tolerance tables, later layers winning; unknown keys and bad values are errors.
-
-    ``layers`` are ``(source, table)`` pairs, e.g. ``("suite.tolerances in run.json", {...})``.
-    """
-    defaults = default_tolerances()
-    values = dict(defaults)
-    sources = dict.fromkeys(defaults, "default")
-    for source, table in layers:
-        for key, raw in (table or {}).items():
-            if key not in defaults:
-                metrics = ", ".join(k for k in defaults if k not in SETTINGS)
-                valid = f"{metrics}; settings of the timing rule: {', '.join(SETTINGS)}"
-                raise BaselineError(
-                    f"{source}: tolerance for {key!r}, which the gate does not check; valid keys: {valid}"
-                )
-            try:
-                value = float(raw)
-            except (TypeError, ValueError):
-                raise BaselineError(f"{source}: tolerance {key}={raw!r} is not a number") from None
-            if not math.isfinite(value) or value < 0:
-                raise BaselineError(f"{source}: tolerance {key}={raw!r} must be a number >= 0")
-            if key == "timing_alpha" and not 0 < value < 1:
-                raise BaselineError(f"{source}: timing_alpha={raw!r} must be between 0 and 1")
-            values[key] = value
-            sources[key] = source
-    return values, sources
-
-
-def _version_notes(baseline: Baseline, run: RunData) -> list[str]:
-    base_versions = baseline.provenance.get("versions") or {}
-    env = run.records[0].environment if run.records else {}
-    changed = [
-        f"{k} {base_versions[k]} -> {env.get(k)}"
-        for k in sorted(base_versions)
-        if base_versions.get(k) is not None and env.get(k) != base_versions.get(k)
-    ]
-    return [f"versions differ from the baseline's: {', '.join(changed)}"] if changed else []
-
-
 # -- the comparison ---------------------------------------------------------------------
 def compare(
     baseline: Baseline,
@@ -219,7 +157,7 @@ def compare(
     ``tolerances`` (``--tolerance``) override the baseline's; the run's own ``suite.tolerances``
     are never used (the run under test cannot loosen its own gate).
     """
-    _check_catalogue(baseline)
+    check_catalogue(baseline)
     check_finite(baseline.entries, baseline.label)
     layers: list[tuple[str, Mapping[str, float]]] = [(f"{baseline.label}: tolerances", baseline.tolerances)]
     if tolerances:
@@ -231,7 +169,7 @@ def compare(
         baseline_label=baseline.label,
         run_label=str(run.run_dir),
     )
-    result.problems.extend(_run_problems(baseline, run))
+    result.problems.extend(run_problems(baseline, run))
     diffs = Differences()
     for rid in sorted(set(baseline.entries) & set(run.entries)):
         result.rows.extend(_compare_record(baseline, rid, run.entries[rid], tol, diffs, allow_other_device))
@@ -241,50 +179,11 @@ def compare(
     else:
         result.problems.extend(diffs.machine_problems())
     result.paired = paired_view(baseline.entries, run.entries, result.rows)
-    result.notes.extend(_unclean_note(result.rows))
+    result.notes.extend(unclean_note(result.rows))
     result.notes.extend(weights_note(baseline))
-    result.notes.extend(_version_notes(baseline, run))
-    result.notes.extend(_ignored_run_tolerances(run, tol))
+    result.notes.extend(version_notes(baseline, run))
+    result.notes.extend(ignored_run_tolerances(run, tol))
     return result
-
-
-def _run_problems(baseline: Baseline, run: RunData) -> list[str]:
-    """Run-level reasons the two cannot be compared: an unfinished run, other models or records."""
-    problems: list[str] = []
-    status = run.meta.get("status")
-    if run.meta and status != "complete":
-        problems.append(
-            f"run {run.run_id} is {status!r}, not complete: finish it (re-run the same command) first"
-        )
-    base_models = {e.model_name for e in baseline.entries.values()}
-    run_models = {e.model_name for e in run.entries.values()}
-    parts = []
-    if base_models - run_models:
-        parts.append(f"the run lacks {', '.join(sorted(base_models - run_models))}")
-    if run_models - base_models:
-        parts.append(f"the baseline lacks {', '.join(sorted(run_models - base_models))}")
-    if parts:
-        problems.append(
-            f"another model set: {'; '.join(parts)} (save a new baseline if the suite's models changed)"
-        )
-    return problems + _record_set_problems(baseline, run, base_models & run_models)
-
-
-def _record_set_problems(baseline: Baseline, run: RunData, models: set[str]) -> list[str]:
-    """Records of the models both hold that only one side has."""
-    missing = sorted(
-        r for r, e in baseline.entries.items() if e.model_name in models and r not in run.entries
-    )
-    extra = sorted(r for r, e in run.entries.items() if e.model_name in models and r not in baseline.entries)
-    out = []
-    if missing:
-        out.append(f"records in the baseline but not in the run: {', '.join(missing)}")
-    if extra:
-        out.append(
-            f"records in the run but not in the baseline: {', '.join(extra)} "
-            "(save a new baseline to gate them)"
-        )
-    return out
 
 
 def _compare_record(
@@ -322,41 +221,6 @@ def _compare_record(
         )
         for metric in timing_metrics()
         if metric in base.metrics
-    ]
-
-
-def _unclean_note(rows: list[Row]) -> list[str]:
-    unclean = [r.record_id for r in rows if r.metric == "status" and r.verdict == OK]
-    if not unclean:
-        return []
-    return [
-        f"the baseline is not clean: {len(unclean)} record(s) failed or were skipped there too and are "
-        f"not gated: {', '.join(unclean)}"
-    ]
-
-
-def _check_catalogue(baseline: Baseline) -> None:
-    """Every metric the baseline holds must be in the catalogue (so that it has a gate rule)."""
-    unknown = sorted({m for e in baseline.entries.values() for m in e.metrics if find_metric(m) is None})
-    if unknown:
-        broken = catalogue.load_errors()
-        not_loaded = f" (plug-ins that failed to load: {', '.join(broken)})" if broken else ""
-        raise BaselineError(
-            f"{baseline.label}: metric(s) {', '.join(unknown)} are not in the metric catalogue, so no gate "
-            "rule says how to compare them: register each with dfine_bench.records.metrics.register_metric "
-            f"(installing the plug-in that defines them), or re-save the baseline{not_loaded}"
-        )
-
-
-def _ignored_run_tolerances(run: RunData, used: Mapping[str, float]) -> list[str]:
-    """A note when the run's own suite.tolerances differ from the ones it was judged with."""
-    differ = {k: v for k, v in run.suite_tolerances.items() if used.get(k) != v}
-    if not differ:
-        return []
-    shown = ", ".join(f"{k}={v:g}" for k, v in differ.items())
-    return [
-        f"the run's own suite.tolerances ({shown}) are not used: a run is judged by the baseline's "
-        "tolerances and --tolerance only (re-save the baseline to change them)"
     ]
 
 
@@ -445,6 +309,7 @@ __all__ = [
     "DEFAULT_TOLERANCES",
     "NOT_COMPARED",
     "OK",
+    "SETTINGS",
     "VERDICTS",
     "WORSE",
     "CheckResult",

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from dfine_bench.checks import baseline as baseline_module
+from dfine_bench.checks import entries as entries_module
 from dfine_bench.checks import gate
 from dfine_bench.checks.baseline import DATASET_KEYS, WEIGHTS_KEYS, Baseline, Entry, RunData
 from dfine_bench.checks.gate import CANNOT, WORSE, compare
@@ -80,7 +80,7 @@ def test_old_baseline_without_checkpoint_identity_is_noted_not_failed() -> None:
 
 def test_weights_identity_is_saved_in_baselines() -> None:
     assert {"weights_id", "weights_sha256"} <= set(WEIGHTS_KEYS)
-    assert set(WEIGHTS_KEYS) <= set(baseline_module._MODEL_KEYS)
+    assert set(WEIGHTS_KEYS) <= set(entries_module._MODEL_KEYS)
 
 
 @pytest.mark.parametrize("key", DATASET_KEYS)
