@@ -47,6 +47,7 @@ from dfine_bench.adapters.rtdetr import (
 )
 from dfine_bench.adapters.spec import ModelSpec
 from dfine_bench.errors import ConfigError
+from dfine_bench.fdr.head import FdrSettings
 
 SUFFIX = "+fdr"
 #: baseline -> its FDR variant
@@ -95,8 +96,6 @@ def variant_of(baseline: str) -> str:
 
 
 def _settings(options: dict[str, Any]) -> tuple[Any, bool, dict[str, Any]]:
-    from dfine_bench.fdr.head import FdrSettings
-
     default = FdrSettings()
     settings = FdrSettings(
         bins=int(options.pop("fdr_bins", default.bins)),

@@ -21,7 +21,7 @@ from dfine_bench.backends._onnx import (
     ONNX_OPTIONS,
     OnnxBackend,
 )
-from dfine_bench.backends._onnx_precision import PrecisionError
+from dfine_bench.backends._onnx_precision import PrecisionError, fp16_file, int8_file
 from dfine_bench.backends.base import BackendRunner, BackendSpec, BuildContext, Option
 from dfine_bench.backends.registry import register_backend
 from dfine_bench.errors import BackendUnavailable
@@ -101,8 +101,6 @@ class OnnxRuntimeBackend(OnnxBackend):
         self, onnx_path: Path, spec: BackendSpec, ctx: BuildContext
     ) -> tuple[Path, dict[str, Any]]:
         """The file a CPU session of ``spec.dtype`` runs: the export itself, or its fp16/int8 copy."""
-        from dfine_bench.backends._onnx_precision import fp16_file, int8_file
-
         keep = list(spec.options.get("keep_fp32") or [])
         if spec.dtype == "fp16":
             return fp16_file(onnx_path, keep)

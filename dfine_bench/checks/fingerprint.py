@@ -20,6 +20,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from dfine_bench.backends import get_backend
+from dfine_bench.errors import DfineBenchError
+
 if TYPE_CHECKING:
     from dfine_bench.records.schema import ResultRecord
 
@@ -31,9 +34,6 @@ def legacy_backend_fields(backend: str) -> tuple[str, ...]:
     """For a record written before fingerprints listed their backend's fields (``backend_fields``):
     the fields its backend declares here (``Backend.fingerprint_fields``); () for a backend this
     installation does not have (the machine's fields still compare)."""
-    from dfine_bench.backends import get_backend
-    from dfine_bench.errors import DfineBenchError
-
     try:
         return tuple(get_backend(backend).fingerprint_fields)
     except DfineBenchError:

@@ -14,6 +14,7 @@ from pathlib import Path
 from dfine_bench.config.settings import check_folder_name
 from dfine_bench.errors import ConfigError, DatasetError
 from dfine_bench.evaluation.engines import ENGINES
+from dfine_bench.evaluation.outcome import evaluate_predictions
 from dfine_bench.records.build import make_record
 from dfine_bench.records.environment import capture_environment
 from dfine_bench.records.metrics import COCO_STATS
@@ -63,8 +64,6 @@ def format_table(record: ResultRecord) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from dfine_bench.evaluation.outcome import evaluate_predictions
-
     if args.run_id is not None:  # the same rule as `run`'s output.run_id, checked before any work
         check_folder_name("--run-id", args.run_id)
         if (args.results_dir / args.run_id).exists():

@@ -23,6 +23,7 @@ from dfine_bench.adapters.base import DetectorAdapter, RawOutputs
 from dfine_bench.backends import DTYPES, BackendSpec, build_backend, resolve_backend
 from dfine_bench.config.settings import EvaluationSettings
 from dfine_bench.errors import BackendUnavailable, ConfigError, DfineBenchError
+from dfine_bench.profiling.precision import calibration_for
 
 REFERENCE = "eager-fp32"
 
@@ -92,7 +93,6 @@ def make_forward(
     """
     if backend.is_reference:
         return adapter.forward, {}
-    from dfine_bench.profiling.precision import calibration_for
 
     runner = build_backend(
         adapter,

@@ -17,6 +17,7 @@ from typing import Any
 
 from dfine_bench.records.metrics import STAGE_LABELS, STAGES
 from dfine_bench.records.schema import ResultRecord
+from dfine_bench.reporting.figures import new_figure, save_figure, slug, stand_in_mark
 from dfine_bench.reporting.labels import input_label
 
 #: Stage colours (colour-blind-safe, Okabe-Ito).
@@ -76,8 +77,6 @@ class _Bars:
 
 def _stage_plot(device: str, recs: list[ResultRecord], out_dir: Path) -> tuple[str, str, str, Path, Path]:
     """One device's stacked-bar plot, saved: ``(name, title, caption, png, svg)``."""
-    from dfine_bench.reporting.figures import new_figure, save_figure, slug, stand_in_mark
-
     recs = sorted(recs, key=lambda r: (r.model.name, r.setup.backend, r.setup.dtype))
     fig = new_figure(7.5, 1.6 + 0.45 * len(recs))
     ax = fig.add_subplot()

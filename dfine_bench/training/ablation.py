@@ -34,9 +34,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dfine_bench.adapters import get_spec
+from dfine_bench.adapters.fdr_variants import rtdetr_family
+from dfine_bench.adapters.hf_common import build_adapter
 from dfine_bench.data.dataset import ResolvedDataset
 from dfine_bench.data.generated import LAYOUTS, GeneratedParams, generate_dataset
 from dfine_bench.errors import ConfigError
+from dfine_bench.fdr.head import FdrSettings
 from dfine_bench.records.environment import capture_environment, git_state
 from dfine_bench.training import TrainingSamples, TrainSettings, train
 from dfine_bench.training.ablation_eval import evaluate_adapter
@@ -179,11 +183,6 @@ class AblationResult:
 
 
 def _build(settings: AblationSettings, arm: str, seed: int) -> Any:
-    from dfine_bench.adapters import get_spec
-    from dfine_bench.adapters.fdr_variants import rtdetr_family
-    from dfine_bench.adapters.hf_common import build_adapter
-    from dfine_bench.fdr.head import FdrSettings
-
     depth = settings.baseline.split("_", 1)[1]
     overrides = REDUCED_RTDETR if settings.reduced else {}
     fdr = None if arm == "baseline" else FdrSettings()
