@@ -33,7 +33,7 @@ from dfine_bench.adapters.base import DetectorAdapter
 from dfine_bench.adapters.registry import create_model, get_spec
 from dfine_bench.adapters.weights import WeightsRequest, weights_request
 from dfine_bench.backends import BackendSpec
-from dfine_bench.checks.gate import resolve_tolerances
+from dfine_bench.checks.tolerances import resolve_tolerances
 from dfine_bench.claims import load_claims
 from dfine_bench.config.input_size import check_input_size
 from dfine_bench.config.settings import RunSettings

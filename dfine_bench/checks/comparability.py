@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dfine_bench.checks.baseline import DATASET_KEYS, WEIGHTS_KEYS, Baseline, Entry
+from dfine_bench.checks.entries import DATASET_KEYS, WEIGHTS_KEYS, Baseline, Entry
 from dfine_bench.checks.fingerprint import fingerprint_differences
 
 TIMING_TASKS = ("latency", "throughput")

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dfine_bench.checks.baseline import Entry
+from dfine_bench.checks.entries import Entry
 from dfine_bench.checks.rules import Row
 
 if TYPE_CHECKING:

@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import mannwhitneyu
 
-from dfine_bench.checks.baseline import Entry
+from dfine_bench.checks.entries import Entry
 from dfine_bench.records.metrics import find_metric
 
 # -- verdicts ---------------------------------------------------------------------------
