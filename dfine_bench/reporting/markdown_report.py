@@ -35,7 +35,18 @@ def _tagged_overview(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 
 def render_markdown(content: ReportContent) -> str:
     """The markdown report for ``content``."""
-    cmp = content.comparison
+    records = content.comparison.records
+    out = [*_header(content), *_overview(content), *_claims(content)]
+    out += table2_markdown(records)  # only when a baseline and its FDR variant were measured
+    out += _setup_tables(content)
+    out += error_analysis_markdown(error_analysis_blocks(records))  # only with such records
+    out += precision_markdown(records)  # only with reduced-precision cells
+    out += [*_plots(content), *_provenance(content)]
+    return "\n".join(out)
+
+
+def _header(content: ReportContent) -> list[str]:
+    """Title, where the report came from, and the stand-in / protocol box."""
     prov = content.provenance
     out: list[str] = [f"# {content.title}", ""]
     out.append(
@@ -43,7 +54,7 @@ def render_markdown(content: ReportContent) -> str:
         f"record(s) of run(s) {', '.join(prov.run_ids)}. The same report with embedded plots: "
         "[index.html](index.html)."
     )
-    filters = ", ".join(f"{k}={v}" for k, v in cmp.filters.items() if v)
+    filters = ", ".join(f"{k}={v}" for k, v in content.comparison.filters.items() if v)
     if filters:
         out.append(f"Filters: {filters}.")
     out.append("")
@@ -53,50 +64,62 @@ def render_markdown(content: ReportContent) -> str:
     else:  # only when no record is a stand-in or lists a deviation
         out += ["> [!NOTE]", f"> {NOTHING_OFF_PROTOCOL}"]
     out += [">", *(f"> {line}" for line in prov.on_protocol)]
-    out += [f"> The paper's protocol: {content.paper_protocol}.", ""]
+    return [*out, f"> The paper's protocol: {content.paper_protocol}.", ""]
 
-    out += ["## Overview", "", f"Column blocks per measurement setup (keys below the table); {LEGEND}.", ""]
-    if cmp.tables:
-        frame, legend = _tagged_overview(formatted_frame(cmp.overview))
-        out += [markdown_table(frame), "", *(f"- {line}" for line in legend), ""]
-    else:
-        out += ["No evaluation, complexity, latency or throughput records.", ""]
 
-    out += ["## Paper claims: claimed vs measured", ""]
+def _overview(content: ReportContent) -> list[str]:
+    cmp = content.comparison
+    out = ["## Overview", "", f"Column blocks per measurement setup (keys below the table); {LEGEND}.", ""]
+    if not cmp.tables:
+        return [*out, "No evaluation, complexity, latency or throughput records.", ""]
+    frame, legend = _tagged_overview(formatted_frame(cmp.overview))
+    return [*out, markdown_table(frame), "", *(f"- {line}" for line in legend), ""]
+
+
+def _claims(content: ReportContent) -> list[str]:
+    """The claims' summary, the claims some record covers, and the rest folded away."""
     claims = content.claims
-    out.append(claims.summary() if claims else NO_CLAIMS)
-    out.append("")
-    if claims is not None and not claims.frame.empty:
-        shown = claims.display_frame(SHOWN_VERDICTS)
-        if len(shown):
-            out += [markdown_table(format_claims(shown)), ""]
-        rest = claims.folded_frame()
-        if len(rest):
-            # GitHub renders <details>; the table inside needs blank lines around it
-            out += ["<details>", f"<summary>{len(rest)} claim(s) that no record here covers</summary>", ""]
-            out += [markdown_table(format_claims(rest)), "", "</details>", ""]
+    out = ["## Paper claims: claimed vs measured", "", claims.summary() if claims else NO_CLAIMS, ""]
+    if claims is None or claims.frame.empty:
+        return out
+    shown = claims.display_frame(SHOWN_VERDICTS)
+    if len(shown):
+        out += [markdown_table(format_claims(shown)), ""]
+    rest = claims.folded_frame()
+    if len(rest):
+        # GitHub renders <details>; the table inside needs blank lines around it
+        out += ["<details>", f"<summary>{len(rest)} claim(s) that no record here covers</summary>", ""]
+        out += [markdown_table(format_claims(rest)), "", "</details>", ""]
+    return out
 
-    out += table2_markdown(cmp.records)  # only when a baseline and its FDR variant were measured
-    out += ["## Tables per measurement setup", ""]
-    for t in cmp.tables:
+
+def _setup_tables(content: ReportContent) -> list[str]:
+    out = ["## Tables per measurement setup", ""]
+    for t in content.comparison.tables:
         out += [f"### {t.title}", ""]
         out += [f"- {n}" for n in t.notes]
         out += ["", markdown_table(formatted_frame(t)), ""]
+    return out
 
-    out += error_analysis_markdown(error_analysis_blocks(cmp.records))  # only with such records
-    out += precision_markdown(cmp.records)  # only with reduced-precision cells
-    out += ["## Plots", ""]
+
+def _plots(content: ReportContent) -> list[str]:
+    """Each plot's PNG with its caption and SVG link (relative to the report folder), then the skipped."""
+    out = ["## Plots", ""]
     for p in content.plots.plots:
         rel_png = p.png.relative_to(content.out_dir).as_posix()
         rel_svg = p.svg.relative_to(content.out_dir).as_posix()
         out += [f"![{p.title}]({rel_png})", "", f"{p.caption} ([SVG]({rel_svg}))", ""]
     if content.plots.skipped:
         out += ["Plots not drawn:", ""] + [f"- {s.reason}" for s in content.plots.skipped] + [""]
+    return out
 
-    out += ["## Failed and skipped tasks", "", _table(prov.problems, "None: every record is `ok`."), ""]
+
+def _provenance(content: ReportContent) -> list[str]:
+    prov = content.provenance
+    out = ["## Failed and skipped tasks", "", _table(prov.problems, "None: every record is `ok`."), ""]
     out += ["## Provenance", "", "### Environment", "", _table(prov.environments, "Not recorded."), ""]
     out += ["### Models and weights", "", _table(prov.models, "None."), ""]
     out += ["### Datasets", "", _table(prov.datasets, "No record used a dataset."), ""]
     out += ["### Deviations from the paper's protocol", "", _table(prov.deviations, "None recorded."), ""]
     out += ["### Notes from the records", "", _table(prov.notes, "None."), ""]
-    return "\n".join(out)
+    return out

@@ -3,7 +3,7 @@
 * AP vs latency, with the Pareto front per family (the paper's Figure 1 style): one plot per
   speed setup (device name, backend, dtype) — latencies of different setups are never in one plot;
 * AP vs parameters and AP vs GFLOPs (with the same fronts);
-* latency and throughput vs batch size, from throughput records, per speed setup;
+* latency and throughput vs batch size, from throughput records, per speed setup (batch_plot.py);
 * measured vs claimed deltas, from the claims table (claims checked under their conditions only;
   claims_plot.py);
 * precision-recall curves per model (IoU .50:.95, all areas, 100 detections), per dataset.
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from dfine_bench.reporting import labels
 from dfine_bench.reporting.ap_pairing import PairedAP, accuracy_by_dataset, dataset_text, pair_ap
 from dfine_bench.reporting.ap_pairing import column_by_source as _column_by_source
 from dfine_bench.reporting.ap_pairing import numeric_column as _numeric_column
+from dfine_bench.reporting.batch_plot import latency_vs_batch
 from dfine_bench.reporting.claims_plot import claims_deltas, is_number
 from dfine_bench.reporting.claims_table import ClaimsTable
 from dfine_bench.reporting.figures import (
@@ -44,6 +45,7 @@ from dfine_bench.reporting.figures import (
     stand_in_mark,
 )
 from dfine_bench.reporting.pareto import pareto_front
+from dfine_bench.reporting.plot_sources import eval_setups, family_colors, stand_in_of, table_records
 from dfine_bench.reporting.stage_plot import stage_bars
 from dfine_bench.reporting.tables import ACCURACY, COMPLEXITY, SPEED, Comparison, ComparisonTable
 
@@ -57,37 +59,7 @@ class _Point:
     borrowed: bool = False  # its AP is eager fp32's, not measured with the point's own backend
 
 
-# -- data from the tables ------------------------------------------------------------------------
-def _stand_in_of(cmp: Comparison, tables: Iterable[ComparisonTable], keys: Iterable[tuple[str, ...]]) -> str:
-    reasons: set[str] = set()
-    keys = set(keys)
-    for t in tables:
-        for r in _records(cmp, t, keys):
-            reasons.update(labels.stand_in_reasons(r))
-    return labels.stand_in_text(reasons)
-
-
-def _records(
-    cmp: Comparison, table: ComparisonTable, keys: set[tuple[str, ...]] | None = None
-) -> list[ResultRecord]:
-    out: list[ResultRecord] = []
-    for key in table.row_keys:
-        if keys is None or key in keys:
-            out.extend(cmp.sources.get((key, table.title), []))
-    return out
-
-
-def _eval_setups(cmp: Comparison, table: ComparisonTable, keys: set[tuple[str, ...]]) -> str:
-    setups = sorted({labels.setup_label(r.setup) for r in _records(cmp, table, keys)})
-    return "evaluated on " + "; ".join(setups) if setups else ""
-
-
 # -- drawing ------------------------------------------------------------------------------------
-def _family_colors(families: Sequence[str]) -> dict[str, Any]:
-    cmap = matplotlib.colormaps["tab10"]
-    return {f: cmap(i % 10) for i, f in enumerate(sorted(set(families)))}
-
-
 def draw_tradeoff(
     points: Sequence[_Point], *, x_label: str, y_label: str, title: str, stand_in: str, borrowed: str = ""
 ) -> Figure:
@@ -97,7 +69,7 @@ def draw_tradeoff(
     that AP in the legend."""
     fig = new_figure()
     ax = fig.add_subplot()
-    for family, color in _family_colors([p.family for p in points]).items():
+    for family, color in family_colors([p.family for p in points]).items():
         _draw_family(ax, family, color, [p for p in points if p.family == family])
     ax.margins(x=0.12, y=0.12)  # room for the model names
     ax.set_xlabel(x_label)
@@ -152,7 +124,7 @@ def _tradeoff_plot(
     if not keys:
         return None
     points = [_Point(cmp.row_meta[k]["model"], cmp.row_meta[k]["family"], xs[k], ap[k]) for k in keys]
-    stand_in = _stand_in_of(cmp, (acc, cost), keys)
+    stand_in = stand_in_of(cmp, (acc, cost), keys)
     title = plot_title(f"{main} — {conditions}", f"AP {acc.title.removeprefix('accuracy ')}", extra, stand_in)
     fig = draw_tradeoff(points, x_label=x_label, y_label="AP (%)", title=title, stand_in=stand_in)
     name = slug(kind, conditions, acc.title if len(accuracy_by_dataset(cmp)) > 1 else "")
@@ -172,7 +144,7 @@ def ap_vs_latency(cmp: Comparison, out_dir: Path) -> list[Plot]:
         lat = _column_by_source_bs1(speed)
         if lat is None or speed.group is None:
             continue
-        recs = [r for r in _records(cmp, speed) if r.task == "latency"]
+        recs = [r for r in table_records(cmp, speed) if r.task == "latency"]
         sizes = sorted({labels.input_label(r.setup.input_size) or "?" for r in recs})
         timed = sorted({r.setup.timed or "?" for r in recs})
         extra = f"latency: batch 1, input {', '.join(sizes)}, timed {', '.join(timed)}"
@@ -199,7 +171,7 @@ def _ap_latency_plot(
         return None
     points = [_paired_point(cmp, k, xs[k], paired[k]) for k in keys]
     used = [t for t in tables if t.title in {paired[k].table for k in keys}]
-    stand_in = _stand_in_of(cmp, (*used, speed), keys)
+    stand_in = stand_in_of(cmp, (*used, speed), keys)
     own = f"{speed.group.backend} {speed.group.dtype}"
     borrowed = f"AP of eager fp32 (none measured with {own})"
     ap_line, short = _ap_words(points, own, borrowed, dataset_text(tables[0]))
@@ -244,7 +216,7 @@ def ap_vs_complexity(cmp: Comparison, out_dir: Path, metric: str) -> list[Plot]:
         # the model's, whatever backend ran the evaluation
         for acc in (tables[0] for tables in accuracy_by_dataset(cmp)):
             keys = set(acc.row_keys) & set(cx.row_keys)
-            where = _eval_setups(cmp, acc, keys)
+            where = eval_setups(cmp, acc, keys)
             if metric == "params":
                 kw = {"x_label": "parameters (M)", "main": "AP vs parameters", "kind": "ap_vs_params"}
             else:
@@ -253,75 +225,6 @@ def ap_vs_complexity(cmp: Comparison, out_dir: Path, metric: str) -> list[Plot]:
             p = _tradeoff_plot(cmp, out_dir, acc=acc, cost=cx, cost_label=col, conditions=where, **kw)
             if p:
                 plots.append(p)
-    return plots
-
-
-@dataclass(frozen=True)
-class _BatchSeries:
-    """One model's throughput sweep: the batch sizes that ran and where memory ran out."""
-
-    key: tuple[str, ...]
-    record: ResultRecord
-    ok: list[dict[str, Any]]  # the sweep's rows with status ok and a median latency
-    oom_at: int | None  # the first batch size that did not fit in memory
-
-
-def _batch_series(key: tuple[str, ...], record: ResultRecord) -> _BatchSeries | None:
-    """The sweep of a throughput record (None for any other record or an empty sweep)."""
-    rows = record.details.get("by_batch_size") if record.task == "throughput" else None
-    if not isinstance(rows, list):
-        return None
-    rows = [b for b in rows if isinstance(b, dict)]
-    ok = [b for b in rows if b.get("status") == "ok" and b.get("latency_median_ms") is not None]
-    ok = [b for b in ok if b.get("batch_size")]
-    oom_at = next((b["batch_size"] for b in rows if b.get("status") == "oom"), None)
-    return _BatchSeries(key, record, ok, oom_at) if ok else None
-
-
-def _draw_batch_series(ax_lat: Any, ax_tp: Any, series: list[_BatchSeries], models: dict[tuple, str]) -> None:
-    colors = _family_colors(list(models.values()))
-    for s in series:
-        model = models[s.key]
-        name = model + (f" (out of memory at batch {s.oom_at})" if s.oom_at else "")
-        bs = [int(b["batch_size"]) for b in s.ok]
-        ax_lat.plot(bs, [float(b["latency_median_ms"]) for b in s.ok], "o-", color=colors[model], label=name)
-        tp = [(int(b["batch_size"]), float(b["throughput"])) for b in s.ok if b.get("throughput") is not None]
-        ax_tp.plot([t[0] for t in tp], [t[1] for t in tp], "o-", color=colors[model], label=name)
-    all_bs = sorted({int(b["batch_size"]) for s in series for b in s.ok})
-    for ax, ylabel in ((ax_lat, "latency per batch, median (ms)"), (ax_tp, "throughput (images/s)")):
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(all_bs, [str(b) for b in all_bs])
-        ax.minorticks_off()
-        ax.set_xlabel("batch size (images)")
-        ax.set_ylabel(ylabel)
-        ax.grid(True, alpha=0.3)
-    ax_lat.legend(fontsize=8)
-
-
-def latency_vs_batch(cmp: Comparison, out_dir: Path) -> list[Plot]:
-    """Latency per batch and throughput against batch size, from throughput sweeps, per speed setup."""
-    plots = []
-    for speed in cmp.table(SPEED):
-        found = (
-            _batch_series(key, r) for key in speed.row_keys for r in cmp.sources.get((key, speed.title), [])
-        )
-        series = [s for s in found if s is not None]
-        if not series:
-            continue
-        stand_in = _stand_in_of(cmp, [speed], [s.key for s in series])
-        sizes = sorted({labels.input_label(s.record.setup.input_size) or "?" for s in series})
-        title = plot_title(
-            f"Latency and throughput vs batch size — {speed.title}", f"input {', '.join(sizes)}", stand_in
-        )
-        fig = new_figure(10, 4.6)
-        ax_lat, ax_tp = fig.subplots(1, 2)
-        _draw_batch_series(ax_lat, ax_tp, series, {s.key: cmp.row_meta[s.key]["model"] for s in series})
-        fig.suptitle(title, fontsize=9)
-        stand_in_mark(fig, stand_in)
-        name = slug("latency_vs_batch", speed.title)
-        png, svg = save_figure(fig, out_dir, name)
-        caption = f"Latency vs batch size on {speed.title}: {len(series)} model(s)."
-        plots.append(Plot(name, "latency_vs_batch", title.replace("\n", " — "), caption, png, svg))
     return plots
 
 
@@ -349,18 +252,18 @@ def pr_curves(cmp: Comparison, out_dir: Path) -> list[Plot]:
         if not curves:
             continue
         keys = [c[0] for c in curves]
-        stand_in = _stand_in_of(cmp, [acc], keys)
+        stand_in = stand_in_of(cmp, [acc], keys)
         first = curves[0][1].details["pr_curve"]
         cond = (
             f"IoU {first.get('iou', '.50:.95')}, area {first.get('area', 'all')}, "
             f"{first.get('max_dets', 100)} detections"
         )
         title = plot_title(
-            f"Precision-recall — {acc.title}", f"{cond}; {_eval_setups(cmp, acc, set(keys))}", stand_in
+            f"Precision-recall — {acc.title}", f"{cond}; {eval_setups(cmp, acc, set(keys))}", stand_in
         )
         fig = new_figure()
         ax = fig.add_subplot()
-        colors = _family_colors([cmp.row_meta[k]["model"] for k in keys])
+        colors = family_colors([cmp.row_meta[k]["model"] for k in keys])
         for key, _r, rec, prec in curves:
             model = cmp.row_meta[key]["model"]
             ax.plot(rec, prec, color=colors[model], label=model)

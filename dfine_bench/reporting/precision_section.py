@@ -97,58 +97,80 @@ def _is_cell_record(r: ResultRecord) -> bool:
     return r.task == "evaluation" and ("AP" in r.metrics or r.status != "ok")
 
 
+#: Where each precision sorts within a backend's rows.
+_DTYPE_ORDER = {"fp32": 0, "fp16": 1, "bf16": 2, "int8": 3}
+_CellKey = tuple[str, str, str]  # (model, backend, dtype)
+
+
+def _cell_key(r: ResultRecord) -> _CellKey:
+    return (r.model.name, r.setup.backend, r.setup.dtype)
+
+
 def precision_cells(records: Iterable[ResultRecord]) -> list[Cell]:
     """The table's cells (empty: no evaluated cell in a reduced precision)."""
     records = list(records)
     evals = [r for r in records if _is_cell_record(r)]
     if not any(r.setup.dtype != "fp32" for r in evals):
         return []
-    latency = {
-        (r.model.name, r.setup.backend, r.setup.dtype): r
-        for r in records
-        if r.task == "latency" and r.setup.batch_size == 1
-    }
-    diagnoses = {
-        (r.model.name, r.setup.backend, r.setup.dtype): r for r in records if r.task == "precision_diagnosis"
-    }
-    cells: list[Cell] = []
-    for r in evals:
-        fix = r.record_id.endswith(FIX_SUFFIX)
-        lat = None if fix else latency.get((r.model.name, r.setup.backend, r.setup.dtype))
-        info = {**_backend_info(lat), **_backend_info(r)}
-        cell = Cell(
-            model=r.model.name,
-            backend=r.setup.backend,
-            dtype=r.setup.dtype,
-            fix=fix,
-            ap=_value(r, "AP"),
-            ap50=_value(r, "AP50"),
-            ap75=_value(r, "AP75"),
-            status=r.status,
-            reason=r.reason or "",
-            megabytes=info.get("artifact_mb") if isinstance(info.get("artifact_mb"), int | float) else None,
-            export=_export_text(info),
-            nonfinite_images=int(info.get("nonfinite_images") or 0),
-            kept=list(r.setup.extra.get("keep_fp32") or []),
-            stand_in=bool(r.dataset and r.dataset.generated) or bool(r.model.random_init),
-        )
-        if lat is not None:
-            cell.latency_ms = _value(lat, "latency_median")
-            cell.max_diff = _value(lat, "output_max_abs_diff")
-            cell.validity = str(lat.setup.extra.get("stability") or "") if lat.status == "ok" else lat.status
-            if lat.status != "ok" and " by inf " in (lat.reason or ""):
-                cell.validity += " (non-finite outputs)"
-        if not fix:
-            d = diagnoses.get((r.model.name, r.setup.backend, r.setup.dtype))
-            cell.diagnosis = dict(d.details) if d is not None else None
-        cells.append(cell)
+    latency = {_cell_key(r): r for r in records if r.task == "latency" and r.setup.batch_size == 1}
+    diagnoses = {_cell_key(r): r for r in records if r.task == "precision_diagnosis"}
+    cells = [_cell(r, latency, diagnoses) for r in evals]
+    _set_deltas(cells)
+    cells.sort(key=_sort_key)
+    return cells
+
+
+def _cell(
+    r: ResultRecord, latency: Mapping[_CellKey, ResultRecord], diagnoses: Mapping[_CellKey, ResultRecord]
+) -> Cell:
+    """The cell of evaluation record ``r``, with its latency and diagnosis (a fix cell has neither)."""
+    fix = r.record_id.endswith(FIX_SUFFIX)
+    lat = None if fix else latency.get(_cell_key(r))
+    info = {**_backend_info(lat), **_backend_info(r)}
+    cell = Cell(
+        model=r.model.name,
+        backend=r.setup.backend,
+        dtype=r.setup.dtype,
+        fix=fix,
+        ap=_value(r, "AP"),
+        ap50=_value(r, "AP50"),
+        ap75=_value(r, "AP75"),
+        status=r.status,
+        reason=r.reason or "",
+        megabytes=info.get("artifact_mb") if isinstance(info.get("artifact_mb"), int | float) else None,
+        export=_export_text(info),
+        nonfinite_images=int(info.get("nonfinite_images") or 0),
+        kept=list(r.setup.extra.get("keep_fp32") or []),
+        stand_in=bool(r.dataset and r.dataset.generated) or bool(r.model.random_init),
+    )
+    if lat is not None:
+        _add_latency(cell, lat)
+    if not fix:
+        d = diagnoses.get(_cell_key(r))
+        cell.diagnosis = dict(d.details) if d is not None else None
+    return cell
+
+
+def _add_latency(cell: Cell, lat: ResultRecord) -> None:
+    """The latency record's median, output difference against fp32 and validity."""
+    cell.latency_ms = _value(lat, "latency_median")
+    cell.max_diff = _value(lat, "output_max_abs_diff")
+    cell.validity = str(lat.setup.extra.get("stability") or "") if lat.status == "ok" else lat.status
+    if lat.status != "ok" and " by inf " in (lat.reason or ""):
+        cell.validity += " (non-finite outputs)"
+
+
+def _set_deltas(cells: list[Cell]) -> None:
+    """ΔAP of each cell against its model's eager fp32 cell (None without either AP)."""
     refs = {c.model: c.ap for c in cells if c.backend == "eager" and c.dtype == "fp32" and not c.fix}
     for c in cells:
         ref = refs.get(c.model)
         c.delta = c.ap - ref if c.ap is not None and ref is not None else None
-    order = {"fp32": 0, "fp16": 1, "bf16": 2, "int8": 3}
-    cells.sort(key=lambda c: (c.model, c.backend != "eager", c.backend, order.get(c.dtype, 9), c.fix))
-    return cells
+
+
+def _sort_key(c: Cell) -> tuple[str, bool, str, int, bool]:
+    """Per model: eager first, then backends by name; within one, by precision, the fix last."""
+    return (c.model, c.backend != "eager", c.backend, _DTYPE_ORDER.get(c.dtype, 9), c.fix)
 
 
 def _num(v: float | None, fmt: str = "{:.2f}") -> str:
@@ -240,42 +262,50 @@ def precision_console(records: Iterable[ResultRecord]) -> str:
 def precision_plots(records: Iterable[ResultRecord], out_dir: Path) -> list[Plot]:
     """AP against latency per model, one marker per precision, one colour per backend."""
     cells = [c for c in precision_cells(records) if c.ap is not None and c.latency_ms is not None]
-    plots: list[Plot] = []
-    for model in dict.fromkeys(c.model for c in cells):
-        mine = [c for c in cells if c.model == model]
-        fig = new_figure(7.5, 5.0)
-        ax = fig.add_subplot()
-        backends = list(dict.fromkeys(c.backend for c in mine))
-        colors = {b: f"C{i}" for i, b in enumerate(backends)}
-        for c in mine:
-            ax.scatter(
-                c.latency_ms or 0.0,
-                c.ap or 0.0,
-                marker=MARKERS.get(c.dtype, "x"),
-                color=colors[c.backend],
-                s=60,
-            )
-            ax.annotate(
-                c.label, (c.latency_ms or 0, c.ap or 0), textcoords="offset points", xytext=(5, 4), fontsize=7
-            )
-        for dtype, marker in MARKERS.items():
-            if any(c.dtype == dtype for c in mine):
-                ax.scatter([], [], marker=marker, color="0.4", label=dtype)
-        for b in backends:
-            ax.scatter([], [], marker="o", color=colors[b], label=b)
-        ax.legend(fontsize=7, loc="best")
-        ax.set_xlabel("latency median, batch 1 (ms)")
-        ax.set_ylabel("AP")
-        stand_in = "fixture numbers on generated data" if any(c.stand_in for c in mine) else ""
-        title = plot_title(f"{model}: AP vs latency per backend and precision", stand_in)
-        ax.set_title(title, fontsize=9)
-        stand_in_mark(fig, stand_in)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        name = slug("precision", model)
-        png, svg = save_figure(fig, out_dir, name)
-        caption = (
-            "Marker: precision; colour: backend. Cells without a valid latency (non-finite outputs) "
-            "and the keep_fp32 fix cells (AP only) are in the table, not here."
+    models = dict.fromkeys(c.model for c in cells)
+    return [_precision_plot(model, [c for c in cells if c.model == model], out_dir) for model in models]
+
+
+def _precision_plot(model: str, mine: list[Cell], out_dir: Path) -> Plot:
+    """One model's AP-vs-latency plot of its cells (each with an AP and a latency)."""
+    fig = new_figure(7.5, 5.0)
+    ax = fig.add_subplot()
+    _draw_cells(ax, mine)
+    ax.set_xlabel("latency median, batch 1 (ms)")
+    ax.set_ylabel("AP")
+    stand_in = "fixture numbers on generated data" if any(c.stand_in for c in mine) else ""
+    title = plot_title(f"{model}: AP vs latency per backend and precision", stand_in)
+    ax.set_title(title, fontsize=9)
+    stand_in_mark(fig, stand_in)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = slug("precision", model)
+    png, svg = save_figure(fig, out_dir, name)
+    caption = (
+        "Marker: precision; colour: backend. Cells without a valid latency (non-finite outputs) "
+        "and the keep_fp32 fix cells (AP only) are in the table, not here."
+    )
+    return Plot(name, "ap_vs_latency_precision", title, caption, png, svg)
+
+
+def _draw_cells(ax: Any, mine: list[Cell]) -> None:
+    """Each cell as a labelled point (marker: precision, colour: backend), and a legend of both."""
+    backends = list(dict.fromkeys(c.backend for c in mine))
+    colors = {b: f"C{i}" for i, b in enumerate(backends)}
+    for c in mine:
+        ax.scatter(
+            c.latency_ms or 0.0,
+            c.ap or 0.0,
+            marker=MARKERS.get(c.dtype, "x"),
+            color=colors[c.backend],
+            s=60,
         )
-        plots.append(Plot(name, "ap_vs_latency_precision", title, caption, png, svg))
-    return plots
+        ax.annotate(
+            c.label, (c.latency_ms or 0, c.ap or 0), textcoords="offset points", xytext=(5, 4), fontsize=7
+        )
+    # legend entries without points: one per precision shown, one per backend
+    for dtype, marker in MARKERS.items():
+        if any(c.dtype == dtype for c in mine):
+            ax.scatter([], [], marker=marker, color="0.4", label=dtype)
+    for b in backends:
+        ax.scatter([], [], marker="o", color=colors[b], label=b)
+    ax.legend(fontsize=7, loc="best")

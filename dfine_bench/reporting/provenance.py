@@ -206,6 +206,11 @@ def stand_in_statement(records: Sequence[ResultRecord]) -> list[str]:
     the failed and skipped tasks). An empty list is the only case in which a report may say that
     nothing is a stand-in or off the protocol (``NOTHING_OFF_PROTOCOL``).
     """
+    return [*_weights_sentences(records), *_data_sentences(records), *_deviation_sentences(records)]
+
+
+def _weights_sentences(records: Sequence[ResultRecord]) -> list[str]:
+    """What random-init and fixture weights mean for the numbers, naming the models that have them."""
     out: list[str] = []
     random = sorted({r.model.name for r in records if r.model.random_init})
     if random:
@@ -221,14 +226,25 @@ def stand_in_statement(records: Sequence[ResultRecord]) -> list[str]:
             "(another seed than the evaluation split), so its AP on generated data is a real, held-out "
             "fixture number that checks the pipeline end to end. It is never a COCO number."
         )
+    return out
+
+
+def _data_sentences(records: Sequence[ResultRecord]) -> list[str]:
+    """What generated data in place of COCO means, naming the generated datasets."""
     generated = sorted(
         {labels.dataset_label(r.dataset) for r in records if r.dataset and r.dataset.generated}
     )
-    if generated:
-        out.append(
-            f"Generated data instead of COCO val2017 ({'; '.join(generated)}): AP on it says nothing "
-            "about any model's accuracy on COCO."
-        )
+    if not generated:
+        return []
+    return [
+        f"Generated data instead of COCO val2017 ({'; '.join(generated)}): AP on it says nothing "
+        "about any model's accuracy on COCO."
+    ]
+
+
+def _deviation_sentences(records: Sequence[ResultRecord]) -> list[str]:
+    """One sentence per subject (AP, complexity, speed, traces) whose measuring records list deviations."""
+    out: list[str] = []
     measured = [r for r in records if r.status == "ok"]
     for tasks, subject in _DEVIATION_SUBJECTS:
         group = [r for r in measured if r.task in tasks]
