@@ -1,7 +1,8 @@
 """Shared machinery for the adapters built on transformers' detection models.
 
-* preprocessors: fixed-size resize to [0, 1] (D-FINE, RT-DETR, DEIM) and the DETR rule
-  (shortest edge 800 / longest 1333, ImageNet normalisation, padding + pixel mask);
+* preprocessors (defined in ``hf_preprocessors``, re-exported here): fixed-size resize to [0, 1]
+  (D-FINE, RT-DETR, DEIM) and the DETR rule (shortest edge 800 / longest 1333, ImageNet
+  normalisation, padding + pixel mask);
 * postprocessors: sigmoid top-k over query x class scores (focal-loss heads) and DETR's softmax
   argmax per query;
 * ``HFDetectionAdapter``: forward / postprocess / parameter groups for one built model;
@@ -19,20 +20,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
-import numpy as np
 import torch
-from PIL import Image as PILImage
 from safetensors import SafetensorError
 
 from dfine_bench.adapters.base import (
     Detections,
     DetectorAdapter,
-    Image,
     ModelSpec,
     Preprocessor,
     RawOutputs,
     WeightsInfo,
 )
+from dfine_bench.adapters.hf_preprocessors import DetrPreprocessor as DetrPreprocessor  # re-exported
+from dfine_bench.adapters.hf_preprocessors import ResizePreprocessor
 from dfine_bench.adapters.imports import explain_import_error
 from dfine_bench.adapters.labels import label_set_for, label_to_category
 from dfine_bench.adapters.weights import (
@@ -50,81 +50,9 @@ from dfine_bench.adapters.weights import (
     sha256_files,
     snapshot_revision,
 )
-from dfine_bench.errors import CheckpointError, DependencyError, DfineBenchError
+from dfine_bench.errors import CheckpointError, DependencyError
 
 log = logging.getLogger(__name__)
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def _check_image(image: Image) -> np.ndarray:
-    array = np.asarray(image)
-    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
-        raise DfineBenchError(
-            f"expected an HWC uint8 RGB image, got shape {array.shape} dtype {array.dtype}; "
-            "decode images with dfine_bench.data before preprocessing"
-        )
-    return array
-
-
-def _to_chw(array: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
-
-
-# -- preprocessors ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ResizePreprocessor(Preprocessor):
-    """D-FINE / RT-DETR rule: resize to ``size`` (H, W) with PIL bilinear, scale to [0, 1].
-
-    The official eval pipeline is ``T.Resize`` on a PIL image then ``ToTensor``: no aspect
-    preservation, no mean/std normalisation.
-    """
-
-    size: tuple[int, int] = (640, 640)
-
-    def __call__(self, image: Image) -> torch.Tensor:
-        array = _check_image(image)
-        height, width = self.size
-        resized = PILImage.fromarray(array).resize((width, height), PILImage.Resampling.BILINEAR)
-        return _to_chw(np.asarray(resized, dtype=np.float32) / 255.0)
-
-
-@dataclass(frozen=True)
-class DetrPreprocessor(Preprocessor):
-    """DETR-family rule: shortest edge ``shortest`` capped so the longest is at most ``longest``,
-    bilinear resize, ImageNet normalisation; ``collate`` pads bottom/right and adds ``pixel_mask``."""
-
-    shortest: int = 800
-    longest: int = 1333
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-
-    def output_size(self, height: int, width: int) -> tuple[int, int]:
-        """(H, W) after resizing: transformers' own DETR rule (``get_size_with_aspect_ratio``)."""
-        from transformers.image_transforms import get_size_with_aspect_ratio
-
-        out_h, out_w = get_size_with_aspect_ratio((height, width), self.shortest, self.longest)
-        return int(out_h), int(out_w)
-
-    def __call__(self, image: Image) -> torch.Tensor:
-        array = _check_image(image)
-        out_h, out_w = self.output_size(array.shape[0], array.shape[1])
-        resized = np.asarray(
-            PILImage.fromarray(array).resize((out_w, out_h), PILImage.Resampling.BILINEAR), dtype=np.float32
-        )
-        normalised = (resized / 255.0 - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
-        return _to_chw(normalised.astype(np.float32))
-
-    def collate(self, tensors: Sequence[torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        height = max(int(t.shape[1]) for t in tensors)
-        width = max(int(t.shape[2]) for t in tensors)
-        batch = torch.zeros(len(tensors), 3, height, width, dtype=tensors[0].dtype)
-        mask = torch.zeros(len(tensors), height, width, dtype=torch.long)
-        for i, tensor in enumerate(tensors):
-            batch[i, :, : tensor.shape[1], : tensor.shape[2]] = tensor
-            mask[i, : tensor.shape[1], : tensor.shape[2]] = 1
-        return batch, {"pixel_mask": mask}
 
 
 # -- postprocessors --------------------------------------------------------------------------------
@@ -342,45 +270,15 @@ def build_adapter(
     size = cast("tuple[int, int]", tuple(input_size)) if input_size else spec.input_size  # may be a list
     request = parse_weights(weights)
     if request.kind == AUTO:
-        hub_id = next((h for h in spec.hub_ids if cached_snapshot(h, revision) is not None), None)
-        if hub_id is None:
-            log.warning(
-                "%s: no released weights in the Hugging Face cache (%s); using random-init (seed %d)",
-                spec.name,
-                ", ".join(spec.hub_ids) or "no hub ids known",
-                seed,
-            )
-            request = WeightsRequest(RANDOM_INIT)
-        else:
-            request = WeightsRequest("hub", hub_id)
+        request = _resolve_auto(spec, revision, seed)
 
     torch.manual_seed(seed)
     if request.kind == RANDOM_INIT:
         nc = num_classes or spec.num_classes
-        model = family.make_model(nc)
-        if family.reinit_convs:
-            reinit_convolutions(model)
+        model = _random_init_model(family, nc)
         info = WeightsInfo(source=RANDOM_INIT, seed=seed)
     elif request.kind in ("hub", "local"):
-        assert request.value is not None
-        directory = (
-            fetch_hub_snapshot(request.value, revision) if request.kind == "hub" else Path(request.value)
-        )
-        found = inspect_pretrained_dir(directory)
-        if family.check_config is not None:
-            family.check_config(found.config, str(directory))
-        nc = num_classes or num_labels_from_config(found.config) or spec.num_classes
-        model = family.from_pretrained(
-            directory, nc, f"{request.value} ({', '.join(f.name for f in found.files)})"
-        )
-        info = WeightsInfo(
-            source=request.kind,
-            identifier=request.value,
-            sha256=sha256_files(found.files),
-            revision=(revision or snapshot_revision(directory)) if request.kind == "hub" else None,
-            # a hub id listed in the spec's release data is that release; a local directory may hold anything
-            release=spec.release_of(request.value) if request.kind == "hub" else None,
-        )
+        model, nc, info = _load_directory(spec, family, request, num_classes, revision)
     else:  # a checkpoint file
         assert request.value is not None
         model, nc, info = _load_file(spec, family, Path(request.value), num_classes)
@@ -388,6 +286,57 @@ def build_adapter(
     model.eval().to(device)
     adapted = _adapted_spec(spec, nc, size)
     return family.adapter_cls(adapted, model, info, label_to_category(adapted.label_set, nc))
+
+
+def _resolve_auto(spec: ModelSpec, revision: str | None, seed: int) -> WeightsRequest:
+    """``weights=auto``: the first of the spec's hub ids already in the cache, else random-init."""
+    hub_id = next((h for h in spec.hub_ids if cached_snapshot(h, revision) is not None), None)
+    if hub_id is not None:
+        return WeightsRequest("hub", hub_id)
+    log.warning(
+        "%s: no released weights in the Hugging Face cache (%s); using random-init (seed %d)",
+        spec.name,
+        ", ".join(spec.hub_ids) or "no hub ids known",
+        seed,
+    )
+    return WeightsRequest(RANDOM_INIT)
+
+
+def _random_init_model(family: FamilyBuilder, num_classes: int) -> torch.nn.Module:
+    """A fresh model from the current torch seed (the caller seeds it)."""
+    model = family.make_model(num_classes)
+    if family.reinit_convs:
+        reinit_convolutions(model)
+    return model
+
+
+def _load_directory(
+    spec: ModelSpec,
+    family: FamilyBuilder,
+    request: WeightsRequest,
+    num_classes: int | None,
+    revision: str | None,
+) -> tuple[torch.nn.Module, int, WeightsInfo]:
+    """A ``save_pretrained`` directory: a hub snapshot (fetched or cached) or a local folder."""
+    assert request.value is not None
+    from_hub = request.kind == "hub"
+    directory = fetch_hub_snapshot(request.value, revision) if from_hub else Path(request.value)
+    found = inspect_pretrained_dir(directory)
+    if family.check_config is not None:
+        family.check_config(found.config, str(directory))
+    nc = num_classes or num_labels_from_config(found.config) or spec.num_classes
+    model = family.from_pretrained(
+        directory, nc, f"{request.value} ({', '.join(f.name for f in found.files)})"
+    )
+    info = WeightsInfo(
+        source=request.kind,
+        identifier=request.value,
+        sha256=sha256_files(found.files),
+        revision=(revision or snapshot_revision(directory)) if from_hub else None,
+        # a hub id listed in the spec's release data is that release; a local directory may hold anything
+        release=spec.release_of(request.value) if from_hub else None,
+    )
+    return model, nc, info
 
 
 def _load_file(

@@ -143,34 +143,50 @@ def to_official_state_dict(
         raise CheckpointError(
             f"official export: eval_spatial_size must be (height, width) > 0, got {tuple(eval_spatial_size)}"
         )
+    official = _renamed_to_official(state)
+    _add_official_extras(official, state, eval_spatial_size, feat_strides, num_levels)
+    _check_round_trip(official, state)
+    return official
+
+
+def _renamed_to_official(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Every tensor of ``state`` under its official name (q/k/v fused back); tied aliases dropped."""
     official: dict[str, torch.Tensor] = {}
     qkv: dict[str, dict[str, torch.Tensor]] = {}
     unknown: list[str] = []
     for key, tensor in state.items():
-        if _tied_alias(key, state):
+        if _tied_alias(key, state) or _fused_part(key, tensor, qkv):
             continue
-        if _fused_part(key, tensor, qkv):
-            continue
-        lookup = _backbone_back(key) if key.startswith("model.backbone.") else key
-        for regex, template in _INVERSE_RULES:
-            match = regex.fullmatch(lookup)
-            if match:
-                official[match.expand(template)] = tensor
-                break
-        else:
+        name = _official_name(key)
+        if name is None:
             unknown.append(key)
+        else:
+            official[name] = tensor
     for name, parts in qkv.items():
         official[name] = torch.cat([parts["q"], parts["k"], parts["v"]], dim=0)
     if unknown:
         raise CheckpointError(
             f"no official D-FINE name for {len(unknown)} tensors: {', '.join(unknown[:10])}"
         )
-    _add_official_extras(official, state, eval_spatial_size, feat_strides, num_levels)
+    return official
+
+
+def _official_name(key: str) -> str | None:
+    """The official name of one (unfused) key, or None where no rule knows it."""
+    lookup = _backbone_back(key) if key.startswith("model.backbone.") else key
+    for regex, template in _INVERSE_RULES:
+        match = regex.fullmatch(lookup)
+        if match:
+            return match.expand(template)
+    return None
+
+
+def _check_round_trip(official: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor]) -> None:
+    """The export converted back must give exactly our keys (tied aliases aside)."""
     back = convert_state_dict(official, "<exported state dict>")
     expected = {k for k in state if not _tied_alias(k, state)}
     if set(back) != expected:
         raise CheckpointError(f"official export does not round-trip: {sorted(set(back) ^ expected)[:10]}")
-    return official
 
 
 def _add_official_extras(

@@ -81,6 +81,27 @@ def _annotation_values(ann: Mapping[str, Any], where: str) -> None:
         raise DatasetError(f"{where} field 'iscrowd' must be 0 or 1, found {crowd!r}")
 
 
+def _annotation_references(
+    ann: Mapping[str, Any], where: str, image_ids: set[int], category_ids: set[int]
+) -> None:
+    """The image and category an annotation names both exist."""
+    if ann["image_id"] not in image_ids:
+        raise DatasetError(f"{where} refers to unknown image_id {ann['image_id']}")
+    if ann["category_id"] not in category_ids:
+        raise DatasetError(f"{where} refers to unknown category_id {ann['category_id']}")
+
+
+def _annotation_bbox(ann: Mapping[str, Any], where: str) -> None:
+    """``bbox`` is four finite numbers with a non-negative width and height."""
+    bbox = ann["bbox"]
+    if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
+        raise DatasetError(f"{where} has a malformed bbox {bbox!r}")
+    if not all(math.isfinite(v) for v in bbox):
+        raise DatasetError(f"{where} has a non-finite bbox {bbox!r}")
+    if bbox[2] < 0 or bbox[3] < 0:
+        raise DatasetError(f"{where} has a negative-size bbox {bbox!r}")
+
+
 def validate_annotations(data: Any, path: Path) -> None:
     """Check the sections, required fields, unique ids and references of a COCO dict."""
     if not isinstance(data, Mapping):
@@ -97,20 +118,7 @@ def validate_annotations(data: Any, path: Path) -> None:
     if not data["images"]:
         raise DatasetError(f"{path}: the 'images' section is empty")
     for i, ann in enumerate(data["annotations"]):
-        _annotation_values(ann, f"{path}: annotations[{i}] (id {ann['id']})")
-        if ann["image_id"] not in image_ids:
-            raise DatasetError(
-                f"{path}: annotations[{i}] (id {ann['id']}) refers to unknown image_id {ann['image_id']}"
-            )
-        if ann["category_id"] not in category_ids:
-            raise DatasetError(
-                f"{path}: annotations[{i}] (id {ann['id']}) refers to unknown "
-                f"category_id {ann['category_id']}"
-            )
-        bbox = ann["bbox"]
-        if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
-            raise DatasetError(f"{path}: annotations[{i}] (id {ann['id']}) has a malformed bbox {bbox!r}")
-        if not all(math.isfinite(v) for v in bbox):
-            raise DatasetError(f"{path}: annotations[{i}] (id {ann['id']}) has a non-finite bbox {bbox!r}")
-        if bbox[2] < 0 or bbox[3] < 0:
-            raise DatasetError(f"{path}: annotations[{i}] (id {ann['id']}) has a negative-size bbox {bbox!r}")
+        where = f"{path}: annotations[{i}] (id {ann['id']})"
+        _annotation_values(ann, where)
+        _annotation_references(ann, where, image_ids, category_ids)
+        _annotation_bbox(ann, where)

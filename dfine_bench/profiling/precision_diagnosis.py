@@ -246,25 +246,35 @@ def _onnx_runs(path: Path, feeds: Sequence[np.ndarray]) -> _NamedRuns:
     """Every non-Constant node output of the ONNX file at ``path`` marked as a graph output (what
     Polygraphy's ``--onnx-outputs mark all`` does), run by ONNX Runtime with no graph rewrites."""
     import onnx
-    import onnxruntime as ort
 
     model = onnx.load(str(path))
     finals = [o.name for o in model.graph.output]
     nodes = [n for n in model.graph.node if n.op_type != "Constant"]
     order = [o for n in nodes for o in n.output if o and o not in finals]
     model.graph.output.extend([onnx.ValueInfoProto(name=n) for n in order])
+    runs = _run_every_output(model.SerializeToString(), feeds)
+    op, node = _producers(nodes)
+    return _NamedRuns(runs, order + finals, op, node, finals)
+
+
+def _producers(nodes: Sequence[Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """For each named output of ``nodes`` (ONNX ``NodeProto``): the op type and the node name."""
+    op = {o: n.op_type for n in nodes for o in n.output if o}
+    node = {o: n.name for n in nodes for o in n.output if o}
+    return op, node
+
+
+def _run_every_output(serialized: bytes, feeds: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """Each feed through the serialized ONNX model on the CPU, every graph output by name."""
+    import onnxruntime as ort
+
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # every node as written
     so.log_severity_level = 3
-    session = ort.InferenceSession(
-        model.SerializeToString(), sess_options=so, providers=["CPUExecutionProvider"]
-    )
+    session = ort.InferenceSession(serialized, sess_options=so, providers=["CPUExecutionProvider"])
     outputs = [o.name for o in session.get_outputs()]
     input_name = session.get_inputs()[0].name
-    runs = [dict(zip(outputs, session.run(outputs, {input_name: f}), strict=True)) for f in feeds]
-    op = {o: n.op_type for n in nodes for o in n.output if o}
-    node = {o: n.name for n in nodes for o in n.output if o}
-    return _NamedRuns(runs, order + finals, op, node, finals)
+    return [dict(zip(outputs, session.run(outputs, {input_name: f}), strict=True)) for f in feeds]
 
 
 def _openvino_runs(path: Path, hint: str, feeds: Sequence[np.ndarray]) -> _NamedRuns:

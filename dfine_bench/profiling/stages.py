@@ -183,13 +183,8 @@ def stage_metrics(stages: dict[str, StageTiming], protocol: str) -> tuple[dict[s
     """The ``stage_*`` metrics (medians, ms) and ``stages_total`` for ``protocol``, and the details
     block (every stage's samples or reason, what the total counts and what it could not)."""
     counted, stat = STAGE_PROTOCOLS[protocol]
-    metrics: dict[str, Metric] = {}
-    for name, st in stages.items():
-        if st.measurement is not None:
-            metrics[f"stage_{name}"] = metric(f"stage_{name}", st.measurement.median)
-    measured = [s for s in counted if stages.get(s) and stages[s].measurement is not None]
-    included = [s for s in counted if stages.get(s) and stages[s].included_in is not None]
-    missing = [s for s in counted if s not in measured and s not in included]
+    metrics = _stage_medians(stages)
+    measured, included, missing = _counted_by_state(stages, counted)
     total = sum(getattr(stages[s].measurement, stat) for s in measured) if measured else None
     if total is not None:
         metrics["stages_total"] = metric("stages_total", total)
@@ -204,6 +199,25 @@ def stage_metrics(stages: dict[str, StageTiming], protocol: str) -> tuple[dict[s
         "decode_source": "in-memory JPEG (quality 95) of each input image, decoded by PIL",
     }
     return metrics, details
+
+
+def _stage_medians(stages: dict[str, StageTiming]) -> dict[str, Metric]:
+    """A ``stage_<name>`` metric (the median, ms) for each stage that was measured."""
+    metrics: dict[str, Metric] = {}
+    for name, st in stages.items():
+        if st.measurement is not None:
+            metrics[f"stage_{name}"] = metric(f"stage_{name}", st.measurement.median)
+    return metrics
+
+
+def _counted_by_state(
+    stages: dict[str, StageTiming], counted: Sequence[str]
+) -> tuple[list[str], list[str], list[str]]:
+    """The protocol's stages split three ways: measured, timed inside another stage, neither."""
+    measured = [s for s in counted if stages.get(s) and stages[s].measurement is not None]
+    included = [s for s in counted if stages.get(s) and stages[s].included_in is not None]
+    missing = [s for s in counted if s not in measured and s not in included]
+    return measured, included, missing
 
 
 def add_stages(

@@ -158,7 +158,7 @@ class _HFStyleAttention(torch.nn.Module):
     def forward(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
     ) -> torch.Tensor:
-        from dfine_bench.profiling.complexity import _nn_mha_attention
+        from dfine_bench.profiling.flop_counting import _nn_mha_attention
 
         b, lq, e = q.shape
 
@@ -217,7 +217,7 @@ def test_attention_counts_like_nn_multihead_attention_under_calflops() -> None:
 def test_attention_is_switched_for_hf_configs_and_restored() -> None:
     from types import SimpleNamespace
 
-    from dfine_bench.profiling.complexity import MHA_ATTENTION, _mha_attention
+    from dfine_bench.profiling.flop_counting import MHA_ATTENTION, _mha_attention
 
     model = torch.nn.Linear(2, 2)
     model.config = SimpleNamespace(_attn_implementation_internal="sdpa")  # type: ignore[assignment]
