@@ -15,13 +15,11 @@ task calls (the evaluation loop, ``profile_model``) and the distributed plumbing
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -45,7 +43,15 @@ from dfine_bench.evaluation.inference_backend import resolve_eval_backends
 from dfine_bench.evaluation.labelmap import check_label_set
 from dfine_bench.evaluation.precision_cells import diagnose_cells
 from dfine_bench.execution.executor import Executor, RunOutcome
-from dfine_bench.execution.folder import identity_hash, open_run, run_identity, run_log, units_done
+from dfine_bench.execution.folder import (
+    asdict_spec,
+    describe_data,
+    identity_hash,
+    open_run,
+    run_identity,
+    run_log,
+    units_done,
+)
 from dfine_bench.execution.plan import RunPlan
 from dfine_bench.profiling.precision import check_precision_inputs
 from dfine_bench.records.build import model_info, unbuilt_model_info
@@ -248,7 +254,7 @@ class SuiteRunner:
             store.unlock()
             raise ConfigError(
                 f"output.run_id={self.run_id}: {outcome.run_dir} holds results on other data "
-                f"({_short(meta.get('data'))} -> {_short(data)}); choose a new run id"
+                f"({describe_data(meta.get('data'))} -> {describe_data(data)}); choose a new run id"
             )
         done = units_done(store, self.plan.units, meta.get("completed_units", []))
         store.write_meta(self._meta(meta, data, done))
@@ -352,14 +358,6 @@ class SuiteRunner:
         )
 
 
-def _short(data: Any) -> str:
-    if not isinstance(data, dict):
-        return "none"
-    files = data.get("images_identity")
-    shown = f"annotations {str(data.get('annotations_sha256'))[:12]}, {data.get('images')} images"
-    return shown + (f" (files {str(files)[:8]})" if files else " (image files not recorded)")
-
-
 def _precision_specs(settings: RunSettings) -> list[tuple[str, BackendSpec]]:
     """(config key, spec) of every backend a run builds: the profiled ones and the evaluated ones."""
     out = [(f"suite.backends[{i}]", b) for i, b in enumerate(settings.backends)]
@@ -367,12 +365,6 @@ def _precision_specs(settings: RunSettings) -> list[tuple[str, BackendSpec]]:
         evaluated = resolve_eval_backends(settings.evaluation, list(settings.backends))
         out += [(f"evaluation.backends[{i}]", b.spec) for i, b in enumerate(evaluated)]
     return out
-
-
-def asdict_spec(spec: Any) -> dict[str, Any]:
-    """A resolved backend spec as plain data (for the run's identity)."""
-    data = asdict(spec) if hasattr(spec, "__dataclass_fields__") else dict(vars(spec))
-    return json.loads(json.dumps(data, default=str))
 
 
 def run_suite(

@@ -14,6 +14,7 @@ import json
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -200,8 +201,25 @@ def run_log(run_dir: Path, level: str) -> Iterator[None]:
         handler.close()
 
 
+def asdict_spec(spec: Any) -> dict[str, Any]:
+    """A resolved backend spec as plain data (for the run's identity)."""
+    data = asdict(spec) if hasattr(spec, "__dataclass_fields__") else dict(vars(spec))
+    return json.loads(json.dumps(data, default=str))
+
+
+def describe_data(data: Any) -> str:
+    """A run's data identity in a few words (annotations hash, image count, files hash)."""
+    if not isinstance(data, dict):
+        return "none"
+    files = data.get("images_identity")
+    shown = f"annotations {str(data.get('annotations_sha256'))[:12]}, {data.get('images')} images"
+    return shown + (f" (files {str(files)[:8]})" if files else " (image files not recorded)")
+
+
 __all__ = [
+    "asdict_spec",
     "check_same_settings",
+    "describe_data",
     "identity_diff",
     "identity_hash",
     "open_run",
