@@ -24,24 +24,13 @@ from transformers.models.deformable_detr.modeling_deformable_detr import (
     DeformableDetrPreTrainedModel,
 )
 
-from dfine_bench.fdr.head import FdrBoxHead, fdr_decode
+from dfine_bench.fdr.head import fdr_decode
 from dfine_bench.fdr.loss import deformable_criterion, loss_inputs, weighted_total
-from dfine_bench.fdr.rtdetr import InitLikeTransformers, fdr_settings_of
+from dfine_bench.fdr.rtdetr import FdrDecoder, InitLikeTransformers, fdr_settings_of
 
 
-class DeformableDetrFdrDecoder(InitLikeTransformers, DeformableDetrDecoder):
-    def __init__(self, config: DeformableDetrConfig) -> None:
-        super().__init__(config)
-        self.fdr = FdrBoxHead(config.d_model, config.decoder_layers, fdr_settings_of(config))
-
-    def _init_weights(self, module: nn.Module) -> None:
-        # a sub-model is initialised by its own _init_weights: D-FINE's zero inits of the head here
-        super()._init_weights(module)
-        from transformers import initialization as init
-
-        head = self._modules.get("fdr")  # absent while the parent class's __init__ runs post_init
-        if isinstance(head, FdrBoxHead):
-            head.init_module(module, init.constant_)
+class DeformableDetrFdrDecoder(FdrDecoder, DeformableDetrDecoder):
+    """Deformable-DETR's decoder layers (single-stage), boxes refined by FDR."""
 
     def forward(
         self,

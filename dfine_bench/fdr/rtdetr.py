@@ -65,21 +65,27 @@ def with_fdr(config: Any, settings: FdrSettings, go_lsd: bool) -> Any:
     return config
 
 
-class RTDetrFdrDecoder(InitLikeTransformers, RTDetrDecoder):
-    """RT-DETR's decoder layers and query-position head, boxes refined by FDR."""
+class FdrDecoder(InitLikeTransformers):
+    """Mixin of both FDR decoders: a transformers decoder (the next base class) plus ``self.fdr``,
+    the FDR box head, built after the decoder's own modules and initialised as D-FINE's."""
 
-    def __init__(self, config: RTDetrConfig) -> None:
-        super().__init__(config)
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)  # type: ignore[call-arg]  # the transformers decoder's
         self.fdr = FdrBoxHead(config.d_model, config.decoder_layers, fdr_settings_of(config))
 
     def _init_weights(self, module: nn.Module) -> None:
         # a sub-model is initialised by its own _init_weights: D-FINE's zero inits of the head here
-        super()._init_weights(module)
+        super()._init_weights(module)  # type: ignore[misc]  # the transformers decoder's
         from transformers import initialization as init
 
-        head = self._modules.get("fdr")  # absent while the parent class's __init__ runs post_init
+        # absent while the base's __init__ runs post_init
+        head = self._modules.get("fdr")  # type: ignore[attr-defined]
         if isinstance(head, FdrBoxHead):
             head.init_module(module, init.constant_)
+
+
+class RTDetrFdrDecoder(FdrDecoder, RTDetrDecoder):
+    """RT-DETR's decoder layers and query-position head, boxes refined by FDR."""
 
     def forward(
         self,
