@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from dfine_bench.checks.entries import BaselineError
 from dfine_bench.records import metrics as catalogue
-from dfine_bench.records.metrics import find_metric, list_metrics
+from dfine_bench.records.metrics import find_metric, get_metric, list_metrics
 
 #: Keys of the tolerance table that are settings of the timing rule, not metrics, and their defaults.
 SETTINGS = ("timing_alpha", "timing_min_delta_ms")
@@ -28,9 +28,9 @@ def timing_metrics() -> list[str]:
 def default_tolerances() -> dict[str, float]:
     """Every tolerance key with its default: each tolerance-ruled metric's, then the timing settings."""
     out = {
-        name: float(find_metric(name).tolerance or 0.0)  # type: ignore[union-attr]
+        name: float(get_metric(name).tolerance or 0.0)
         for name in list_metrics()
-        if find_metric(name).gate in catalogue.TOLERANCE_RULES  # type: ignore[union-attr]
+        if get_metric(name).gate in catalogue.TOLERANCE_RULES
     }
     return {**out, **_SETTING_DEFAULTS}
 
