@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,31 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("DFINE_BENCH_COCO", raising=False)
     return tmp_path
+
+
+#: ``fresh_cli(site, cwd, *args)``: the result of ``dfine-bench *args`` (see the fixture)
+FreshCli = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+@pytest.fixture
+def fresh_cli() -> FreshCli:
+    """``dfine-bench *args`` in a fresh process run in ``cwd``, with the package folder ``site`` on
+    its path (so it sees plug-ins only through their entry points), one thread, offline, no COCO."""
+
+    def run(site: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+        env.update({"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"})
+        env.pop("DFINE_BENCH_COCO", None)
+        return subprocess.run(
+            [sys.executable, "-m", "dfine_bench", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=cwd,
+            timeout=600,
+        )
+
+    return run
 
 
 #: The package logger as a fresh process has it (no handler, propagating to the root logger).

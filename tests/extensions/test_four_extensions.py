@@ -17,14 +17,16 @@ Slow (a whole run plus four more CLI processes): ``.ci/run``'s slow line runs it
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from conftest import FreshCli
 
 pytestmark = pytest.mark.slow
 
@@ -155,33 +157,18 @@ def _write_site(site: Path) -> Path:
     return site
 
 
-def _cli(site: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """``dfine-bench *args`` in a fresh process that sees the plug-in only through its entry points."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
-    env.update({"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"})
-    env.pop("DFINE_BENCH_COCO", None)
-    return subprocess.run(
-        [sys.executable, "-m", "dfine_bench", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=600,
-    )
-
-
 def _ok(proc: subprocess.CompletedProcess[str]) -> str:
     assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc.stdout
 
 
-def test_four_extensions_work_in_run_compare_report_and_check(tmp_path: Path) -> None:
+def test_four_extensions_work_in_run_compare_report_and_check(tmp_path: Path, fresh_cli: FreshCli) -> None:
     site = _write_site(tmp_path / "site")
     work = tmp_path / "work"
     work.mkdir()
 
     _ok(
-        _cli(
+        fresh_cli(
             site,
             work,
             "run",
@@ -213,23 +200,23 @@ def test_four_extensions_work_in_run_compare_report_and_check(tmp_path: Path) ->
     (stats,) = [r for r in records.values() if r["task"] == TASK]
     assert stats["metrics"][METRIC]["value"] > 0
 
-    shown = _ok(_cli(site, work, "compare", str(run_dir), "--no-claims"))
+    shown = _ok(fresh_cli(site, work, "compare", str(run_dir), "--no-claims"))
     assert "== zz detection stats" in shown, shown  # the new task's table, no edit in reporting/
     assert "mean dets" in shown.split("== zz detection stats")[1]
     assert "== complexity at 256x256 ==" in shown  # counted at the model's native size
     assert f"· {BACKEND} · fp32 ==" in shown  # the backend's own speed table
 
-    _ok(_cli(site, work, "report", str(run_dir), "--out", str(work / "rep"), "--no-claims"))
+    _ok(fresh_cli(site, work, "report", str(run_dir), "--out", str(work / "rep"), "--no-claims"))
     readme = (work / "rep" / "README.md").read_text()
     assert "zz detection stats" in readme and "mean dets" in readme
     assert "complexity at 256x256" in readme and BACKEND in readme
 
     baseline = work / "b.json"
-    _ok(_cli(site, work, "baseline", "save", str(run_dir), "--out", str(baseline)))
+    _ok(fresh_cli(site, work, "baseline", "save", str(run_dir), "--out", str(baseline)))
     saved = baseline.read_text()
     assert METRIC in saved and f"latency-{MODEL}-{BACKEND}-fp32-bs1" in saved
     assert f"complexity-{MODEL}-256x256" in saved
-    checked = _ok(_cli(site, work, "check", "--all", "--baseline", str(baseline), str(run_dir)))
+    checked = _ok(fresh_cli(site, work, "check", "--all", "--baseline", str(baseline), str(run_dir)))
     for rid in (f"{TASK}-{MODEL}-", f"latency-{MODEL}-{BACKEND}-fp32-bs1", f"complexity-{MODEL}-256x256"):
         assert rid in checked, checked  # each extension's record is compared
 
@@ -240,7 +227,7 @@ def test_four_extensions_work_in_run_compare_report_and_check(tmp_path: Path) ->
     rec = json.loads(stats_file.read_text())
     rec["metrics"][METRIC]["value"] -= 5.0
     stats_file.write_text(json.dumps(rec))
-    dropped = _cli(site, work, "check", "--baseline", str(baseline), str(worse))
+    dropped = fresh_cli(site, work, "check", "--baseline", str(baseline), str(worse))
     assert dropped.returncode == 1, dropped.stdout + dropped.stderr
     assert METRIC in dropped.stdout and "WORSE" in dropped.stdout
 
@@ -251,6 +238,6 @@ def test_four_extensions_work_in_run_compare_report_and_check(tmp_path: Path) ->
     rec = json.loads(latency_file.read_text())
     rec["setup"]["extra"]["fingerprint"]["option.flavour"] = "spicy"
     latency_file.write_text(json.dumps(rec))
-    refused = _cli(site, work, "check", "--baseline", str(baseline), str(other))
+    refused = fresh_cli(site, work, "check", "--baseline", str(baseline), str(other))
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "fingerprint.option.flavour is 'plain' in the baseline but 'spicy'" in refused.stdout

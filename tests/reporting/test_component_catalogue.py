@@ -7,14 +7,16 @@ The run summary's AP is the COCO record's, whatever other evaluator of task ``ev
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from conftest import FreshCli
 from reporting_helpers import record
 
 from dfine_bench.checks.baseline import load_run, save_baseline
@@ -75,40 +77,29 @@ def _write_run(run_dir: Path, mean_dets: float) -> Path:
     return run_dir
 
 
-def _cli(site: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
-    env["OMP_NUM_THREADS"] = "1"
-    return subprocess.run(
-        [sys.executable, "-m", "dfine_bench", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=300,
-    )
-
-
 def test_metric_defined_in_its_evaluators_module_works_in_fresh_processes(
-    plugin_site: Path, tmp_path: Path
+    plugin_site: Path, tmp_path: Path, fresh_cli: FreshCli
 ) -> None:
     assert metrics.get_metric("zz_mean_dets").table == "zz_detection_stats"  # its own task's table
     base = _write_run(tmp_path / "results" / "base", 3.0)
     worse = _write_run(tmp_path / "results" / "worse", 1.0)
 
-    shown = _cli(plugin_site, tmp_path, "compare", str(base), "--no-claims")
+    shown = fresh_cli(plugin_site, tmp_path, "compare", str(base), "--no-claims")
     assert shown.returncode == 0, shown.stderr
     assert "== zz detection stats ==" in shown.stdout  # a table for the new task
     table = shown.stdout.split("== zz detection stats ==")[1]
     assert "mean dets" in table and "3.00" in table
 
-    report = _cli(plugin_site, tmp_path, "report", str(base), "--out", str(tmp_path / "rep"), "--no-claims")
+    report = fresh_cli(
+        plugin_site, tmp_path, "report", str(base), "--out", str(tmp_path / "rep"), "--no-claims"
+    )
     assert report.returncode == 0, report.stderr
     assert "mean dets" in (tmp_path / "rep" / "README.md").read_text()
 
     baseline = save_baseline(load_run(base), tmp_path / "b.json")  # here: the plug-in is loaded
-    same = _cli(plugin_site, tmp_path, "check", "--baseline", str(baseline), str(base))
+    same = fresh_cli(plugin_site, tmp_path, "check", "--baseline", str(baseline), str(base))
     assert same.returncode == 0, same.stdout + same.stderr
-    dropped = _cli(plugin_site, tmp_path, "check", "--baseline", str(baseline), str(worse))
+    dropped = fresh_cli(plugin_site, tmp_path, "check", "--baseline", str(baseline), str(worse))
     assert dropped.returncode == 1, dropped.stdout + dropped.stderr  # the plug-in's metric is gated
     assert "zz_mean_dets" in dropped.stdout and "WORSE" in dropped.stdout
 
